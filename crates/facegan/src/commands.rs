@@ -1,0 +1,426 @@
+//! One function per subcommand: argument structs and the calls into the stage libraries.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use facegan_preprocess::{parse_size, Crop, Filter, PreprocessConfig};
+use facegan_shard::{Shard, Split};
+use facegan_trainer::device::{resolve, DeviceRequest, ResolvedDevice};
+use facegan_trainer::{TrainConfig, TrainOptions, TrainOutcome};
+
+/// Runs `$body` with `$B` bound to the training (autodiff) backend of `$dev` and `$device` to its device.
+macro_rules! with_train_backend {
+    ($dev:expr, |$B:ident, $device:ident| $body:expr) => {
+        match $dev {
+            ResolvedDevice::Cpu => {
+                type $B = facegan_trainer::device::CpuBackend;
+                let $device = Default::default();
+                $body
+            }
+            ResolvedDevice::Cuda => {
+                #[cfg(feature = "cuda")]
+                {
+                    type $B = facegan_trainer::device::CudaBackend;
+                    let $device = Default::default();
+                    $body
+                }
+                #[cfg(not(feature = "cuda"))]
+                unreachable!("resolve() never picks CUDA without the feature")
+            }
+        }
+    };
+}
+
+/// Same for the inference backend (no autodiff).
+macro_rules! with_inference_backend {
+    ($dev:expr, |$B:ident, $device:ident| $body:expr) => {
+        match $dev {
+            ResolvedDevice::Cpu => {
+                type $B = facegan_trainer::device::CpuInference;
+                let $device = Default::default();
+                $body
+            }
+            ResolvedDevice::Cuda => {
+                #[cfg(feature = "cuda")]
+                {
+                    type $B = facegan_trainer::device::CudaInference;
+                    let $device = Default::default();
+                    $body
+                }
+                #[cfg(not(feature = "cuda"))]
+                unreachable!("resolve() never picks CUDA without the feature")
+            }
+        }
+    };
+}
+
+fn pick_device(arg: &str) -> Result<ResolvedDevice> {
+    let dev = resolve(DeviceRequest::parse(arg)?)?;
+    eprintln!("device: {}", dev.name());
+    if dev == ResolvedDevice::Cuda {
+        eprintln!(
+            "compiling GPU kernels (first run only; cached in {})...",
+            facegan_trainer::cubecl_cache::cache_dir().display()
+        );
+    }
+    Ok(dev)
+}
+
+fn stderr_is_tty() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+}
+
+#[derive(Args)]
+pub struct PreprocessArgs {
+    /// Folder of face photos (searched recursively for jpg, jpeg, png).
+    #[arg(long)]
+    input: PathBuf,
+    /// Shard file to write.
+    #[arg(long)]
+    output: PathBuf,
+    /// Output size HxW.
+    #[arg(long, default_value = "96x80")]
+    size: String,
+    /// `none` (squeeze the whole frame, the seed's behaviour) or `center:N` (N pixels wide).
+    #[arg(long, default_value = "none")]
+    crop: String,
+    /// Resize filter: nearest, box, bilinear, hamming, catmullrom, mitchell, lanczos3.
+    #[arg(long, default_value = "catmullrom")]
+    filter: String,
+    /// Fraction of images held out from training (ignored for files named in CelebA's
+    /// list_eval_partition.txt, when it sits beside or above the input).
+    #[arg(long, default_value_t = 0.05)]
+    holdout: f64,
+    /// Skip images whose width or height is below this.
+    #[arg(long, default_value_t = 32)]
+    min_size: u32,
+    /// Drop near-duplicates (they are always reported).
+    #[arg(long)]
+    dedupe: bool,
+}
+
+pub fn preprocess(a: PreprocessArgs, stop: &AtomicBool) -> Result<()> {
+    let (height, width) = parse_size(&a.size)?;
+    let mut cfg = PreprocessConfig::new(&a.input, &a.output);
+    cfg.height = height;
+    cfg.width = width;
+    cfg.crop = Crop::parse(&a.crop).with_context(|| format!("--crop {:?}: use none or center:N", a.crop))?;
+    cfg.filter = Filter::parse(&a.filter)
+        .with_context(|| format!("--filter {:?}: use one of {}", a.filter, Filter::NAMES))?;
+    cfg.holdout = a.holdout;
+    cfg.min_size = a.min_size;
+    cfg.dedupe = a.dedupe;
+    cfg.progress = stderr_is_tty();
+    let report = facegan_preprocess::run(&cfg, stop)?;
+    println!("{}", report.summary());
+    println!(
+        "wrote {} ({}x{}) and {}",
+        a.output.display(),
+        height,
+        width,
+        facegan_preprocess::report_path(&a.output).display()
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// Shard file.
+    file: PathBuf,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Recompute the payload checksum.
+    #[arg(long)]
+    verify: bool,
+}
+
+pub fn inspect(a: InspectArgs) -> Result<()> {
+    let shard = Shard::open(&a.file)?;
+    if a.verify {
+        shard.verify()?;
+    }
+    let h = shard.header();
+    let m = shard.meta();
+    let train = shard.indices(Split::Train).len();
+    let holdout = shard.len() - train;
+    if a.json {
+        let v = serde_json::json!({
+            "path": a.file.display().to_string(),
+            "version": h.version,
+            "count": h.count,
+            "height": h.height,
+            "width": h.width,
+            "channels": h.channels,
+            "layout": h.layout.name(),
+            "train": train,
+            "holdout": holdout,
+            "payload_offset": h.payload_offset,
+            "payload_bytes": h.payload_len,
+            "payload_checksum": format!("{:016x}", m.payload_checksum),
+            "verified": a.verify,
+            "tool_version": m.tool_version,
+            "settings": {
+                "crop": m.settings.crop,
+                "filter": m.settings.filter,
+                "holdout_fraction": m.settings.holdout_fraction,
+                "holdout_source": m.settings.holdout_source,
+                "min_size": m.settings.min_size,
+                "dedupe": m.settings.dedupe,
+            },
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("{}", a.file.display());
+        println!("  format version {}, written by {}", h.version, m.tool_version);
+        println!("  {} images of {}x{}x{} ({})", h.count, h.height, h.width, h.channels, h.layout.name());
+        println!("  split: {train} train, {holdout} holdout ({})", m.settings.holdout_source);
+        println!(
+            "  made with crop {}, filter {}, min size {}, dedupe {}",
+            m.settings.crop, m.settings.filter, m.settings.min_size, m.settings.dedupe
+        );
+        println!(
+            "  payload {} bytes at offset {}, checksum {:016x}{}",
+            h.payload_len,
+            h.payload_offset,
+            m.payload_checksum,
+            if a.verify { " (verified)" } else { "" }
+        );
+        if let Some(first) = m.images.first() {
+            println!("  first image: {} ({}x{})", first.path, first.orig_width, first.orig_height);
+        }
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct SynthArgs {
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 2000)]
+    count: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+pub fn synth(a: SynthArgs) -> Result<()> {
+    let t = Instant::now();
+    let paths = facegan_preprocess::synth::write_synth_set(&a.out, a.count, a.seed)?;
+    println!(
+        "wrote {} synthetic faces (178x218 JPEG) to {} in {:.1} s",
+        paths.len(),
+        a.out.display(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Shard from `facegan preprocess`.
+    #[arg(long)]
+    data: PathBuf,
+    /// Run directory (created, or resumed).
+    #[arg(long, default_value = "runs/default")]
+    run: PathBuf,
+    /// Preset: seed, tiny, demo (default seed for a new run; a resumed run keeps its own).
+    #[arg(long)]
+    preset: Option<String>,
+    /// TOML config (may be partial: `preset = ...` plus overrides).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// auto, cpu or cuda.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Resume from the latest checkpoint (the default when the run has one).
+    #[arg(long, conflicts_with = "new")]
+    resume: bool,
+    /// Start over, deleting the run's checkpoints, samples and metrics.
+    #[arg(long)]
+    new: bool,
+    /// Stop with a checkpoint after this many steps in total.
+    #[arg(long)]
+    max_steps: Option<u64>,
+}
+
+pub fn train(a: TrainArgs) -> Result<()> {
+    crate::existing(&a.data, "shard")?;
+    let explicit = a.preset.is_some() || a.config.is_some() || a.batch.is_some() || a.seed.is_some();
+    let mut cfg = match (&a.config, &a.preset) {
+        (Some(path), _) => TrainConfig::from_toml_file(path)?,
+        (None, Some(p)) => TrainConfig::preset(p)?,
+        (None, None) => TrainConfig::preset("seed")?,
+    };
+    if let (Some(_), Some(p)) = (&a.config, &a.preset) {
+        if &cfg.preset != p {
+            bail!("--preset {p} disagrees with the config file's preset {}", cfg.preset);
+        }
+    }
+    if let Some(b) = a.batch {
+        cfg.batch = b;
+    }
+    if let Some(s) = a.seed {
+        cfg.seed = s;
+    }
+    if a.resume && facegan_trainer::checkpoint::latest(&a.run)?.is_none() {
+        bail!("{}: --resume given but the run has no checkpoint", a.run.display());
+    }
+    let inject_nan_at_step = std::env::var("FACEGAN_INJECT_NAN_AT_STEP").ok().and_then(|s| s.parse().ok());
+    let opts = TrainOptions {
+        data: a.data,
+        run: a.run,
+        config: cfg,
+        config_explicit: explicit,
+        epochs_override: a.epochs,
+        new: a.new,
+        progress: stderr_is_tty(),
+        max_steps: a.max_steps,
+        inject_nan_at_step,
+    };
+    let dev = pick_device(&a.device)?;
+    let summary = with_train_backend!(dev, |B, device| facegan_trainer::train::<B>(&opts, &device))?;
+    match summary.outcome {
+        TrainOutcome::Completed => println!("run complete: {}", opts.run.display()),
+        TrainOutcome::Stopped { step } => println!("run stopped at step {step}: {}", opts.run.display()),
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[arg(long, default_value = "runs/default")]
+    run: PathBuf,
+    /// Shard (default: the one the run was trained on, from its config).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// `latest` or an epoch number.
+    #[arg(long, default_value = "latest")]
+    checkpoint: String,
+    /// Images per side for SWD and D accuracy (capped by the holdout size for reals).
+    #[arg(long, default_value_t = 10000)]
+    n: usize,
+    /// Evaluate this folder of images instead of the run's generator.
+    #[arg(long)]
+    fake_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+pub fn eval(a: EvalArgs) -> Result<()> {
+    let opts = facegan_eval::EvalOptions {
+        run: a.run,
+        data: a.data,
+        checkpoint: facegan_eval::CheckpointChoice::parse(&a.checkpoint)?,
+        n: a.n,
+        fake_dir: a.fake_dir,
+        seed: a.seed,
+    };
+    let dev = pick_device(&a.device)?;
+    let report = with_inference_backend!(dev, |B, device| facegan_eval::evaluate::<B>(&opts, &device))?;
+    println!("{}", report.summary_line());
+    println!("report: {}", report.html_path.display());
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct SampleArgs {
+    #[arg(long, default_value = "runs/default")]
+    run: PathBuf,
+    #[arg(long, default_value_t = 64)]
+    n: usize,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// `faces.png` for a grid, or a folder path ending in `/` for one PNG per face.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value = "latest")]
+    checkpoint: String,
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+pub fn sample(a: SampleArgs) -> Result<()> {
+    let choice = facegan_eval::CheckpointChoice::parse(&a.checkpoint)?;
+    let as_dir = a.out.to_string_lossy().ends_with('/') || a.out.is_dir();
+    let dev = pick_device(&a.device)?;
+    let written = with_inference_backend!(dev, |B, device| facegan_eval::sample::write_samples::<B>(
+        &a.run, choice, a.n, a.seed, &a.out, as_dir, &device
+    ))?;
+    println!("wrote {written}");
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    #[arg(long, default_value = "runs/default")]
+    run: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value = "latest")]
+    checkpoint: String,
+}
+
+pub fn export(a: ExportArgs) -> Result<()> {
+    let choice = facegan_eval::CheckpointChoice::parse(&a.checkpoint)?;
+    let info = facegan_eval::export::export_safetensors(&a.run, choice, &a.out)?;
+    println!("{info}");
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct BenchDecodeArgs {
+    #[arg(long)]
+    input: PathBuf,
+}
+
+pub fn bench_decode(a: BenchDecodeArgs) -> Result<()> {
+    let files = facegan_preprocess::scan(&a.input)?;
+    let t = Instant::now();
+    let ok = facegan_preprocess::decode_only(&files);
+    let s = t.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({"impl": "facegan-decode-only", "files": files.len(), "decoded": ok,
+            "seconds": s, "img_per_s": files.len() as f64 / s})
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct BenchTrainArgs {
+    #[arg(long, default_value = "seed")]
+    preset: String,
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+pub fn bench_train(a: BenchTrainArgs) -> Result<()> {
+    let mut cfg = TrainConfig::preset(&a.preset)?;
+    cfg.batch = a.batch;
+    let dev = pick_device(&a.device)?;
+    let json = with_train_backend!(dev, |B, device| facegan_trainer::bench::bench_steps::<B>(
+        &cfg, a.warmup, a.steps, &device
+    ))?;
+    let mut json = json;
+    json["backend"] = serde_json::json!(a.device);
+    println!("{json}");
+    Ok(())
+}

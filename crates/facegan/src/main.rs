@@ -1,0 +1,86 @@
+//! `facegan`: the command line. It only parses arguments and calls the stage libraries
+//! (preprocess -> train -> eval); see ARCHITECTURE.md for the map.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+mod commands;
+
+#[derive(Parser)]
+#[command(name = "facegan", version, about = "Face-generating GAN pipeline: preprocess -> train -> eval")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Turn a folder of face photos into one memory-mapped shard.
+    Preprocess(commands::PreprocessArgs),
+    /// Print a shard's summary (and verify its checksum).
+    Inspect(commands::InspectArgs),
+    /// Write procedurally drawn face-like JPEGs (for tests and the demo).
+    Synth(commands::SynthArgs),
+    /// Train a GAN preset on a shard; resumes the run directory by default.
+    Train(commands::TrainArgs),
+    /// Evaluate a run: grids, D accuracy, SWD, nearest neighbours, report page.
+    Eval(commands::EvalArgs),
+    /// Write generated faces as a grid or one PNG per face.
+    Sample(commands::SampleArgs),
+    /// Export the generator as safetensors.
+    Export(commands::ExportArgs),
+    /// Time the decode-only floor of preprocess on a folder (for `make bench-preprocess`).
+    BenchDecode(commands::BenchDecodeArgs),
+    /// Time training steps on random data (for `make bench-train`); prints one JSON line.
+    BenchTrain(commands::BenchTrainArgs),
+}
+
+/// Set once by Ctrl-C; stages poll it and stop cleanly.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            eprintln!("\nsecond Ctrl-C: exiting now");
+            std::process::exit(130);
+        }
+        eprintln!("\nCtrl-C: finishing the current step (press again to abort)");
+        facegan_trainer::STOP.store(true, Ordering::SeqCst);
+    });
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Preprocess(a) => commands::preprocess(a, &INTERRUPTED),
+        Command::Inspect(a) => commands::inspect(a),
+        Command::Synth(a) => commands::synth(a),
+        Command::Train(a) => commands::train(a),
+        Command::Eval(a) => commands::eval(a),
+        Command::Sample(a) => commands::sample(a),
+        Command::Export(a) => commands::export(a),
+        Command::BenchDecode(a) => commands::bench_decode(a),
+        Command::BenchTrain(a) => commands::bench_train(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Shared helper: a path argument that must exist.
+pub(crate) fn existing(path: &PathBuf, what: &str) -> Result<()> {
+    std::fs::metadata(path)
+        .map(|_| ())
+        .with_context(|| format!("{}: {what} not found", path.display()))
+}

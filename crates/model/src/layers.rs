@@ -1,0 +1,109 @@
+//! Building blocks: Keras-style Glorot initialisation, and a BatchNorm that works on `[N, C, H*W]`
+//! views (no axis swap, so no full copies on the CPU backend) with Burn's running-stat semantics.
+
+use burn::module::{Module, Param, RunningState};
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::{backend::Backend, Distribution, Tensor};
+
+/// Glorot/Xavier-uniform tensor: U(-l, l), l = sqrt(6 / (fan_in + fan_out)).
+pub fn glorot_uniform<B: Backend, const D: usize>(
+    shape: [usize; D],
+    fan_in: usize,
+    fan_out: usize,
+    device: &B::Device,
+) -> Param<Tensor<B, D>> {
+    let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
+    Param::from_tensor(Tensor::random(shape, Distribution::Uniform(-limit, limit), device))
+}
+
+fn zeros_bias<B: Backend>(n: usize, device: &B::Device) -> Option<Param<Tensor<B, 1>>> {
+    Some(Param::from_tensor(Tensor::zeros([n], device)))
+}
+
+/// A 3x3 convolution with padding 1 ("same"), Glorot kernel, zero bias.
+pub fn conv3x3<B: Backend>(cin: usize, cout: usize, stride: usize, device: &B::Device) -> Conv2d<B> {
+    let mut conv = Conv2dConfig::new([cin, cout], [3, 3])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(device);
+    conv.weight = glorot_uniform([cout, cin, 3, 3], cin * 9, cout * 9, device);
+    conv.bias = zeros_bias(cout, device);
+    conv
+}
+
+/// A 3x3 stride-2 transposed convolution that doubles H and W (padding 1, output padding 1:
+/// Keras' "same"), Glorot kernel, zero bias.
+pub fn conv_transpose3x3_up<B: Backend>(cin: usize, cout: usize, device: &B::Device) -> ConvTranspose2d<B> {
+    let mut conv = ConvTranspose2dConfig::new([cin, cout], [3, 3])
+        .with_stride([2, 2])
+        .with_padding([1, 1])
+        .with_padding_out([1, 1])
+        .init(device);
+    conv.weight = glorot_uniform([cin, cout, 3, 3], cin * 9, cout * 9, device);
+    conv.bias = zeros_bias(cout, device);
+    conv
+}
+
+/// A dense layer with a Glorot kernel (`[in, out]`) and an optional zero bias.
+pub fn dense<B: Backend>(din: usize, dout: usize, bias: bool, device: &B::Device) -> Linear<B> {
+    let mut lin = LinearConfig::new(din, dout).with_bias(bias).init(device);
+    lin.weight = glorot_uniform([din, dout], din, dout, device);
+    lin.bias = if bias { zeros_bias(dout, device) } else { None };
+    lin
+}
+
+/// BatchNorm over `[N, C, H, W]`. Training mode (an autodiff backend) normalises with the batch's
+/// biased statistics and updates the running ones as
+/// `running = (1 - momentum) * running + momentum * batch`; eval mode uses the running ones.
+#[derive(Module, Debug)]
+pub struct BatchNorm2d<B: Backend> {
+    pub gamma: Param<Tensor<B, 1>>,
+    pub beta: Param<Tensor<B, 1>>,
+    pub running_mean: RunningState<Tensor<B, 1>>,
+    pub running_var: RunningState<Tensor<B, 1>>,
+    pub momentum: f64,
+    pub epsilon: f64,
+}
+
+impl<B: Backend> BatchNorm2d<B> {
+    pub fn new(channels: usize, momentum: f64, epsilon: f64, device: &B::Device) -> Self {
+        BatchNorm2d {
+            gamma: Param::from_tensor(Tensor::ones([channels], device)),
+            beta: Param::from_tensor(Tensor::zeros([channels], device)),
+            running_mean: RunningState::new(Tensor::zeros([channels], device)),
+            running_var: RunningState::new(Tensor::ones([channels], device)),
+            momentum,
+            epsilon,
+        }
+    }
+
+    pub fn channels(&self) -> usize {
+        self.gamma.dims()[0]
+    }
+
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [n, c, h, w] = x.dims();
+        let x = x.reshape([n, c, h * w]);
+        let (mean, var) = if B::ad_enabled(&x.device()) {
+            let mean = x.clone().mean_dim(2).mean_dim(0); // [1, C, 1]
+            let var = (x.clone() - mean.clone()).square().mean_dim(2).mean_dim(0);
+            let m = self.momentum;
+            let rm = self.running_mean.value_sync().mul_scalar(1.0 - m)
+                + mean.clone().detach().reshape([c]).mul_scalar(m);
+            let rv = self.running_var.value_sync().mul_scalar(1.0 - m)
+                + var.clone().detach().reshape([c]).mul_scalar(m);
+            self.running_mean.update(rm.detach());
+            self.running_var.update(rv.detach());
+            (mean, var)
+        } else {
+            (
+                self.running_mean.value().reshape([1, c, 1]),
+                self.running_var.value().reshape([1, c, 1]),
+            )
+        };
+        let scale = self.gamma.val().reshape([1, c, 1]) / (var + self.epsilon).sqrt();
+        let y = (x - mean) * scale + self.beta.val().reshape([1, c, 1]);
+        y.reshape([n, c, h, w])
+    }
+}

@@ -1,0 +1,236 @@
+//! Files a run writes besides checkpoints: sample grids (PNG), the progress GIF, the loss plot,
+//! `metrics.csv` and `train.log`. Every file is written atomically (temp file, fsync, rename).
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// Writes `bytes` to `path` via a temp file in the same folder, fsync and rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
+    f.write_all(bytes).with_context(|| format!("{}: write failed", tmp.display()))?;
+    f.sync_all().with_context(|| format!("{}: fsync failed", tmp.display()))?;
+    drop(f);
+    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot rename into place", path.display()))
+}
+
+/// Encodes an RGB image as PNG in memory.
+pub fn png_bytes(img: &image::RgbImage) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("PNG encoding to memory");
+    out.into_inner()
+}
+
+pub fn save_png(path: &Path, img: &image::RgbImage) -> Result<()> {
+    write_atomic(path, &png_bytes(img))
+}
+
+/// Lays out `n` images given as `[n, 3, h, w]` floats in [0, 1] (CHW each) on a grid with
+/// `cols` columns and a 2-pixel gap.
+pub fn grid_from_chw(data: &[f32], n: usize, h: usize, w: usize, cols: usize) -> image::RgbImage {
+    let images: Vec<image::RgbImage> = (0..n)
+        .map(|i| {
+            let img = &data[i * 3 * h * w..(i + 1) * 3 * h * w];
+            image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
+                let at = |c: usize| {
+                    (img[c * h * w + y as usize * w + x as usize].clamp(0.0, 1.0) * 255.0).round() as u8
+                };
+                image::Rgb([at(0), at(1), at(2)])
+            })
+        })
+        .collect();
+    grid(&images, cols)
+}
+
+/// Tiles same-sized images on a grid with a 2-pixel gap.
+pub fn grid(images: &[image::RgbImage], cols: usize) -> image::RgbImage {
+    let gap = 2u32;
+    let (w, h) = images.first().map(|i| i.dimensions()).unwrap_or((1, 1));
+    let cols = cols.max(1).min(images.len().max(1));
+    let rows = images.len().div_ceil(cols).max(1);
+    let mut out = image::RgbImage::from_pixel(
+        cols as u32 * (w + gap) + gap,
+        rows as u32 * (h + gap) + gap,
+        image::Rgb([24, 24, 24]),
+    );
+    for (i, img) in images.iter().enumerate() {
+        let x = gap + (i % cols) as u32 * (w + gap);
+        let y = gap + (i / cols) as u32 * (h + gap);
+        image::imageops::overlay(&mut out, img, x as i64, y as i64);
+    }
+    out
+}
+
+/// Rebuilds `progress.gif` from the sample grids (at most `max_frames`, evenly spaced, always the
+/// last), half size, 0.25 s a frame.
+pub fn write_progress_gif(samples_dir: &Path, out: &Path, max_frames: usize) -> Result<()> {
+    let mut frames: Vec<_> = std::fs::read_dir(samples_dir)
+        .with_context(|| format!("{}: cannot list", samples_dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    frames.sort();
+    if frames.is_empty() {
+        return Ok(());
+    }
+    let pick: Vec<_> = if frames.len() <= max_frames {
+        frames
+    } else {
+        let last = frames.len() - 1;
+        (0..max_frames).map(|i| frames[i * last / (max_frames - 1)].clone()).collect()
+    };
+    let mut bytes = Vec::new();
+    {
+        let mut enc = image::codecs::gif::GifEncoder::new_with_speed(&mut bytes, 20);
+        enc.set_repeat(image::codecs::gif::Repeat::Infinite)?;
+        for p in &pick {
+            let img = image::open(p).with_context(|| format!("{}: cannot read", p.display()))?.to_rgba8();
+            let (w, h) = img.dimensions();
+            let small = image::imageops::resize(&img, w.div_ceil(2), h.div_ceil(2), image::imageops::FilterType::Triangle);
+            let frame = image::Frame::from_parts(small, 0, 0, image::Delay::from_numer_denom_ms(250, 1));
+            enc.encode_frame(frame)?;
+        }
+    }
+    write_atomic(out, &bytes)
+}
+
+/// One row of `metrics.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub step: u64,
+    pub images_seen: u64,
+    pub loss_d: f64,
+    pub loss_g: f64,
+    pub d_real: f64,
+    pub d_fake: f64,
+    pub seconds: f64,
+    pub img_per_s: f64,
+}
+
+pub const METRICS_HEADER: &str = "epoch,step,images_seen,loss_d,loss_g,d_real,d_fake,seconds,img_per_s";
+
+impl EpochMetrics {
+    pub fn csv_row(&self) -> String {
+        format!(
+            "{},{},{},{:.6},{:.6},{:.6},{:.6},{:.3},{:.2}",
+            self.epoch, self.step, self.images_seen, self.loss_d, self.loss_g, self.d_real, self.d_fake,
+            self.seconds, self.img_per_s
+        )
+    }
+}
+
+/// Reads `metrics.csv` (missing file = no rows). Names the file and line on a bad row.
+pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(Vec::new());
+    };
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').collect();
+        let bad = || format!("{}:{}: bad metrics row {line:?}", path.display(), i + 1);
+        if f.len() != 9 {
+            anyhow::bail!(bad());
+        }
+        let num = |k: usize| f[k].parse::<f64>().with_context(bad);
+        rows.push(EpochMetrics {
+            epoch: f[0].parse().with_context(bad)?,
+            step: f[1].parse().with_context(bad)?,
+            images_seen: f[2].parse().with_context(bad)?,
+            loss_d: num(3)?,
+            loss_g: num(4)?,
+            d_real: num(5)?,
+            d_fake: num(6)?,
+            seconds: num(7)?,
+            img_per_s: num(8)?,
+        });
+    }
+    Ok(rows)
+}
+
+pub fn write_metrics(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
+    let mut text = String::from(METRICS_HEADER);
+    text.push('\n');
+    for r in rows {
+        text.push_str(&r.csv_row());
+        text.push('\n');
+    }
+    write_atomic(path, text.as_bytes())
+}
+
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, dejavu::sans::regular());
+    });
+}
+
+/// Draws the per-epoch losses (and mean D outputs) as `loss.png`.
+pub fn write_loss_plot(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
+    use plotters::prelude::*;
+    register_font();
+    let (w, h) = (800u32, 480u32);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+        let max_epoch = rows.iter().map(|r| r.epoch).max().unwrap_or(1).max(1) as f64;
+        let max_loss = rows
+            .iter()
+            .flat_map(|r| [r.loss_d, r.loss_g])
+            .filter(|v| v.is_finite())
+            .fold(1.0f64, f64::max)
+            * 1.1;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("facegan losses per epoch", ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0f64..max_epoch, 0f64..max_loss)
+            .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("loss / mean D output")
+            .draw()
+            .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+        let series: [(&str, RGBColor, fn(&EpochMetrics) -> f64); 4] = [
+            ("loss_d", RGBColor(200, 40, 40), |r| r.loss_d),
+            ("loss_g", RGBColor(40, 80, 200), |r| r.loss_g),
+            ("D(x)", RGBColor(40, 160, 60), |r| r.d_real),
+            ("D(G(z))", RGBColor(230, 140, 20), |r| r.d_fake),
+        ];
+        for (name, color, f) in series {
+            chart
+                .draw_series(LineSeries::new(rows.iter().map(|r| (r.epoch as f64, f(r))), color.stroke_width(2)))
+                .map_err(|e| anyhow::anyhow!("plot: {e}"))?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+        root.present().map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+    }
+    let img = image::RgbImage::from_raw(w, h, buf).expect("plot buffer size");
+    save_png(path, &img)
+}
+
+/// Appends a line to `train.log`.
+pub fn log_line(run: &Path, line: &str) {
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(run.join("train.log")) {
+        let _ = writeln!(f, "{line}");
+    }
+}

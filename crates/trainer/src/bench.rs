@@ -1,0 +1,63 @@
+//! Training-step throughput, measured like the PyTorch twin (`tools/torch_dcgan.py`): a fixed
+//! uniform [0, 1) "real" batch, warm-up steps, then timed steps that each end with a read-back
+//! of the losses (a device sync).
+
+use std::time::Instant;
+
+use anyhow::Result;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Distribution, Tensor};
+
+use crate::config::TrainConfig;
+use crate::gan::Gan;
+
+/// Runs `warmup + steps` training steps and returns a JSON object with img/s.
+pub fn bench_steps<B: AutodiffBackend>(
+    cfg: &TrainConfig,
+    warmup: usize,
+    steps: usize,
+    device: &B::Device,
+) -> Result<serde_json::Value> {
+    let mut gan = Gan::<B>::new(cfg, device);
+    let (g, d) = (gan.g.param_counts(), gan.d.param_counts());
+    let m = &cfg.model;
+    B::seed(device, 1);
+    let real = Tensor::<B, 4>::random([cfg.batch, 3, m.height, m.width], Distribution::Default, device);
+    let mut times = Vec::new();
+    let mut last = [0f32; 4];
+    let first = Instant::now();
+    let mut first_step_s = 0.0;
+    for step in 0..warmup + steps {
+        let t = Instant::now();
+        let stats = gan.step(real.clone(), step as u64);
+        let v = stats.into_data().to_vec::<f32>().expect("f32 stats");
+        last.copy_from_slice(&v[..4]);
+        let dt = t.elapsed().as_secs_f64();
+        if step == 0 {
+            first_step_s = first.elapsed().as_secs_f64();
+        }
+        eprintln!("{} {step}: {:.2} ms  loss_d {:.5}  loss_g {:.5}", if step < warmup { "warmup" } else { "step" }, dt * 1e3, v[0], v[1]);
+        if step >= warmup {
+            times.push(dt);
+        }
+    }
+    let total: f64 = times.iter().sum();
+    let mut sorted = times.clone();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
+    Ok(serde_json::json!({
+        "impl": format!("facegan-{}", env!("CARGO_PKG_VERSION")),
+        "preset": cfg.preset,
+        "batch": cfg.batch,
+        "steps": steps,
+        "warmup": warmup,
+        "img_per_s": (cfg.batch * steps) as f64 / total,
+        "ms_per_step_median": median * 1e3,
+        "ms_per_step_mean": total * 1e3 / steps as f64,
+        "first_step_s": first_step_s,
+        "loss_d": last[0],
+        "loss_g": last[1],
+        "params_g": g.total,
+        "params_d": d.total,
+    }))
+}

@@ -1,0 +1,181 @@
+//! Checkpoints: one folder per save under `RUN/checkpoints/`, written to a temp folder, closed
+//! with a `DONE` marker and renamed into place, so a crash never leaves a half checkpoint that
+//! looks valid. Each holds G, D, both Adam states (full f32 precision) and `state.json`
+//! (epoch, step, RNG seed, fixed noise, config, tool version).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use burn::module::Module;
+use burn::optim::Optimizer;
+use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use facegan_model::{Discriminator, Generator};
+use serde::{Deserialize, Serialize};
+
+use crate::config::TrainConfig;
+use crate::gan::{adam, Gan};
+
+pub const DONE_MARKER: &str = "DONE";
+const PREFIX: &str = "ckpt_";
+
+type Rec = BinFileRecorder<FullPrecisionSettings>;
+
+/// Running sums of one epoch's per-step statistics (so a mid-epoch resume reports the same).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochSums {
+    pub steps: u64,
+    pub loss_d: f64,
+    pub loss_g: f64,
+    pub d_real: f64,
+    pub d_fake: f64,
+    pub seconds: f64,
+}
+
+/// Where training stands; `state.json` in each checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    pub tool_version: String,
+    /// Epoch in progress (0-based); equals `config.epochs` when training is complete.
+    pub epoch: usize,
+    /// Next batch index within `epoch`.
+    pub batch_in_epoch: usize,
+    /// Global steps done.
+    pub step: u64,
+    pub images_seen: u64,
+    pub epoch_sums: EpochSums,
+    /// The fixed noise behind every sample grid, `[64, latent]` row-major.
+    pub fixed_noise: Vec<f32>,
+    pub config: TrainConfig,
+    /// The shard the run trains on (eval's default `--data`).
+    #[serde(default)]
+    pub data_path: String,
+}
+
+/// A checkpoint on disk.
+#[derive(Debug, Clone)]
+pub struct CheckpointInfo {
+    pub dir: PathBuf,
+    pub step: u64,
+}
+
+pub fn checkpoints_dir(run: &Path) -> PathBuf {
+    run.join("checkpoints")
+}
+
+/// Finished checkpoints of a run, oldest first.
+pub fn list(run: &Path) -> Result<Vec<CheckpointInfo>> {
+    let dir = checkpoints_dir(run);
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(out);
+    };
+    for e in entries {
+        let e = e.with_context(|| format!("{}: cannot list", dir.display()))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(step) = name.strip_prefix(PREFIX).and_then(|s| s.parse::<u64>().ok()) {
+            if e.path().join(DONE_MARKER).is_file() {
+                out.push(CheckpointInfo { dir: e.path(), step });
+            }
+        }
+    }
+    out.sort_by_key(|c| c.step);
+    Ok(out)
+}
+
+/// A run's checkpoint by the number of completed epochs it holds (e.g. 3 = after epoch 3).
+pub fn by_epoch(run: &Path, epoch: usize) -> Result<Option<CheckpointInfo>> {
+    for c in list(run)?.into_iter().rev() {
+        let s = load_state(&c.dir)?;
+        if s.epoch == epoch && s.batch_in_epoch == 0 {
+            return Ok(Some(c));
+        }
+    }
+    Ok(None)
+}
+
+pub fn latest(run: &Path) -> Result<Option<CheckpointInfo>> {
+    Ok(list(run)?.pop())
+}
+
+fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    crate::artifacts::write_atomic(path, text.as_bytes())
+}
+
+/// Saves the full training state; keeps the newest `keep` checkpoints.
+pub fn save<B: AutodiffBackend>(run: &Path, gan: &Gan<B>, state: &TrainState, keep: usize) -> Result<PathBuf> {
+    let root = checkpoints_dir(run);
+    std::fs::create_dir_all(&root).with_context(|| format!("{}: cannot create", root.display()))?;
+    let name = format!("{PREFIX}{:09}", state.step);
+    let final_dir = root.join(&name);
+    let tmp = root.join(format!(".tmp-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
+    let rec = Rec::new();
+    let ctx = |what: &str| format!("{}: cannot save {what}", tmp.display());
+    rec.record(gan.g.clone().into_record(), tmp.join("generator")).with_context(|| ctx("generator"))?;
+    rec.record(gan.d.clone().into_record(), tmp.join("discriminator")).with_context(|| ctx("discriminator"))?;
+    rec.record(gan.opt_g.to_record(), tmp.join("optim_g")).with_context(|| ctx("G optimizer"))?;
+    rec.record(gan.opt_d.to_record(), tmp.join("optim_d")).with_context(|| ctx("D optimizer"))?;
+    write_json_atomic(&tmp.join("state.json"), state)?;
+    for f in std::fs::read_dir(&tmp)? {
+        std::fs::File::open(f?.path())?.sync_all()?;
+    }
+    crate::artifacts::write_atomic(&tmp.join(DONE_MARKER), b"ok\n")?;
+    if final_dir.exists() {
+        std::fs::remove_dir_all(&final_dir)?;
+    }
+    std::fs::rename(&tmp, &final_dir).with_context(|| format!("{}: cannot rename into place", final_dir.display()))?;
+    if let Ok(d) = std::fs::File::open(&root) {
+        let _ = d.sync_all();
+    }
+    let all = list(run)?;
+    if all.len() > keep {
+        for old in &all[..all.len() - keep] {
+            let _ = std::fs::remove_dir_all(&old.dir);
+        }
+    }
+    Ok(final_dir)
+}
+
+pub fn load_state(dir: &Path) -> Result<TrainState> {
+    if !dir.join(DONE_MARKER).is_file() {
+        bail!("{}: checkpoint is incomplete (no DONE marker)", dir.display());
+    }
+    let p = dir.join("state.json");
+    let text = std::fs::read_to_string(&p).with_context(|| format!("{}: cannot read", p.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: bad checkpoint state", p.display()))
+}
+
+/// Loads the generator of a checkpoint onto any backend (for eval, sample and export).
+pub fn load_generator<B: Backend>(dir: &Path, cfg: &TrainConfig, device: &B::Device) -> Result<Generator<B>> {
+    let record = Rec::new()
+        .load(dir.join("generator"), device)
+        .with_context(|| format!("{}: cannot load the generator", dir.display()))?;
+    Ok(Generator::new(&cfg.model, device).load_record(record))
+}
+
+/// Loads the discriminator of a checkpoint onto any backend.
+pub fn load_discriminator<B: Backend>(dir: &Path, cfg: &TrainConfig, device: &B::Device) -> Result<Discriminator<B>> {
+    let record = Rec::new()
+        .load(dir.join("discriminator"), device)
+        .with_context(|| format!("{}: cannot load the discriminator", dir.display()))?;
+    Ok(Discriminator::new(&cfg.model, device).load_record(record))
+}
+
+/// Restores networks and optimizers for resuming.
+pub fn load_gan<B: AutodiffBackend>(dir: &Path, cfg: &TrainConfig, device: &B::Device) -> Result<Gan<B>> {
+    let rec = Rec::new();
+    let g = load_generator::<B>(dir, cfg, device)?;
+    let d = load_discriminator::<B>(dir, cfg, device)?;
+    let opt_g = adam(cfg).init().load_record(
+        rec.load(dir.join("optim_g"), device)
+            .with_context(|| format!("{}: cannot load the G optimizer", dir.display()))?,
+    );
+    let opt_d = adam(cfg).init().load_record(
+        rec.load(dir.join("optim_d"), device)
+            .with_context(|| format!("{}: cannot load the D optimizer", dir.display()))?,
+    );
+    Ok(Gan { g, d, opt_g, opt_d, cfg: cfg.clone() })
+}

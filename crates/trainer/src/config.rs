@@ -1,0 +1,138 @@
+//! The training config: a preset's model plus the training hyper-parameters, as one serde/TOML
+//! value. `config.toml` in a run directory is this struct, fully resolved.
+
+use anyhow::{bail, Context, Result};
+use facegan_model::ModelConfig;
+use serde::{Deserialize, Serialize};
+
+/// The adversarial loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossKind {
+    /// The seed's: sigmoid, then binary cross-entropy on probabilities clipped to
+    /// [1e-7, 1 - 1e-7] (Keras' `BinaryCrossentropy()`).
+    Seed,
+    /// Non-saturating logistic loss computed on logits with softplus (numerically stable).
+    Logistic,
+}
+
+/// Everything that defines a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub preset: String,
+    pub model: ModelConfig,
+    pub epochs: usize,
+    pub batch: usize,
+    pub loss: LossKind,
+    pub lr_d: f64,
+    pub lr_g: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub adam_epsilon: f64,
+    /// Discriminator steps per generator step.
+    pub d_steps: usize,
+    /// Seed of every random choice: initial weights, shuffles, noise, dropout.
+    pub seed: u64,
+    /// Write a checkpoint every this many epochs (the last epoch always gets one).
+    pub checkpoint_every: usize,
+    /// Checkpoints kept; older ones are deleted.
+    pub keep_checkpoints: usize,
+    /// Read losses back from the device every this many steps (fewer host syncs on a GPU).
+    pub sync_every: usize,
+}
+
+impl TrainConfig {
+    /// The preset's full config with the seed's training settings (BCE, Adam 1e-4, batch 64,
+    /// 200 epochs, Keras' Adam epsilon 1e-7).
+    pub fn preset(name: &str) -> Result<Self> {
+        let Some(model) = ModelConfig::preset(name) else {
+            bail!(
+                "unknown preset {name:?}; choose one of: {}",
+                ModelConfig::PRESETS.join(", ")
+            );
+        };
+        let mut cfg = TrainConfig {
+            preset: name.to_string(),
+            model,
+            epochs: 200,
+            batch: 64,
+            loss: LossKind::Seed,
+            lr_d: 1e-4,
+            lr_g: 1e-4,
+            beta1: 0.9,
+            beta2: 0.999,
+            adam_epsilon: 1e-7,
+            d_steps: 1,
+            seed: 0,
+            checkpoint_every: 1,
+            keep_checkpoints: 3,
+            sync_every: 10,
+        };
+        match name {
+            "tiny" => {
+                cfg.epochs = 2;
+                cfg.batch = 16;
+                cfg.sync_every = 1;
+            }
+            "demo" => {
+                cfg.epochs = 15;
+                cfg.lr_d = 2e-4;
+                cfg.lr_g = 2e-4;
+                cfg.beta1 = 0.5;
+            }
+            _ => {}
+        }
+        Ok(cfg)
+    }
+
+    /// Loads a TOML file. It may be partial: `preset = "..."` (default `seed`) picks the base and
+    /// every other key overrides it.
+    pub fn from_toml_file(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read config", path.display()))?;
+        Self::from_toml_str(&text).with_context(|| format!("{}: bad config", path.display()))
+    }
+
+    pub fn from_toml_str(text: &str) -> Result<Self> {
+        let overrides: toml::Table = toml::from_str(text)?;
+        let preset = overrides
+            .get("preset")
+            .and_then(|v| v.as_str())
+            .unwrap_or("seed")
+            .to_string();
+        let mut base = toml::Table::try_from(Self::preset(&preset)?)?;
+        merge(&mut base, overrides);
+        let cfg: TrainConfig = toml::Value::Table(base).try_into()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serializes")
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if let Err(e) = self.model.validate() {
+            bail!("model config: {e}");
+        }
+        if self.batch == 0 || self.epochs == 0 || self.d_steps == 0 || self.sync_every == 0 {
+            bail!("batch, epochs, d_steps and sync_every must be > 0");
+        }
+        if self.keep_checkpoints == 0 || self.checkpoint_every == 0 {
+            bail!("keep_checkpoints and checkpoint_every must be > 0");
+        }
+        Ok(())
+    }
+}
+
+fn merge(base: &mut toml::Table, overrides: toml::Table) {
+    for (k, v) in overrides {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}

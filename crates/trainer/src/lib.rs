@@ -1,0 +1,30 @@
+//! Stage 2 of the pipeline: train a GAN preset on a shard and write a run directory.
+//!
+//! - [`config`]: the resolved training config (`config.toml`).
+//! - [`data`]: per-epoch shuffled batches from the memory-mapped shard, prefetched on a thread.
+//! - [`gan`]: the networks, optimizers, losses and the two-pass training step.
+//! - [`run`]: the loop: resume, epochs, metrics, grids, checkpoints, guards.
+//! - [`checkpoint`]: atomic checkpoint folders with a `DONE` marker.
+//! - [`artifacts`]: grids, GIF, loss plot, `metrics.csv`, `train.log`.
+//! - [`device`]: CPU (flex) or CUDA backends.
+
+pub mod artifacts;
+pub mod bench;
+pub mod checkpoint;
+pub mod config;
+pub mod cubecl_cache;
+pub mod data;
+pub mod device;
+pub mod gan;
+pub mod run;
+
+use std::sync::atomic::AtomicBool;
+
+pub use config::{LossKind, TrainConfig};
+pub use run::{train, TrainOptions, TrainOutcome, TrainSummary};
+
+/// The version string written into checkpoints.
+pub const TOOL_VERSION: &str = concat!("facegan ", env!("CARGO_PKG_VERSION"));
+
+/// Set by the CLI's Ctrl-C handler: the trainer finishes its step, checkpoints and returns.
+pub static STOP: AtomicBool = AtomicBool::new(false);
