@@ -187,19 +187,19 @@ pub fn resize_rgb(
     dst.into_vec()
 }
 
-/// A 256-bit difference hash of an HWC RGB image: grayscale 17x16, compare horizontal
-/// neighbours. Near-duplicates have a small Hamming distance.
-pub fn perceptual_hash(pixels: &[u8], height: usize, width: usize) -> [u64; 4] {
-    const GW: usize = 17;
-    const GH: usize = 16;
-    let mut gray = [0f32; GW * GH];
-    // Area-average into the small grid.
-    for (gy, row) in gray.chunks_mut(GW).enumerate() {
-        let y0 = gy * height / GH;
-        let y1 = ((gy + 1) * height / GH).max(y0 + 1);
-        for (gx, g) in row.iter_mut().enumerate() {
-            let x0 = gx * width / GW;
-            let x1 = ((gx + 1) * width / GW).max(x0 + 1);
+/// A 64-bit DCT perceptual hash (pHash) of an HWC RGB image: 32x32 grayscale by area
+/// averaging, the 8x8 lowest DCT frequencies, one bit per coefficient above their median (the DC
+/// term is left out). Robust to re-encoding and small resampling changes; near-duplicates have a
+/// small Hamming distance.
+pub fn perceptual_hash(pixels: &[u8], height: usize, width: usize) -> u64 {
+    const N: usize = 32;
+    let mut gray = [0f32; N * N];
+    for gy in 0..N {
+        let y0 = gy * height / N;
+        let y1 = ((gy + 1) * height / N).max(y0 + 1);
+        for gx in 0..N {
+            let x0 = gx * width / N;
+            let x1 = ((gx + 1) * width / N).max(x0 + 1);
             let mut sum = 0f32;
             for y in y0..y1 {
                 for x in x0..x1 {
@@ -207,22 +207,39 @@ pub fn perceptual_hash(pixels: &[u8], height: usize, width: usize) -> [u64; 4] {
                     sum += 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
                 }
             }
-            *g = sum / ((y1 - y0) * (x1 - x0)) as f32;
+            gray[gy * N + gx] = sum / ((y1 - y0) * (x1 - x0)) as f32;
         }
     }
-    let mut bits = [0u64; 4];
-    for gy in 0..GH {
-        for gx in 0..GW - 1 {
-            let i = gy * (GW - 1) + gx;
-            if gray[gy * GW + gx] > gray[gy * GW + gx + 1] {
-                bits[i / 64] |= 1 << (i % 64);
-            }
+    let mut cos = [[0f32; N]; 8];
+    for (u, row) in cos.iter_mut().enumerate() {
+        for (x, c) in row.iter_mut().enumerate() {
+            *c = ((2 * x + 1) as f32 * u as f32 * std::f32::consts::PI / (2 * N) as f32).cos();
         }
     }
-    bits
+    // Row transform, then column transform, for the 8x8 low frequencies only.
+    let mut rows = [[0f32; 8]; N];
+    for y in 0..N {
+        for u in 0..8 {
+            rows[y][u] = (0..N).map(|x| cos[u][x] * gray[y * N + x]).sum();
+        }
+    }
+    let mut coeffs = [0f32; 64];
+    for v in 0..8 {
+        for u in 0..8 {
+            coeffs[v * 8 + u] = (0..N).map(|y| cos[v][y] * rows[y][u]).sum();
+        }
+    }
+    let mut ac: Vec<f32> = coeffs[1..].to_vec();
+    ac.sort_by(f32::total_cmp);
+    let median = ac[ac.len() / 2];
+    coeffs
+        .iter()
+        .enumerate()
+        .skip(1)
+        .fold(0u64, |bits, (i, &c)| if c > median { bits | (1 << i) } else { bits })
 }
 
 /// Hamming distance between two perceptual hashes.
-pub fn hash_distance(a: &[u64; 4], b: &[u64; 4]) -> u32 {
-    a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
+pub fn hash_distance(a: u64, b: u64) -> u32 {
+    (a ^ b).count_ones()
 }

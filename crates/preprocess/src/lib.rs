@@ -48,7 +48,7 @@ pub struct PreprocessConfig {
     pub min_size: u32,
     /// Drop near-duplicates instead of only reporting them.
     pub dedupe: bool,
-    /// Perceptual-hash distance (of 256 bits) at or below which two images are near-duplicates.
+    /// Perceptual-hash distance (of 64 bits) at or below which two images are near-duplicates.
     pub near_distance: u32,
     pub progress: bool,
 }
@@ -65,7 +65,7 @@ impl PreprocessConfig {
             holdout: 0.05,
             min_size: 32,
             dedupe: false,
-            near_distance: 6,
+            near_distance: 4,
             progress: false,
         }
     }
@@ -204,7 +204,7 @@ struct Decoded {
     orig_width: u32,
     orig_height: u32,
     pixels: Vec<u8>,
-    phash: [u64; 4],
+    phash: u64,
 }
 
 fn process_one(
@@ -308,7 +308,7 @@ pub fn run(cfg: &PreprocessConfig, stop: &AtomicBool) -> Result<PreprocessReport
                 continue;
             }
             by_content.insert(d.content_hash, file_index);
-            if let Some((of_idx, distance)) = near_index.find(&d.phash) {
+            if let Some((of_idx, distance)) = near_index.find(d.phash) {
                 let of = files[of_idx].rel.clone();
                 near_duplicates.push(NearDuplicate {
                     path: file.rel.clone(),

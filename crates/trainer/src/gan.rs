@@ -86,41 +86,42 @@ impl<B: AutodiffBackend> Gan<B> {
         }
     }
 
-    /// One training step on a real batch `[N, 3, H, W]` in [0, 1]. Returns device-side stats.
+    /// One training step on a real batch `[N, 3, H, W]` in [0, 1]: `d_steps` discriminator
+    /// updates, then one generator update. Returns device-side stats.
     pub fn step(&mut self, real: Tensor<B, 4>, step: u64) -> StepStats<B> {
         let device = real.device();
         let n = real.dims()[0];
         B::seed(&device, step_seed(self.cfg.seed, step));
-        let kind = self.cfg.loss;
-        let z = noise::<B>(n, self.cfg.model.latent, &device);
-        let fake = self.g.forward(z);
-
-        // Discriminator: real -> 1, detached fake -> 0.
-        let mut loss_d = None;
-        let mut d_real = None;
+        let fake = self.g.forward(noise::<B>(n, self.cfg.model.latent, &device));
+        let mut d_stats = None;
         for _ in 0..self.cfg.d_steps {
-            let out_real = self.d.forward(real.clone());
-            let out_fake = self.d.forward(fake.clone().detach());
-            let loss = adversarial_loss(kind, out_real.clone(), true)
-                + adversarial_loss(kind, out_fake, false);
-            let grads = GradientsParams::from_grads(loss.backward(), &self.d);
-            self.d = self.opt_d.step(self.cfg.lr_d, self.d.clone(), grads);
-            d_real = Some(sigmoid(out_real.detach()).mean());
-            loss_d = Some(loss.detach());
+            d_stats = Some(self.d_step(real.clone(), fake.clone()));
         }
+        let (loss_d, d_real) = d_stats.expect("d_steps >= 1");
+        let (loss_g, d_fake) = self.g_step(fake);
+        Tensor::cat(vec![loss_d, loss_g, d_real, d_fake], 0)
+    }
 
-        // Generator: through the updated D, fake -> 1.
+    /// Discriminator update: real -> 1, detached fake -> 0. Touches only D (and its optimizer).
+    /// Returns (loss, mean D(x)) on the inner backend.
+    pub fn d_step(&mut self, real: Tensor<B, 4>, fake: Tensor<B, 4>) -> (Tensor<B::InnerBackend, 1>, Tensor<B::InnerBackend, 1>) {
+        let kind = self.cfg.loss;
+        let out_real = self.d.forward(real);
+        let out_fake = self.d.forward(fake.detach());
+        let loss = adversarial_loss(kind, out_real.clone(), true) + adversarial_loss(kind, out_fake, false);
+        let grads = GradientsParams::from_grads(loss.backward(), &self.d);
+        self.d = self.opt_d.step(self.cfg.lr_d, self.d.clone(), grads);
+        (loss.inner(), sigmoid(out_real.inner()).mean())
+    }
+
+    /// Generator update through the current D: fake -> 1. Only G's parameters are stepped.
+    /// Returns (loss, mean D(G(z))) on the inner backend.
+    pub fn g_step(&mut self, fake: Tensor<B, 4>) -> (Tensor<B::InnerBackend, 1>, Tensor<B::InnerBackend, 1>) {
         let out = self.d.forward(fake);
-        let loss_g = adversarial_loss(kind, out.clone(), true);
-        let grads = GradientsParams::from_grads(loss_g.backward(), &self.g);
+        let loss = adversarial_loss(self.cfg.loss, out.clone(), true);
+        let grads = GradientsParams::from_grads(loss.backward(), &self.g);
         self.g = self.opt_g.step(self.cfg.lr_g, self.g.clone(), grads);
-        let d_fake = sigmoid(out.detach()).mean();
-
-        Tensor::cat(
-            vec![loss_d.unwrap(), loss_g.detach(), d_real.unwrap(), d_fake],
-            0,
-        )
-        .inner()
+        (loss.inner(), sigmoid(out.inner()).mean())
     }
 
     /// The generator in eval mode (BatchNorm running statistics), for samples.

@@ -1,0 +1,232 @@
+//! Trainer behaviour on the tiny preset and a small synthetic shard: optimizer steps really
+//! update weights, D's loss falls, resume is bit-exact, the NaN guard fires, bad inputs are refused.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use facegan_trainer::checkpoint;
+use facegan_trainer::device::{CpuBackend, CpuInference};
+use facegan_trainer::gan::{noise, Gan};
+use facegan_trainer::{train, TrainConfig, TrainOptions, TrainOutcome};
+
+type AD = CpuBackend;
+
+/// Burn's CPU backend keeps one global RNG, which every step reseeds from (seed, step). Tests
+/// run in parallel threads of one process, so the ones that train take turns.
+static BACKEND_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+fn rng_turn() -> std::sync::MutexGuard<'static, ()> {
+    BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Equality of tensor lists without printing megabytes on failure.
+fn same(a: &[Vec<f32>], b: &[Vec<f32>]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()))
+}
+
+/// All float tensors of a module (parameters and BatchNorm running statistics), flattened.
+struct Collect(Vec<Vec<f32>>);
+impl<B: Backend> ModuleVisitor<B> for Collect {
+    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
+        self.0.push(p.val().into_data().to_vec::<f32>().unwrap());
+    }
+}
+fn values<B: Backend, M: Module<B>>(m: &M) -> Vec<Vec<f32>> {
+    let mut c = Collect(Vec::new());
+    m.visit(&mut c);
+    c.0
+}
+
+fn tiny_shard(dir: &Path, n: usize) -> PathBuf {
+    let faces = dir.join("faces");
+    facegan_preprocess::synth::write_synth_set(&faces, n, 9).unwrap();
+    let out = dir.join("tiny.shard");
+    let mut cfg = facegan_preprocess::PreprocessConfig::new(&faces, &out);
+    cfg.height = 16;
+    cfg.width = 16;
+    cfg.holdout = 0.1;
+    facegan_preprocess::run(&cfg, &AtomicBool::new(false)).unwrap();
+    out
+}
+
+fn real_batch(shard: &Path, n: usize) -> Tensor<AD, 4> {
+    let s = facegan_shard::Shard::open(shard).unwrap();
+    let ids: Vec<usize> = (0..n).collect();
+    let px = facegan_trainer::data::gather_chw(&s, &ids);
+    facegan_trainer::gan::upload_images::<AD>(px, n, 16, 16, &Default::default())
+}
+
+fn opts(data: &Path, run: &Path, cfg: TrainConfig) -> TrainOptions {
+    TrainOptions {
+        data: data.to_path_buf(),
+        run: run.to_path_buf(),
+        config: cfg,
+        config_explicit: true,
+        epochs_override: None,
+        new: false,
+        progress: false,
+        max_steps: None,
+        inject_nan_at_step: None,
+    }
+}
+
+#[test]
+fn d_step_changes_only_d_and_g_step_changes_g() {
+    let _turn = rng_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let shard = tiny_shard(dir.path(), 40);
+    let device = Default::default();
+    let cfg = TrainConfig::preset("tiny").unwrap();
+    let mut gan = Gan::<AD>::new(&cfg, &device);
+    let real = real_batch(&shard, 16);
+    let fake = gan.g.forward(noise::<AD>(16, cfg.model.latent, &device));
+    let (g0, d0) = (values(&gan.g), values(&gan.d));
+    gan.d_step(real.clone(), fake.clone());
+    let (g1, d1) = (values(&gan.g), values(&gan.d));
+    assert!(same(&g0, &g1), "D's step leaves G untouched");
+    assert!(!same(&d0, &d1), "D's step updates D");
+    // Every trainable D tensor moved (biases and BatchNorm included).
+    let d_params = gan.d.num_params();
+    assert!(d_params > 0);
+    gan.g_step(fake);
+    let g2 = values(&gan.g);
+    assert!(!same(&g1, &g2), "G's step updates G");
+    // Each of G's weight tensors changed, not just some.
+    let changed = g1.iter().zip(&g2).filter(|(a, b)| a != b).count();
+    assert!(changed >= g1.len() - 2, "{changed} of {} G tensors changed", g1.len());
+}
+
+#[test]
+fn d_loss_falls_on_a_fixed_real_batch() {
+    let _turn = rng_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let shard = tiny_shard(dir.path(), 40);
+    let device = Default::default();
+    let mut cfg = TrainConfig::preset("tiny").unwrap();
+    cfg.lr_d = 2e-3;
+    let mut gan = Gan::<AD>::new(&cfg, &device);
+    let real = real_batch(&shard, 16);
+    let mut losses = Vec::new();
+    for step in 0..12 {
+        let stats = gan.step(real.clone(), step).into_data().to_vec::<f32>().unwrap();
+        losses.push(stats[0]);
+    }
+    let first = losses[0];
+    let last = losses[losses.len() - 3..].iter().sum::<f32>() / 3.0;
+    assert!(last < 0.8 * first, "D loss should fall: {losses:?}");
+}
+
+#[test]
+fn resume_is_bit_exact() {
+    let _turn = rng_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let shard = tiny_shard(dir.path(), 60);
+    let mut cfg = TrainConfig::preset("tiny").unwrap();
+    cfg.epochs = 2;
+    cfg.batch = 8;
+    cfg.sync_every = 3;
+    // Uninterrupted.
+    let a = dir.path().join("a");
+    let sa = train::<AD>(&opts(&shard, &a, cfg.clone()), &Default::default()).unwrap();
+    assert_eq!(sa.outcome, TrainOutcome::Completed);
+    // Stopped mid-epoch 1 (step 4 of 6), then resumed by a new call.
+    let b = dir.path().join("b");
+    let mut o = opts(&shard, &b, cfg.clone());
+    o.max_steps = Some(4);
+    let sb = train::<AD>(&o, &Default::default()).unwrap();
+    assert_eq!(sb.outcome, TrainOutcome::Stopped { step: 4 });
+    o.max_steps = None;
+    let sb = train::<AD>(&o, &Default::default()).unwrap();
+    assert!(sb.resumed_from.is_some());
+    assert_eq!(sb.outcome, TrainOutcome::Completed);
+    assert_eq!(sa.state.step, sb.state.step);
+
+    let device = Default::default();
+    let ca = checkpoint::latest(&a).unwrap().unwrap();
+    let cb = checkpoint::latest(&b).unwrap().unwrap();
+    let ga = checkpoint::load_gan::<AD>(&ca.dir, &cfg, &device).unwrap();
+    let gb = checkpoint::load_gan::<AD>(&cb.dir, &cfg, &device).unwrap();
+    assert!(same(&values(&ga.g), &values(&gb.g)), "generator weights differ after resume");
+    assert!(same(&values(&ga.d), &values(&gb.d)), "discriminator weights differ after resume");
+    // Losses per epoch agree exactly too (timings aside).
+    let strip = |m: &[facegan_trainer::artifacts::EpochMetrics]| {
+        m.iter().map(|r| (r.epoch, r.step, r.loss_d.to_bits(), r.loss_g.to_bits(), r.d_real.to_bits())).collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&sa.metrics), strip(&sb.metrics));
+    // Both continue identically for one more step, so the Adam states match as well.
+    let (mut ga, mut gb) = (ga, gb);
+    let real = real_batch(&shard, 8);
+    let xa = ga.step(real.clone(), 99).into_data().to_vec::<f32>().unwrap();
+    let xb = gb.step(real, 99).into_data().to_vec::<f32>().unwrap();
+    assert_eq!(xa, xb);
+    assert!(same(&values(&ga.g), &values(&gb.g)), "one more step diverges: optimizer state differs");
+    // Eval-mode output (running statistics) agrees bit for bit.
+    let z = Tensor::<CpuInference, 2>::from_data(TensorData::new(vec![0.5f32; 2 * 8], [2, 8]), &device);
+    assert_eq!(
+        ga.g.valid().forward(z.clone()).into_data().to_vec::<f32>().unwrap(),
+        gb.g.valid().forward(z).into_data().to_vec::<f32>().unwrap()
+    );
+    // Artifacts exist.
+    for f in ["config.toml", "metrics.csv", "loss.png", "progress.gif", "train.log", "samples/epoch_0002.png"] {
+        assert!(b.join(f).is_file(), "{f}");
+    }
+}
+
+#[test]
+fn nan_guard_stops_and_keeps_the_last_good_checkpoint() {
+    let _turn = rng_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let shard = tiny_shard(dir.path(), 60);
+    let mut cfg = TrainConfig::preset("tiny").unwrap();
+    cfg.batch = 8;
+    cfg.epochs = 3;
+    let run = dir.path().join("nan");
+    let mut o = opts(&shard, &run, cfg);
+    let train_len = facegan_shard::Shard::open(&shard).unwrap().indices(facegan_shard::Split::Train).len();
+    let per_epoch = (train_len / 8) as u64;
+    o.inject_nan_at_step = Some(per_epoch + 2); // the 3rd step of epoch 2
+    let err = train::<AD>(&o, &Default::default()).unwrap_err().to_string();
+    let expected = format!("non-finite loss at epoch 2, step {}", per_epoch + 3);
+    assert!(err.contains(&expected), "{err}");
+    let ckpts = checkpoint::list(&run).unwrap();
+    assert_eq!(ckpts.len(), 1);
+    assert_eq!(ckpts[0].step, per_epoch, "only epoch 1's checkpoint");
+    assert!(std::fs::read_to_string(run.join("train.log")).unwrap().contains("non-finite"));
+}
+
+#[test]
+fn wrong_size_shard_and_mismatched_preset_are_refused() {
+    let _turn = rng_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let shard = tiny_shard(dir.path(), 40);
+    let cfg = TrainConfig::preset("seed").unwrap();
+    let err = train::<AD>(&opts(&shard, &dir.path().join("r"), cfg), &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("shard images are 16x16 but preset \"seed\" needs 96x80"), "{err}");
+
+    let mut tiny = TrainConfig::preset("tiny").unwrap();
+    tiny.epochs = 1;
+    let run = dir.path().join("t");
+    train::<AD>(&opts(&shard, &run, tiny), &Default::default()).unwrap();
+    let mut other = TrainConfig::preset("tiny").unwrap();
+    other.preset = "tiny-wide".into();
+    other.model.g_start_channels = 32;
+    let err = train::<AD>(&opts(&shard, &run, other), &Default::default()).unwrap_err().to_string();
+    assert!(err.contains("was trained with preset \"tiny\""), "{err}");
+}
+
+#[test]
+fn partial_toml_config_overrides_a_preset() {
+    let cfg = TrainConfig::from_toml_str("preset = \"tiny\"\nlr_g = 0.0005\n[model]\nlatent = 12\n").unwrap();
+    assert_eq!(cfg.preset, "tiny");
+    assert_eq!(cfg.lr_g, 0.0005);
+    assert_eq!(cfg.model.latent, 12);
+    assert_eq!(cfg.model.d_channels, vec![8, 16]);
+    let err = TrainConfig::from_toml_str("bogus = 1\n").unwrap_err();
+    assert!(format!("{err:#}").contains("bogus"));
+    let round = TrainConfig::from_toml_str(&cfg.to_toml()).unwrap();
+    assert_eq!(round, cfg);
+}
