@@ -424,3 +424,56 @@ pub fn bench_train(a: BenchTrainArgs) -> Result<()> {
     println!("{json}");
     Ok(())
 }
+
+#[derive(Args)]
+pub struct BenchSwdArgs {
+    /// Images per side.
+    #[arg(long, default_value_t = 10000)]
+    n: usize,
+    #[arg(long, default_value = "96x80")]
+    size: String,
+}
+
+pub fn bench_swd(a: BenchSwdArgs) -> Result<()> {
+    use facegan_eval::swd::{pyramids, swd, Planes};
+    let (h, w) = parse_size(&a.size)?;
+    let (h, w) = (h as usize, w as usize);
+    // Smooth random images: a few random sinusoids per channel plus noise, deterministic.
+    let make = |seed: u64| -> Vec<Planes> {
+        (0..a.n as u64)
+            .map(|i| {
+                let mut s = seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let mut next = || {
+                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    (s >> 40) as f32 / (1u64 << 24) as f32
+                };
+                let (fx, fy, ph) = (next() * 0.3, next() * 0.3, next() * 6.0);
+                let data = (0..3 * h * w)
+                    .map(|k| {
+                        let (y, x) = ((k / w) % h, k % w);
+                        128.0 + 100.0 * (fx * x as f32 + fy * y as f32 + ph + (k / (h * w)) as f32).sin() + 20.0 * (next() - 0.5)
+                    })
+                    .collect();
+                Planes::new(h, w, data)
+            })
+            .collect()
+    };
+    let t = Instant::now();
+    let (sa, sb) = (make(1), make(2));
+    let make_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let (pa, pb) = (pyramids(&sa), pyramids(&sb));
+    let pyr_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let r = swd(&pa, &pb, 7);
+    let swd_s = t.elapsed().as_secs_f64();
+    let total = pyr_s + swd_s;
+    println!(
+        "{}",
+        serde_json::json!({"impl": "facegan-swd", "images_per_side": a.n, "size": a.size,
+            "threads": rayon::current_num_threads(), "make_inputs_s": make_s,
+            "pyramid_s": pyr_s, "swd_s": swd_s, "total_s": total,
+            "images_per_s_per_side": a.n as f64 / total, "swd_x1e3": r.average})
+    );
+    Ok(())
+}

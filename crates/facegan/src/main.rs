@@ -37,6 +37,8 @@ enum Command {
     BenchDecode(commands::BenchDecodeArgs),
     /// Time training steps on random data (for `make bench-train`); prints one JSON line.
     BenchTrain(commands::BenchTrainArgs),
+    /// Time the sliced Wasserstein distance on N images per side (for `make bench-swd`).
+    BenchSwd(commands::BenchSwdArgs),
 }
 
 /// Set once by Ctrl-C; stages poll it and stop cleanly.
@@ -54,7 +56,7 @@ fn main() -> ExitCode {
             eprintln!("\nsecond Ctrl-C: exiting now");
             std::process::exit(130);
         }
-        eprintln!("\nCtrl-C: finishing the current step (press again to abort)");
+        eprintln!("\nCtrl-C: stopping cleanly after the current step (press again to abort)");
         facegan_trainer::STOP.store(true, Ordering::SeqCst);
     });
     let cli = Cli::parse();
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Command::Export(a) => commands::export(a),
         Command::BenchDecode(a) => commands::bench_decode(a),
         Command::BenchTrain(a) => commands::bench_train(a),
+        Command::BenchSwd(a) => commands::bench_swd(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,8 +23,7 @@ pub fn configure() {
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
             let dir = cache_dir();
-            let _ = std::fs::create_dir_all(&dir);
-            let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+            let dir = std::path::absolute(&dir).unwrap_or(dir);
             let mut cfg = CubeClRuntimeConfig::from_current_dir();
             if cfg.compilation.cache.is_none() {
                 cfg.compilation.cache = Some(CacheConfig::File(dir.join("compilation")));

@@ -53,11 +53,16 @@ impl ResolvedDevice {
 pub fn cuda_usable() -> bool {
     use burn::tensor::Tensor;
     crate::cubecl_cache::configure();
-    std::panic::catch_unwind(|| {
+    // cudarc panics when the driver is missing; probe quietly and report a plain `false`.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let ok = std::panic::catch_unwind(|| {
         let device = burn_cuda::CudaDevice::default();
         let _ = Tensor::<CudaInference, 1>::zeros([1], &device).into_data();
     })
-    .is_ok()
+    .is_ok();
+    std::panic::set_hook(hook);
+    ok
 }
 
 #[cfg(not(feature = "cuda"))]

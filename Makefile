@@ -1,0 +1,81 @@
+# facegan: the three stages and the chores around them. `make help` lists the targets.
+# Everything builds in release (tests too), so Burn runs at full speed and one build serves all.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+BIN := target/release/facegan
+CUDA_BIN := target/cuda/release/facegan
+CUDARC_CUDA_VERSION ?= 13000
+
+DATA ?=
+SHARD ?= data/faces.shard
+SIZE ?= 96x80
+CROP ?= none
+RUN ?= runs/default
+PRESET ?= seed
+EPOCHS ?=
+DEVICE ?= auto
+N ?= 10000
+
+# A CUDA device needs the binary built with the `cuda` feature (kept in target/cuda).
+ifeq ($(DEVICE),cuda)
+  FACEGAN := $(CUDA_BIN)
+  BUILD := build-cuda
+else
+  FACEGAN := $(BIN)
+  BUILD := build
+endif
+
+.PHONY: help build build-cuda test check fmt preprocess train eval demo bench-preprocess bench-train bench-swd clean-demo
+
+help:
+	@echo "make build                      release build (CPU)"
+	@echo "make build-cuda                 release build with burn-cuda (target/cuda)"
+	@echo "make test                       the whole test suite"
+	@echo "make check                      rustfmt and clippy, as CI runs them"
+	@echo "make preprocess DATA=DIR [SHARD=$(SHARD)] [SIZE=$(SIZE)] [CROP=$(CROP)]"
+	@echo "make train [SHARD=..] [RUN=$(RUN)] [PRESET=$(PRESET)] [EPOCHS=..] [DEVICE=$(DEVICE)]"
+	@echo "make eval [RUN=$(RUN)] [DEVICE=$(DEVICE)]"
+	@echo "make demo                       synth -> preprocess -> train (CPU, minutes) -> eval"
+	@echo "make bench-preprocess | bench-train [DEVICE=cpu|cuda] | bench-swd"
+
+build:
+	$(CARGO) build --release -p facegan
+
+build-cuda:
+	CUDARC_CUDA_VERSION=$(CUDARC_CUDA_VERSION) CARGO_TARGET_DIR=target/cuda $(CARGO) build --release -p facegan --features cuda
+
+test:
+	$(CARGO) test --release --workspace
+
+fmt:
+	$(CARGO) fmt --all
+
+check:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+preprocess: build
+	@if [ -z "$(DATA)" ]; then echo "usage: make preprocess DATA=path/to/img_align_celeba [SHARD=$(SHARD)] [SIZE=$(SIZE)]"; exit 2; fi
+	$(BIN) preprocess --input "$(DATA)" --output "$(SHARD)" --size $(SIZE) --crop $(CROP)
+
+train: $(BUILD)
+	$(FACEGAN) train --data "$(SHARD)" --run "$(RUN)" --preset $(PRESET) --device $(DEVICE) $(if $(EPOCHS),--epochs $(EPOCHS))
+
+eval: $(BUILD)
+	$(FACEGAN) eval --run "$(RUN)" --device $(DEVICE) --n $(N)
+
+demo: build
+	@bash tools/demo.sh
+
+bench-preprocess: build
+	@bash tools/bench-preprocess.sh
+
+bench-train: $(BUILD)
+	@DEVICE=$(if $(filter auto,$(DEVICE)),cpu,$(DEVICE)) FACEGAN_BIN=$(FACEGAN) bash tools/bench-train.sh
+
+bench-swd: build
+	$(BIN) bench-swd --n 10000
+
+clean-demo:
+	rm -rf data/demo runs/demo
