@@ -8,12 +8,20 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_facegan");
 
 fn facegan(args: &[&str], cwd: &Path) -> Output {
-    Command::new(BIN).args(args).current_dir(cwd).output().expect("run facegan")
+    Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run facegan")
 }
 
 fn ok(args: &[&str], cwd: &Path) -> String {
     let out = facegan(args, cwd);
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "facegan {args:?} failed:\n{text}");
     text
 }
@@ -39,18 +47,57 @@ fn latest_state(run: &Path) -> Option<serde_json::Value> {
 fn pipeline_survives_a_kill_and_produces_every_artifact() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    ok(&["synth", "--out", "faces", "--count", "240", "--seed", "4"], d);
-    let text = ok(&["preprocess", "--input", "faces", "--output", "faces.shard", "--size", "16x16", "--holdout", "0.1"], d);
+    ok(
+        &["synth", "--out", "faces", "--count", "240", "--seed", "4"],
+        d,
+    );
+    let text = ok(
+        &[
+            "preprocess",
+            "--input",
+            "faces",
+            "--output",
+            "faces.shard",
+            "--size",
+            "16x16",
+            "--holdout",
+            "0.1",
+        ],
+        d,
+    );
     assert!(text.contains("read 240, kept 240"), "{text}");
-    let info: serde_json::Value = serde_json::from_str(&ok(&["inspect", "--json", "--verify", "faces.shard"], d)).unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", "--json", "--verify", "faces.shard"], d)).unwrap();
     assert_eq!(info["count"], 240);
-    assert_eq!((info["height"].as_u64(), info["width"].as_u64(), info["channels"].as_u64()), (Some(16), Some(16), Some(3)));
-    assert_eq!(info["train"].as_u64().unwrap() + info["holdout"].as_u64().unwrap(), 240);
+    assert_eq!(
+        (
+            info["height"].as_u64(),
+            info["width"].as_u64(),
+            info["channels"].as_u64()
+        ),
+        (Some(16), Some(16), Some(3))
+    );
+    assert_eq!(
+        info["train"].as_u64().unwrap() + info["holdout"].as_u64().unwrap(),
+        240
+    );
     assert_eq!(info["version"], 1);
 
     // Train a long run and kill it (SIGKILL) once it has written a checkpoint.
     let mut child = Command::new(BIN)
-        .args(["train", "--data", "faces.shard", "--run", "run", "--preset", "tiny", "--epochs", "100000", "--device", "cpu"])
+        .args([
+            "train",
+            "--data",
+            "faces.shard",
+            "--run",
+            "run",
+            "--preset",
+            "tiny",
+            "--epochs",
+            "100000",
+            "--device",
+            "cpu",
+        ])
         .current_dir(d)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -58,12 +105,18 @@ fn pipeline_survives_a_kill_and_produces_every_artifact() {
         .unwrap();
     let start = Instant::now();
     while latest_state(&d.join("run")).is_none() {
-        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no checkpoint appeared"
+        );
         assert!(child.try_wait().unwrap().is_none(), "training exited early");
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(150));
-    assert!(child.try_wait().unwrap().is_none(), "still training when killed");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still training when killed"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     let killed_at = latest_state(&d.join("run")).unwrap();
@@ -72,7 +125,20 @@ fn pipeline_survives_a_kill_and_produces_every_artifact() {
 
     // Resume (the default) and run two more epochs.
     let target = (done_epochs + 2).to_string();
-    let text = ok(&["train", "--data", "faces.shard", "--run", "run", "--epochs", &target, "--device", "cpu"], d);
+    let text = ok(
+        &[
+            "train",
+            "--data",
+            "faces.shard",
+            "--run",
+            "run",
+            "--epochs",
+            &target,
+            "--device",
+            "cpu",
+        ],
+        d,
+    );
     assert!(text.contains("resuming from"), "{text}");
     let state = latest_state(&d.join("run")).unwrap();
     assert_eq!(state["epoch"].as_u64().unwrap(), done_epochs + 2);
@@ -87,21 +153,38 @@ fn pipeline_survives_a_kill_and_produces_every_artifact() {
     for f in ["config.toml", "loss.png", "progress.gif", "train.log"] {
         assert!(d.join("run").join(f).is_file(), "{f}");
     }
-    assert!(d.join(format!("run/samples/epoch_{:04}.png", done_epochs + 2)).is_file());
+    assert!(d
+        .join(format!("run/samples/epoch_{:04}.png", done_epochs + 2))
+        .is_file());
 
     // Eval: every artifact exists and the report agrees with the metrics.
     let text = ok(&["eval", "--run", "run", "--n", "64", "--device", "cpu"], d);
     assert!(text.contains("SWD"), "{text}");
-    for f in ["grid.png", "real.png", "interp.png", "interp.gif", "nn.png", "report.json", "report.html"] {
+    for f in [
+        "grid.png",
+        "real.png",
+        "interp.png",
+        "interp.gif",
+        "nn.png",
+        "report.json",
+        "report.html",
+    ] {
         let p = d.join("run/eval").join(f);
-        assert!(p.is_file() && std::fs::metadata(&p).unwrap().len() > 0, "{f}");
+        assert!(
+            p.is_file() && std::fs::metadata(&p).unwrap().len() > 0,
+            "{f}"
+        );
     }
     for f in ["grid.png", "real.png", "interp.png", "nn.png"] {
         image_dims(&d.join("run/eval").join(f));
     }
     let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("run/eval/report.json")).unwrap()).unwrap();
-    assert_eq!(report["checkpoint"]["epoch"].as_u64().unwrap(), done_epochs + 2);
+        serde_json::from_str(&std::fs::read_to_string(d.join("run/eval/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        report["checkpoint"]["epoch"].as_u64().unwrap(),
+        done_epochs + 2
+    );
     assert_eq!(report["checkpoint"]["images_seen"].to_string(), last[2]);
     assert!(report["swd_fake_vs_holdout"]["average"].as_f64().unwrap() > 0.0);
     assert!(report["swd_train_vs_holdout"]["average"].as_f64().unwrap() > 0.0);
@@ -112,25 +195,82 @@ fn pipeline_survives_a_kill_and_produces_every_artifact() {
     assert!(html.contains("data:image/png;base64,") && html.contains("<svg"));
 
     // Sample and export.
-    ok(&["sample", "--run", "run", "--n", "16", "--out", "faces16.png", "--device", "cpu"], d);
+    ok(
+        &[
+            "sample",
+            "--run",
+            "run",
+            "--n",
+            "16",
+            "--out",
+            "faces16.png",
+            "--device",
+            "cpu",
+        ],
+        d,
+    );
     image_dims(&d.join("faces16.png"));
-    ok(&["sample", "--run", "run", "--n", "3", "--out", "each/", "--device", "cpu"], d);
+    ok(
+        &[
+            "sample", "--run", "run", "--n", "3", "--out", "each/", "--device", "cpu",
+        ],
+        d,
+    );
     assert_eq!(std::fs::read_dir(d.join("each")).unwrap().count(), 3);
     let text = ok(&["export", "--run", "run", "--out", "g.safetensors"], d);
     assert!(text.contains("reloaded outputs identical"), "{text}");
 
     // --fake-dir evaluates a folder with the same metric.
-    ok(&["eval", "--run", "run", "--n", "32", "--fake-dir", "each", "--device", "cpu"], d);
+    ok(
+        &[
+            "eval",
+            "--run",
+            "run",
+            "--n",
+            "32",
+            "--fake-dir",
+            "each",
+            "--device",
+            "cpu",
+        ],
+        d,
+    );
 }
 
 #[test]
 fn ctrl_c_checkpoints_and_exits_zero() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    ok(&["synth", "--out", "faces", "--count", "120", "--seed", "8"], d);
-    ok(&["preprocess", "--input", "faces", "--output", "faces.shard", "--size", "16x16"], d);
+    ok(
+        &["synth", "--out", "faces", "--count", "120", "--seed", "8"],
+        d,
+    );
+    ok(
+        &[
+            "preprocess",
+            "--input",
+            "faces",
+            "--output",
+            "faces.shard",
+            "--size",
+            "16x16",
+        ],
+        d,
+    );
     let child = Command::new(BIN)
-        .args(["train", "--data", "faces.shard", "--run", "run", "--preset", "tiny", "--epochs", "100000", "--device", "cpu"])
+        .args([
+            "train",
+            "--data",
+            "faces.shard",
+            "--run",
+            "run",
+            "--preset",
+            "tiny",
+            "--epochs",
+            "100000",
+            "--device",
+            "cpu",
+        ])
         .current_dir(d)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -138,23 +278,41 @@ fn ctrl_c_checkpoints_and_exits_zero() {
         .unwrap();
     let start = Instant::now();
     while latest_state(&d.join("run")).is_none() {
-        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no checkpoint appeared"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "Ctrl-C exits 0: {text}");
     assert!(text.contains("rerun the same command to resume"), "{text}");
     let state = latest_state(&d.join("run")).unwrap();
     let step = state["step"].as_u64().unwrap();
-    assert!(text.contains(&format!("step {step}")), "the checkpoint is the stopping step: {text}");
+    assert!(
+        text.contains(&format!("step {step}")),
+        "the checkpoint is the stopping step: {text}"
+    );
 }
 
 fn image_dims(p: &Path) -> (u32, u32) {
     let bytes = std::fs::read(p).unwrap();
-    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{} is a PNG", p.display());
+    assert_eq!(
+        &bytes[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is a PNG",
+        p.display()
+    );
     let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
     let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
     assert!(w > 0 && h > 0);
@@ -166,22 +324,71 @@ fn bad_inputs_give_clear_errors_and_nonzero_exit() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     std::fs::write(d.join("bad.shard"), b"GIF89a definitely not a shard").unwrap();
-    let err = fails(&["train", "--data", "bad.shard", "--run", "r", "--preset", "tiny", "--device", "cpu"], d);
-    assert!(err.contains("bad.shard") && err.contains("not a facegan shard"), "{err}");
+    let err = fails(
+        &[
+            "train",
+            "--data",
+            "bad.shard",
+            "--run",
+            "r",
+            "--preset",
+            "tiny",
+            "--device",
+            "cpu",
+        ],
+        d,
+    );
+    assert!(
+        err.contains("bad.shard") && err.contains("not a facegan shard"),
+        "{err}"
+    );
     let err = fails(&["inspect", "bad.shard"], d);
     assert!(err.contains("not a facegan shard"), "{err}");
 
     let err = fails(&["eval", "--run", "no-such-run", "--device", "cpu"], d);
-    assert!(err.contains("no-such-run") && err.contains("no such run directory"), "{err}");
+    assert!(
+        err.contains("no-such-run") && err.contains("no such run directory"),
+        "{err}"
+    );
 
     ok(&["synth", "--out", "f", "--count", "20"], d);
-    ok(&["preprocess", "--input", "f", "--output", "s.shard", "--size", "16x16"], d);
-    let err = fails(&["train", "--data", "s.shard", "--run", "r2", "--preset", "seed", "--device", "cpu"], d);
+    ok(
+        &[
+            "preprocess",
+            "--input",
+            "f",
+            "--output",
+            "s.shard",
+            "--size",
+            "16x16",
+        ],
+        d,
+    );
+    let err = fails(
+        &[
+            "train", "--data", "s.shard", "--run", "r2", "--preset", "seed", "--device", "cpu",
+        ],
+        d,
+    );
     assert!(err.contains("16x16") && err.contains("96x80"), "{err}");
 
-    let err = fails(&["preprocess", "--input", "missing-folder", "--output", "x.shard"], d);
+    let err = fails(
+        &[
+            "preprocess",
+            "--input",
+            "missing-folder",
+            "--output",
+            "x.shard",
+        ],
+        d,
+    );
     assert!(err.contains("missing-folder"), "{err}");
     assert!(!d.join("x.shard").exists());
-    let err = fails(&["train", "--data", "s.shard", "--preset", "nope", "--device", "cpu"], d);
+    let err = fails(
+        &[
+            "train", "--data", "s.shard", "--preset", "nope", "--device", "cpu",
+        ],
+        d,
+    );
     assert!(err.contains("unknown preset"), "{err}");
 }

@@ -7,7 +7,6 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 bin="$root/target/release/facegan"
 count="${DEMO_COUNT:-2000}"
-epochs="${DEMO_EPOCHS:-12}"
 faces=data/demo/faces
 shard=data/demo/faces.shard
 run=runs/demo
@@ -19,7 +18,7 @@ if [ ! -f "$shard" ] || [ -n "$(find "$faces" -newer "$shard" -print -quit)" ]; 
 else
   echo "reusing $shard"
 fi
-"$bin" train --data "$shard" --run "$run" --preset demo --epochs "$epochs" --device cpu
+"$bin" train --data "$shard" --run "$run" --preset demo --device cpu ${DEMO_EPOCHS:+--epochs "$DEMO_EPOCHS"}
 "$bin" eval --run "$run" --device cpu --n 2000 | tee "$run/eval.txt"
 echo
 echo "demo done in $(( $(date +%s) - t0 )) s"

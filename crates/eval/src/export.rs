@@ -32,8 +32,11 @@ pub fn export_safetensors(run: &Path, choice: CheckpointChoice, out: &Path) -> R
         .metadata("images_seen", state.images_seen.to_string())
         .metadata("output", "NCHW RGB in [0, 1]")
         .metadata("model_config", toml::to_string(m).unwrap_or_default());
-    g.save_into(&mut store).context("cannot serialize the generator")?;
-    let bytes = store.get_bytes().context("cannot serialize the generator")?;
+    g.save_into(&mut store)
+        .context("cannot serialize the generator")?;
+    let bytes = store
+        .get_bytes()
+        .context("cannot serialize the generator")?;
     write_atomic(out, &bytes)?;
 
     // Read back into a fresh generator and compare outputs.
@@ -43,14 +46,25 @@ pub fn export_safetensors(run: &Path, choice: CheckpointChoice, out: &Path) -> R
         .load_from(&mut back)
         .with_context(|| format!("{}: exported file does not load back", out.display()))?;
     if !result.missing.is_empty() {
-        bail!("{}: tensors missing on reload: {:?}", out.display(), result.missing);
+        bail!(
+            "{}: tensors missing on reload: {:?}",
+            out.display(),
+            result.missing
+        );
     }
     let z = latents::<B>(4, m.latent, 1, &device);
     let zt = || Tensor::<B, 2>::from_data(TensorData::new(z.clone(), [4, m.latent]), &device);
     let a = g.forward(zt()).into_data().to_vec::<f32>().expect("f32");
-    let b = loaded.forward(zt()).into_data().to_vec::<f32>().expect("f32");
+    let b = loaded
+        .forward(zt())
+        .into_data()
+        .to_vec::<f32>()
+        .expect("f32");
     if a != b {
-        bail!("{}: reloaded generator gives different outputs", out.display());
+        bail!(
+            "{}: reloaded generator gives different outputs",
+            out.display()
+        );
     }
     Ok(format!(
         "exported {} (preset {}, {}x{}, latent {}, epoch {}, {} bytes); reloaded outputs identical",

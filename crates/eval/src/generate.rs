@@ -18,13 +18,21 @@ pub fn latents<B: Backend>(n: usize, latent: usize, seed: u64, device: &B::Devic
 }
 
 /// Generates images from latents; returns `[n, 3, H, W]` floats in [0, 1].
-pub fn generate<B: Backend>(g: &Generator<B>, z: &[f32], latent: usize, device: &B::Device) -> Vec<f32> {
+pub fn generate<B: Backend>(
+    g: &Generator<B>,
+    z: &[f32],
+    latent: usize,
+    device: &B::Device,
+) -> Vec<f32> {
     let n = z.len() / latent;
     let mut out = Vec::new();
     for start in (0..n).step_by(BATCH) {
         let m = BATCH.min(n - start);
         let zt = Tensor::<B, 2>::from_data(
-            TensorData::new(z[start * latent..(start + m) * latent].to_vec(), [m, latent]),
+            TensorData::new(
+                z[start * latent..(start + m) * latent].to_vec(),
+                [m, latent],
+            ),
             device,
         );
         out.extend(g.forward(zt).into_data().to_vec::<f32>().expect("f32"));
@@ -33,14 +41,23 @@ pub fn generate<B: Backend>(g: &Generator<B>, z: &[f32], latent: usize, device: 
 }
 
 /// D's probability of "real" for each `[3, H, W]` image in [0, 1] (eval mode).
-pub fn discriminate<B: Backend>(d: &Discriminator<B>, images: &[f32], h: usize, w: usize, device: &B::Device) -> Vec<f32> {
+pub fn discriminate<B: Backend>(
+    d: &Discriminator<B>,
+    images: &[f32],
+    h: usize,
+    w: usize,
+    device: &B::Device,
+) -> Vec<f32> {
     let per = 3 * h * w;
     let n = images.len() / per;
     let mut out = Vec::with_capacity(n);
     for start in (0..n).step_by(BATCH) {
         let m = BATCH.min(n - start);
         let x = Tensor::<B, 4>::from_data(
-            TensorData::new(images[start * per..(start + m) * per].to_vec(), [m, 3, h, w]),
+            TensorData::new(
+                images[start * per..(start + m) * per].to_vec(),
+                [m, 3, h, w],
+            ),
             device,
         );
         let p = burn::tensor::activation::sigmoid(d.forward(x));

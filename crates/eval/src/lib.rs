@@ -51,9 +51,16 @@ impl CheckpointChoice {
 }
 
 /// Finds the checkpoint and its state, with errors that say what to do.
-pub fn find_checkpoint(run: &Path, choice: CheckpointChoice) -> Result<(CheckpointInfo, TrainState)> {
+pub fn find_checkpoint(
+    run: &Path,
+    choice: CheckpointChoice,
+) -> Result<(CheckpointInfo, TrainState)> {
     if !run.is_dir() {
-        bail!("{}: no such run directory (train first: facegan train --run {})", run.display(), run.display());
+        bail!(
+            "{}: no such run directory (train first: facegan train --run {})",
+            run.display(),
+            run.display()
+        );
     }
     let found = match choice {
         CheckpointChoice::Latest => checkpoint::latest(run)?,
@@ -98,7 +105,9 @@ pub struct DAccuracy {
 impl DAccuracy {
     /// From D's probabilities on real and fake images.
     pub fn from_probs(real: &[f32], fake: &[f32]) -> Self {
-        let frac = |v: &[f32], f: &dyn Fn(f32) -> bool| v.iter().filter(|&&p| f(p)).count() as f64 / v.len().max(1) as f64;
+        let frac = |v: &[f32], f: &dyn Fn(f32) -> bool| {
+            v.iter().filter(|&&p| f(p)).count() as f64 / v.len().max(1) as f64
+        };
         let mean = |v: &[f32]| v.iter().map(|&p| p as f64).sum::<f64>() / v.len().max(1) as f64;
         let r = frac(real, &|p| p > 0.5);
         let f = frac(fake, &|p| p <= 0.5);
@@ -148,7 +157,12 @@ impl EvalReport {
         let acc = self
             .d_accuracy_holdout
             .as_ref()
-            .map(|a| format!(", D accuracy on holdout {:.3} (real {:.3}, fake {:.3})", a.balanced, a.real, a.fake))
+            .map(|a| {
+                format!(
+                    ", D accuracy on holdout {:.3} (real {:.3}, fake {:.3})",
+                    a.balanced, a.real, a.fake
+                )
+            })
             .unwrap_or_default();
         format!(
             "SWD x1e3 {:.2} (noise floor train-vs-holdout {:.2}; per level {}){acc}, {} images per side, {:.1} s",
@@ -183,7 +197,8 @@ pub fn load_fake_dir(dir: &Path, shard: &Shard, limit: usize) -> Result<Vec<f32>
     let files = facegan_preprocess::scan(dir)?;
     let s = &shard.meta().settings;
     let crop = facegan_preprocess::Crop::parse(&s.crop).unwrap_or(facegan_preprocess::Crop::None);
-    let filter = facegan_preprocess::Filter::parse(&s.filter).unwrap_or(facegan_preprocess::Filter::CatmullRom);
+    let filter = facegan_preprocess::Filter::parse(&s.filter)
+        .unwrap_or(facegan_preprocess::Filter::CatmullRom);
     let (h, w) = (shard.height() as u32, shard.width() as u32);
     let mut resizer = fast_image_resize::Resizer::new();
     let mut out = Vec::new();
@@ -198,7 +213,12 @@ pub fn load_fake_dir(dir: &Path, shard: &Shard, limit: usize) -> Result<Vec<f32>
         match img {
             Ok(rgb) => {
                 let px = resize_rgb(&mut resizer, rgb, h, w, crop, filter);
-                out.extend(Planes::from_hwc_u8(h as usize, w as usize, &px).data.iter().map(|v| v / 255.0));
+                out.extend(
+                    Planes::from_hwc_u8(h as usize, w as usize, &px)
+                        .data
+                        .iter()
+                        .map(|v| v / 255.0),
+                );
             }
             Err(e) => bad.push(format!("{}: {e}", f.path.display())),
         }
@@ -230,7 +250,10 @@ pub(crate) fn images_to_rgb(images: &[f32], h: usize, w: usize) -> Vec<image::Rg
         .chunks_exact(3 * h * w)
         .map(|c| {
             image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
-                let at = |ch: usize| (c[ch * h * w + y as usize * w + x as usize].clamp(0.0, 1.0) * 255.0).round() as u8;
+                let at = |ch: usize| {
+                    (c[ch * h * w + y as usize * w + x as usize].clamp(0.0, 1.0) * 255.0).round()
+                        as u8
+                };
                 image::Rgb([at(0), at(1), at(2)])
             })
         })
@@ -248,7 +271,11 @@ fn low_pass(p: &Planes) -> Planes {
 }
 
 fn l2(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>().sqrt()
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| ((x - y) as f64).powi(2))
+        .sum::<f64>()
+        .sqrt()
 }
 
 /// Runs the whole evaluation on backend `B` (an inference backend: BatchNorm uses running stats).
@@ -274,11 +301,15 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
     let holdout = shard.indices(Split::Holdout);
     let train = shard.indices(Split::Train);
     if holdout.is_empty() {
-        bail!("{}: the shard has no holdout images (preprocess with --holdout > 0)", data.display());
+        bail!(
+            "{}: the shard has no holdout images (preprocess with --holdout > 0)",
+            data.display()
+        );
     }
     let n = opts.n.min(holdout.len()).min(train.len()).max(1);
     let out_dir = run.join("eval");
-    std::fs::create_dir_all(&out_dir).with_context(|| format!("{}: cannot create", out_dir.display()))?;
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("{}: cannot create", out_dir.display()))?;
 
     let holdout_ids = sample_ids(&holdout, n, opts.seed ^ 1);
     let train_ids = sample_ids(&train, n, opts.seed ^ 2);
@@ -294,7 +325,10 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
         None => None,
     };
     let (fake_imgs, source) = match (&opts.fake_dir, &models) {
-        (Some(dir), _) => (load_fake_dir(dir, &shard, n)?, format!("folder {}", dir.display())),
+        (Some(dir), _) => (
+            load_fake_dir(dir, &shard, n)?,
+            format!("folder {}", dir.display()),
+        ),
         (None, Some((g, _, latent))) => {
             let z = latents::<B>(n, *latent, opts.seed, device);
             (generate(g, &z, *latent, device), "generator".to_string())
@@ -339,13 +373,19 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
         let ends = latents::<B>(16, latent, opts.seed ^ 0x1E, device);
         let mut z = Vec::new();
         for r in 0..8 {
-            let (a, b) = (&ends[2 * r * latent..(2 * r + 1) * latent], &ends[(2 * r + 1) * latent..(2 * r + 2) * latent]);
+            let (a, b) = (
+                &ends[2 * r * latent..(2 * r + 1) * latent],
+                &ends[(2 * r + 1) * latent..(2 * r + 2) * latent],
+            );
             for k in 0..10 {
                 z.extend(slerp(a, b, k as f32 / 9.0));
             }
         }
         let imgs = generate(g, &z, latent, device);
-        save_png(&out_dir.join("interp.png"), &grid_from_chw(&imgs, 80, h, w, 10))?;
+        save_png(
+            &out_dir.join("interp.png"),
+            &grid_from_chw(&imgs, 80, h, w, 10),
+        )?;
         let keys = latents::<B>(16 * 4, latent, opts.seed ^ 0x61F, device);
         let mut frames = Vec::new();
         for key in 0..4 {
@@ -358,7 +398,13 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
                     let b = &keys[(next * 16 + cell) * latent..(next * 16 + cell + 1) * latent];
                     zf.extend(slerp(a, b, t));
                 }
-                frames.push(grid_from_chw(&generate(g, &zf, latent, device), 16, h, w, 4));
+                frames.push(grid_from_chw(
+                    &generate(g, &zf, latent, device),
+                    16,
+                    h,
+                    w,
+                    4,
+                ));
             }
         }
         report::write_gif(&out_dir.join("interp.gif"), &frames, 120)?;
@@ -376,7 +422,10 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
     let mut nn_tiles = Vec::new();
     let fake_tiles = images_to_rgb(&fake_imgs[..fake_planes.len() * 3 * h * w], h, w);
     for (fi, f) in fake_low.iter().enumerate() {
-        let mut d: Vec<(f64, usize)> = train_low.par_iter().map(|(i, t)| (l2(&f.data, &t.data), *i)).collect();
+        let mut d: Vec<(f64, usize)> = train_low
+            .par_iter()
+            .map(|(i, t)| (l2(&f.data, &t.data), *i))
+            .collect();
         d.sort_by(|a, b| a.0.total_cmp(&b.0));
         d.truncate(3);
         nn_tiles.push(fake_tiles[fi].clone());
@@ -387,7 +436,10 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
         }
         neighbours.push(Neighbours {
             fake_index: fi,
-            train_paths: d.iter().map(|&(_, i)| shard.meta().images[i].path.clone()).collect(),
+            train_paths: d
+                .iter()
+                .map(|&(_, i)| shard.meta().images[i].path.clone())
+                .collect(),
             distances: d.iter().map(|&(v, _)| v).collect(),
         });
     }
@@ -426,7 +478,10 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
         seconds: start.elapsed().as_secs_f64(),
         html_path: out_dir.join("report.html"),
     };
-    artifacts::write_atomic(&out_dir.join("report.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
+    artifacts::write_atomic(
+        &out_dir.join("report.json"),
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
     let metrics = artifacts::read_metrics(&run.join("metrics.csv")).unwrap_or_default();
     report::write_html(&out_dir, &report, &metrics)?;
     Ok(report)

@@ -17,7 +17,12 @@ pub fn write_gif(path: &Path, frames: &[image::RgbImage], delay_ms: u32) -> Resu
         enc.set_repeat(image::codecs::gif::Repeat::Infinite)?;
         for f in frames {
             let rgba = image::DynamicImage::ImageRgb8(f.clone()).to_rgba8();
-            enc.encode_frame(image::Frame::from_parts(rgba, 0, 0, image::Delay::from_numer_denom_ms(delay_ms, 1)))?;
+            enc.encode_frame(image::Frame::from_parts(
+                rgba,
+                0,
+                0,
+                image::Delay::from_numer_denom_ms(delay_ms, 1),
+            ))?;
         }
     }
     write_atomic(path, &bytes)
@@ -30,12 +35,17 @@ fn inline_image(path: &Path, mime: &str) -> String {
             base64::engine::general_purpose::STANDARD.encode(b),
             path.file_name().unwrap_or_default().to_string_lossy()
         ),
-        Err(_) => format!("<p class=\"missing\">({} not available)</p>", path.display()),
+        Err(_) => format!(
+            "<p class=\"missing\">({} not available)</p>",
+            path.display()
+        ),
     }
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// An SVG line chart of the per-epoch losses.
@@ -45,11 +55,30 @@ fn loss_svg(rows: &[EpochMetrics]) -> String {
     }
     let (w, h, pad) = (640.0, 260.0, 36.0);
     let max_e = rows.iter().map(|r| r.epoch).max().unwrap_or(1).max(1) as f64;
-    let max_y = rows.iter().flat_map(|r| [r.loss_d, r.loss_g]).filter(|v| v.is_finite()).fold(1.0f64, f64::max) * 1.1;
-    let pt = |e: usize, v: f64| (pad + (e as f64 / max_e) * (w - 2.0 * pad), h - pad - (v / max_y) * (h - 2.0 * pad));
+    let max_y = rows
+        .iter()
+        .flat_map(|r| [r.loss_d, r.loss_g])
+        .filter(|v| v.is_finite())
+        .fold(1.0f64, f64::max)
+        * 1.1;
+    let pt = |e: usize, v: f64| {
+        (
+            pad + (e as f64 / max_e) * (w - 2.0 * pad),
+            h - pad - (v / max_y) * (h - 2.0 * pad),
+        )
+    };
     let line = |f: &dyn Fn(&EpochMetrics) -> f64, color: &str| {
-        let pts: Vec<String> = rows.iter().map(|r| { let (x, y) = pt(r.epoch, f(r)); format!("{x:.1},{y:.1}") }).collect();
-        format!("<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>", pts.join(" "))
+        let pts: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                let (x, y) = pt(r.epoch, f(r));
+                format!("{x:.1},{y:.1}")
+            })
+            .collect();
+        format!(
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
+            pts.join(" ")
+        )
     };
     format!(
         "<svg width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" xmlns=\"http://www.w3.org/2000/svg\">\
@@ -68,11 +97,22 @@ fn loss_svg(rows: &[EpochMetrics]) -> String {
 
 pub fn write_html(dir: &Path, r: &EvalReport, metrics: &[EpochMetrics]) -> Result<()> {
     let mut rows = String::new();
-    let mut row = |k: &str, v: String| rows.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&v)));
+    let mut row = |k: &str, v: String| {
+        rows.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&v)))
+    };
     row("source of fakes", r.source.clone());
-    row("images per side", r.swd_fake_vs_holdout.images_per_side.to_string());
-    row("SWD x1e3, fakes vs holdout (avg)", format!("{:.3}", r.swd_fake_vs_holdout.average));
-    row("SWD x1e3, train vs holdout (noise floor)", format!("{:.3}", r.swd_train_vs_holdout.average));
+    row(
+        "images per side",
+        r.swd_fake_vs_holdout.images_per_side.to_string(),
+    );
+    row(
+        "SWD x1e3, fakes vs holdout (avg)",
+        format!("{:.3}", r.swd_fake_vs_holdout.average),
+    );
+    row(
+        "SWD x1e3, train vs holdout (noise floor)",
+        format!("{:.3}", r.swd_train_vs_holdout.average),
+    );
     for (i, ((a, b), (hh, ww))) in r
         .swd_fake_vs_holdout
         .per_level
@@ -81,14 +121,26 @@ pub fn write_html(dir: &Path, r: &EvalReport, metrics: &[EpochMetrics]) -> Resul
         .zip(&r.swd_fake_vs_holdout.level_sizes)
         .enumerate()
     {
-        row(&format!("SWD level {i} ({hh}x{ww})"), format!("{a:.3} (floor {b:.3})"));
+        row(
+            &format!("SWD level {i} ({hh}x{ww})"),
+            format!("{a:.3} (floor {b:.3})"),
+        );
     }
     if let Some(a) = &r.d_accuracy_holdout {
-        row("D accuracy, holdout reals vs fakes (balanced)", format!("{:.3} (real {:.3}, fake {:.3})", a.balanced, a.real, a.fake));
-        row("mean D output, holdout real / fake", format!("{:.3} / {:.3}", a.mean_d_real, a.mean_d_fake));
+        row(
+            "D accuracy, holdout reals vs fakes (balanced)",
+            format!("{:.3} (real {:.3}, fake {:.3})", a.balanced, a.real, a.fake),
+        );
+        row(
+            "mean D output, holdout real / fake",
+            format!("{:.3} / {:.3}", a.mean_d_real, a.mean_d_fake),
+        );
     }
     if let Some(a) = &r.d_accuracy_train {
-        row("D accuracy, train reals vs fakes (balanced)", format!("{:.3} (real {:.3}, fake {:.3})", a.balanced, a.real, a.fake));
+        row(
+            "D accuracy, train reals vs fakes (balanced)",
+            format!("{:.3} (real {:.3}, fake {:.3})", a.balanced, a.real, a.fake),
+        );
     }
     if let Some(c) = &r.checkpoint {
         row("checkpoint", c.to_string());
@@ -99,7 +151,19 @@ pub fn write_html(dir: &Path, r: &EvalReport, metrics: &[EpochMetrics]) -> Resul
     let nn_text: String = r
         .nearest_neighbours
         .iter()
-        .map(|n| format!("<li>fake {}: {}</li>", n.fake_index, esc(&n.train_paths.iter().zip(&n.distances).map(|(p, d)| format!("{p} ({d:.2})")).collect::<Vec<_>>().join(", "))))
+        .map(|n| {
+            format!(
+                "<li>fake {}: {}</li>",
+                n.fake_index,
+                esc(&n
+                    .train_paths
+                    .iter()
+                    .zip(&n.distances)
+                    .map(|(p, d)| format!("{p} ({d:.2})"))
+                    .collect::<Vec<_>>()
+                    .join(", "))
+            )
+        })
         .collect();
     let html = format!(
         r#"<!doctype html>

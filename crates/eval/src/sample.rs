@@ -33,6 +33,10 @@ pub fn write_samples<B: Backend>(
     } else {
         let cols = (n as f64).sqrt().ceil() as usize;
         save_png(out, &grid(&faces, cols))?;
-        Ok(format!("a grid of {} faces to {}", faces.len(), out.display()))
+        Ok(format!(
+            "a grid of {} faces to {}",
+            faces.len(),
+            out.display()
+        ))
     }
 }

@@ -137,7 +137,11 @@ pub fn laplacian_pyramid(img: &Planes) -> Vec<Planes> {
         let down = pyr_down(&cur);
         let up = pyr_up(&down, cur.h, cur.w);
         let band: Vec<f32> = cur.data.iter().zip(&up.data).map(|(a, b)| a - b).collect();
-        out.push(Planes { h: cur.h, w: cur.w, data: band });
+        out.push(Planes {
+            h: cur.h,
+            w: cur.w,
+            data: band,
+        });
         cur = down;
     }
     out.push(cur);
@@ -252,7 +256,11 @@ pub fn sliced_wasserstein(a: &[f32], b: &[f32], seed: u64) -> f64 {
             .map(|(ra, rb)| {
                 ra.sort_unstable_by(f32::total_cmp);
                 rb.sort_unstable_by(f32::total_cmp);
-                ra.iter().zip(rb.iter()).map(|(x, y)| (x - y).abs() as f64).sum::<f64>() / n as f64
+                ra.iter()
+                    .zip(rb.iter())
+                    .map(|(x, y)| (x - y).abs() as f64)
+                    .sum::<f64>()
+                    / n as f64
             })
             .sum();
         total += sum / DIRS_PER_REPEAT as f64;
@@ -281,7 +289,7 @@ pub fn swd(a: &[Vec<Planes>], b: &[Vec<Planes>], seed: u64) -> SwdResult {
     let levels = a[0].len();
     let per_level: Vec<f64> = (0..levels)
         .map(|l| {
-            let da = level_descriptors(a, l, seed ^ 0xA);  // same patch positions on both sides,
+            let da = level_descriptors(a, l, seed ^ 0xA); // same patch positions on both sides,
             let db = level_descriptors(b, l, seed ^ 0xA); // so identical sets give exactly 0
             sliced_wasserstein(&da, &db, seed ^ 0xD1 ^ l as u64) * 1e3
         })

@@ -41,7 +41,9 @@ fn noised(p: &Planes, sigma: f32, seed: u64) -> Planes {
         .data
         .iter()
         .map(|v| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let u = ((s >> 33) as f32 / (1u64 << 31) as f32) - 0.5;
             v + sigma * u
         })
@@ -91,7 +93,11 @@ fn swd_grows_with_blur_and_noise() {
     }
     let mut last = 0.0;
     for sigma in [8.0, 32.0, 96.0] {
-        let b: Vec<Planes> = base.iter().enumerate().map(|(i, p)| noised(p, sigma, i as u64)).collect();
+        let b: Vec<Planes> = base
+            .iter()
+            .enumerate()
+            .map(|(i, p)| noised(p, sigma, i as u64))
+            .collect();
         let d = swd(&pa, &pyramids(&b), 11).average;
         assert!(d > last, "noise {sigma}: {d} <= {last}");
         last = d;
@@ -135,6 +141,11 @@ fn fake_dir_with_only_bad_files_is_a_clear_error() {
     cfg.width = 16;
     facegan_preprocess::run(&cfg, &std::sync::atomic::AtomicBool::new(false)).unwrap();
     let shard = facegan_shard::Shard::open(&shard_path).unwrap();
-    let err = facegan_eval::load_fake_dir(&fakes, &shard, 10).unwrap_err().to_string();
-    assert!(err.contains("fakes") && err.contains("no usable images") && err.contains("2 unreadable"), "{err}");
+    let err = facegan_eval::load_fake_dir(&fakes, &shard, 10)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("fakes") && err.contains("no usable images") && err.contains("2 unreadable"),
+        "{err}"
+    );
 }

@@ -108,7 +108,8 @@ pub fn preprocess(a: PreprocessArgs, stop: &AtomicBool) -> Result<()> {
     let mut cfg = PreprocessConfig::new(&a.input, &a.output);
     cfg.height = height;
     cfg.width = width;
-    cfg.crop = Crop::parse(&a.crop).with_context(|| format!("--crop {:?}: use none or center:N", a.crop))?;
+    cfg.crop = Crop::parse(&a.crop)
+        .with_context(|| format!("--crop {:?}: use none or center:N", a.crop))?;
     cfg.filter = Filter::parse(&a.filter)
         .with_context(|| format!("--filter {:?}: use one of {}", a.filter, Filter::NAMES))?;
     cfg.holdout = a.holdout;
@@ -137,6 +138,12 @@ pub struct InspectArgs {
     /// Recompute the payload checksum.
     #[arg(long)]
     verify: bool,
+    /// Also write a PNG grid of images (the first 64, or those named by --paths).
+    #[arg(long)]
+    grid: Option<PathBuf>,
+    /// Comma-separated source paths (as stored in the shard) for --grid.
+    #[arg(long, value_delimiter = ',')]
+    paths: Vec<String>,
 }
 
 pub fn inspect(a: InspectArgs) -> Result<()> {
@@ -148,6 +155,37 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     let m = shard.meta();
     let train = shard.indices(Split::Train).len();
     let holdout = shard.len() - train;
+    if let Some(out) = &a.grid {
+        let ids: Vec<usize> = if a.paths.is_empty() {
+            (0..shard.len().min(64)).collect()
+        } else {
+            a.paths
+                .iter()
+                .map(|p| {
+                    shard
+                        .meta()
+                        .images
+                        .iter()
+                        .position(|m| &m.path == p)
+                        .with_context(|| {
+                            format!("{}: no image {p:?} in the shard", a.file.display())
+                        })
+                })
+                .collect::<Result<_>>()?
+        };
+        let (h, w) = (shard.height() as u32, shard.width() as u32);
+        let tiles: Vec<image::RgbImage> = ids
+            .iter()
+            .map(|&i| image::RgbImage::from_raw(w, h, shard.image(i).to_vec()).expect("image size"))
+            .collect();
+        let cols = if a.paths.is_empty() {
+            8
+        } else {
+            a.paths.len().min(8)
+        };
+        facegan_trainer::artifacts::save_png(out, &facegan_trainer::artifacts::grid(&tiles, cols))?;
+        eprintln!("wrote {} images to {}", ids.len(), out.display());
+    }
     if a.json {
         let v = serde_json::json!({
             "path": a.file.display().to_string(),
@@ -176,9 +214,22 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!("{}", a.file.display());
-        println!("  format version {}, written by {}", h.version, m.tool_version);
-        println!("  {} images of {}x{}x{} ({})", h.count, h.height, h.width, h.channels, h.layout.name());
-        println!("  split: {train} train, {holdout} holdout ({})", m.settings.holdout_source);
+        println!(
+            "  format version {}, written by {}",
+            h.version, m.tool_version
+        );
+        println!(
+            "  {} images of {}x{}x{} ({})",
+            h.count,
+            h.height,
+            h.width,
+            h.channels,
+            h.layout.name()
+        );
+        println!(
+            "  split: {train} train, {holdout} holdout ({})",
+            m.settings.holdout_source
+        );
         println!(
             "  made with crop {}, filter {}, min size {}, dedupe {}",
             m.settings.crop, m.settings.filter, m.settings.min_size, m.settings.dedupe
@@ -191,7 +242,10 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
             if a.verify { " (verified)" } else { "" }
         );
         if let Some(first) = m.images.first() {
-            println!("  first image: {} ({}x{})", first.path, first.orig_width, first.orig_height);
+            println!(
+                "  first image: {} ({}x{})",
+                first.path, first.orig_width, first.orig_height
+            );
         }
     }
     Ok(())
@@ -255,7 +309,8 @@ pub struct TrainArgs {
 
 pub fn train(a: TrainArgs) -> Result<()> {
     crate::existing(&a.data, "shard")?;
-    let explicit = a.preset.is_some() || a.config.is_some() || a.batch.is_some() || a.seed.is_some();
+    let explicit =
+        a.preset.is_some() || a.config.is_some() || a.batch.is_some() || a.seed.is_some();
     let mut cfg = match (&a.config, &a.preset) {
         (Some(path), _) => TrainConfig::from_toml_file(path)?,
         (None, Some(p)) => TrainConfig::preset(p)?,
@@ -263,7 +318,10 @@ pub fn train(a: TrainArgs) -> Result<()> {
     };
     if let (Some(_), Some(p)) = (&a.config, &a.preset) {
         if &cfg.preset != p {
-            bail!("--preset {p} disagrees with the config file's preset {}", cfg.preset);
+            bail!(
+                "--preset {p} disagrees with the config file's preset {}",
+                cfg.preset
+            );
         }
     }
     if let Some(b) = a.batch {
@@ -273,9 +331,14 @@ pub fn train(a: TrainArgs) -> Result<()> {
         cfg.seed = s;
     }
     if a.resume && facegan_trainer::checkpoint::latest(&a.run)?.is_none() {
-        bail!("{}: --resume given but the run has no checkpoint", a.run.display());
+        bail!(
+            "{}: --resume given but the run has no checkpoint",
+            a.run.display()
+        );
     }
-    let inject_nan_at_step = std::env::var("FACEGAN_INJECT_NAN_AT_STEP").ok().and_then(|s| s.parse().ok());
+    let inject_nan_at_step = std::env::var("FACEGAN_INJECT_NAN_AT_STEP")
+        .ok()
+        .and_then(|s| s.parse().ok());
     let opts = TrainOptions {
         data: a.data,
         run: a.run,
@@ -288,10 +351,13 @@ pub fn train(a: TrainArgs) -> Result<()> {
         inject_nan_at_step,
     };
     let dev = pick_device(&a.device)?;
-    let summary = with_train_backend!(dev, |B, device| facegan_trainer::train::<B>(&opts, &device))?;
+    let summary =
+        with_train_backend!(dev, |B, device| facegan_trainer::train::<B>(&opts, &device))?;
     match summary.outcome {
         TrainOutcome::Completed => println!("run complete: {}", opts.run.display()),
-        TrainOutcome::Stopped { step } => println!("run stopped at step {step}: {}", opts.run.display()),
+        TrainOutcome::Stopped { step } => {
+            println!("run stopped at step {step}: {}", opts.run.display())
+        }
     }
     Ok(())
 }
@@ -328,7 +394,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         seed: a.seed,
     };
     let dev = pick_device(&a.device)?;
-    let report = with_inference_backend!(dev, |B, device| facegan_eval::evaluate::<B>(&opts, &device))?;
+    let report =
+        with_inference_backend!(dev, |B, device| facegan_eval::evaluate::<B>(&opts, &device))?;
     println!("{}", report.summary_line());
     println!("report: {}", report.html_path.display());
     Ok(())
@@ -355,9 +422,10 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     let choice = facegan_eval::CheckpointChoice::parse(&a.checkpoint)?;
     let as_dir = a.out.to_string_lossy().ends_with('/') || a.out.is_dir();
     let dev = pick_device(&a.device)?;
-    let written = with_inference_backend!(dev, |B, device| facegan_eval::sample::write_samples::<B>(
-        &a.run, choice, a.n, a.seed, &a.out, as_dir, &device
-    ))?;
+    let written =
+        with_inference_backend!(dev, |B, device| facegan_eval::sample::write_samples::<B>(
+            &a.run, choice, a.n, a.seed, &a.out, as_dir, &device
+        ))?;
     println!("wrote {written}");
     Ok(())
 }
@@ -444,14 +512,19 @@ pub fn bench_swd(a: BenchSwdArgs) -> Result<()> {
             .map(|i| {
                 let mut s = seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 let mut next = || {
-                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    s = s
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     (s >> 40) as f32 / (1u64 << 24) as f32
                 };
                 let (fx, fy, ph) = (next() * 0.3, next() * 0.3, next() * 6.0);
                 let data = (0..3 * h * w)
                     .map(|k| {
                         let (y, x) = ((k / w) % h, k % w);
-                        128.0 + 100.0 * (fx * x as f32 + fy * y as f32 + ph + (k / (h * w)) as f32).sin() + 20.0 * (next() - 0.5)
+                        128.0
+                            + 100.0
+                                * (fx * x as f32 + fy * y as f32 + ph + (k / (h * w)) as f32).sin()
+                            + 20.0 * (next() - 0.5)
                     })
                     .collect();
                 Planes::new(h, w, data)

@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 mod commands;
 
 #[derive(Parser)]
-#[command(name = "facegan", version, about = "Face-generating GAN pipeline: preprocess -> train -> eval")]
+#[command(
+    name = "facegan",
+    version,
+    about = "Face-generating GAN pipeline: preprocess -> train -> eval"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

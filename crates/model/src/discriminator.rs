@@ -36,7 +36,8 @@ impl<B: Backend> Discriminator<B> {
             .map(|(&cout, &bn)| {
                 let block = DiscriminatorBlock {
                     conv: conv3x3(cin, cout, 2, device),
-                    norm: bn.then(|| BatchNorm2d::new(cout, cfg.bn_momentum, cfg.bn_epsilon, device)),
+                    norm: bn
+                        .then(|| BatchNorm2d::new(cout, cfg.bn_momentum, cfg.bn_epsilon, device)),
                 };
                 cin = cout;
                 block

@@ -39,7 +39,8 @@ impl<B: Backend> Generator<B> {
             .map(|(&cout, &bn)| {
                 let block = GeneratorBlock {
                     conv: conv_transpose3x3_up(cin, cout, device),
-                    norm: bn.then(|| BatchNorm2d::new(cout, cfg.bn_momentum, cfg.bn_epsilon, device)),
+                    norm: bn
+                        .then(|| BatchNorm2d::new(cout, cfg.bn_momentum, cfg.bn_epsilon, device)),
                 };
                 cin = cout;
                 block

@@ -14,7 +14,11 @@ pub fn glorot_uniform<B: Backend, const D: usize>(
     device: &B::Device,
 ) -> Param<Tensor<B, D>> {
     let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
-    Param::from_tensor(Tensor::random(shape, Distribution::Uniform(-limit, limit), device))
+    Param::from_tensor(Tensor::random(
+        shape,
+        Distribution::Uniform(-limit, limit),
+        device,
+    ))
 }
 
 fn zeros_bias<B: Backend>(n: usize, device: &B::Device) -> Option<Param<Tensor<B, 1>>> {
@@ -22,7 +26,12 @@ fn zeros_bias<B: Backend>(n: usize, device: &B::Device) -> Option<Param<Tensor<B
 }
 
 /// A 3x3 convolution with padding 1 ("same"), Glorot kernel, zero bias.
-pub fn conv3x3<B: Backend>(cin: usize, cout: usize, stride: usize, device: &B::Device) -> Conv2d<B> {
+pub fn conv3x3<B: Backend>(
+    cin: usize,
+    cout: usize,
+    stride: usize,
+    device: &B::Device,
+) -> Conv2d<B> {
     let mut conv = Conv2dConfig::new([cin, cout], [3, 3])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
@@ -34,7 +43,11 @@ pub fn conv3x3<B: Backend>(cin: usize, cout: usize, stride: usize, device: &B::D
 
 /// A 3x3 stride-2 transposed convolution that doubles H and W (padding 1, output padding 1:
 /// Keras' "same"), Glorot kernel, zero bias.
-pub fn conv_transpose3x3_up<B: Backend>(cin: usize, cout: usize, device: &B::Device) -> ConvTranspose2d<B> {
+pub fn conv_transpose3x3_up<B: Backend>(
+    cin: usize,
+    cout: usize,
+    device: &B::Device,
+) -> ConvTranspose2d<B> {
     let mut conv = ConvTranspose2dConfig::new([cin, cout], [3, 3])
         .with_stride([2, 2])
         .with_padding([1, 1])

@@ -29,24 +29,27 @@ pub struct ParamCounts {
     pub trainable: usize,
 }
 
-fn bn_stats<B: Backend>(norms: impl Iterator<Item = usize>) -> usize {
-    norms.map(|c| 2 * c).sum()
+/// Keras-style counts from Burn's `num_params` (which, like Keras' total, includes BatchNorm
+/// running mean and variance)
+/// and the channel counts of the BatchNorm layers.
+fn keras_counts(total: usize, norm_channels: impl Iterator<Item = usize>) -> ParamCounts {
+    let stats: usize = norm_channels.map(|c| 2 * c).sum();
+    ParamCounts {
+        total,
+        trainable: total - stats,
+    }
 }
 
 impl<B: Backend> Discriminator<B> {
     pub fn param_counts(&self) -> ParamCounts {
-        // Burn's num_params counts the BatchNorm running statistics too, as Keras' total does.
-        let total = self.num_params();
-        let stats = bn_stats::<B>(self.blocks.iter().filter_map(|b| b.norm.as_ref()).map(|n| n.channels()));
-        ParamCounts { total, trainable: total - stats }
+        let norms = self.blocks.iter().filter_map(|b| b.norm.as_ref());
+        keras_counts(self.num_params(), norms.map(|n| n.channels()))
     }
 }
 
 impl<B: Backend> Generator<B> {
     pub fn param_counts(&self) -> ParamCounts {
-        // Burn's num_params counts the BatchNorm running statistics too, as Keras' total does.
-        let total = self.num_params();
-        let stats = bn_stats::<B>(self.blocks.iter().filter_map(|b| b.norm.as_ref()).map(|n| n.channels()));
-        ParamCounts { total, trainable: total - stats }
+        let norms = self.blocks.iter().filter_map(|b| b.norm.as_ref());
+        keras_counts(self.num_params(), norms.map(|n| n.channels()))
     }
 }

@@ -3,8 +3,8 @@
 
 use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
-use burn::tensor::backend::Backend;
 use burn::nn::BatchNormConfig;
+use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor, Tolerance};
 use facegan_model::layers::BatchNorm2d;
 use facegan_model::{Discriminator, Generator, ModelConfig};
@@ -61,12 +61,26 @@ fn glorot_init_has_keras_limits_and_zero_biases() {
     let device = Default::default();
     B::seed(&device, 3);
     let d = Discriminator::<B>::new(&ModelConfig::seed(), &device);
-    let w = d.blocks[1].conv.weight.val().into_data().to_vec::<f32>().unwrap();
+    let w = d.blocks[1]
+        .conv
+        .weight
+        .val()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
     let limit = (6.0f32 / (32.0 * 9.0 + 64.0 * 9.0)).sqrt();
     assert!(w.iter().all(|x| x.abs() <= limit));
     let max = w.iter().fold(0f32, |m, x| m.max(x.abs()));
     assert!(max > 0.9 * limit, "uniform over the whole range");
-    let b = d.blocks[1].conv.bias.as_ref().unwrap().val().into_data().to_vec::<f32>().unwrap();
+    let b = d.blocks[1]
+        .conv
+        .bias
+        .as_ref()
+        .unwrap()
+        .val()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
     assert!(b.iter().all(|x| *x == 0.0));
 }
 
@@ -74,23 +88,35 @@ fn glorot_init_has_keras_limits_and_zero_biases() {
 fn view_batchnorm_matches_burn_batchnorm_forward_backward_and_running_stats() {
     let device = Default::default();
     AD::seed(&device, 11);
-    let x = Tensor::<AD, 4>::random([4, 5, 6, 7], Distribution::Normal(0.5, 2.0), &device).require_grad();
+    let x = Tensor::<AD, 4>::random([4, 5, 6, 7], Distribution::Normal(0.5, 2.0), &device)
+        .require_grad();
     let ours = BatchNorm2d::<AD>::new(5, 0.01, 1e-3, &device);
-    let theirs = BatchNormConfig::new(5).with_momentum(0.01).with_epsilon(1e-3).init::<AD>(&device);
+    let theirs = BatchNormConfig::new(5)
+        .with_momentum(0.01)
+        .with_epsilon(1e-3)
+        .init::<AD>(&device);
     let weights = Tensor::<AD, 4>::random([4, 5, 6, 7], Distribution::Default, &device);
     let y1 = ours.forward(x.clone());
     let y2 = theirs.forward(x.clone());
-    y1.clone().into_data().assert_approx_eq::<f32>(&y2.clone().into_data(), Tolerance::absolute(1e-5));
+    y1.clone()
+        .into_data()
+        .assert_approx_eq::<f32>(&y2.clone().into_data(), Tolerance::absolute(1e-5));
     let g1 = (y1 * weights.clone()).sum().backward();
     let g2 = (y2 * weights).sum().backward();
-    x.grad(&g1).unwrap().into_data().assert_approx_eq::<f32>(&x.grad(&g2).unwrap().into_data(), Tolerance::absolute(1e-5));
+    x.grad(&g1)
+        .unwrap()
+        .into_data()
+        .assert_approx_eq::<f32>(&x.grad(&g2).unwrap().into_data(), Tolerance::absolute(1e-5));
     let rm1 = ours.running_mean.value().into_data();
     let rm2 = theirs.running_mean.value().into_data();
     rm1.assert_approx_eq::<f32>(&rm2, Tolerance::absolute(1e-6));
     ours.running_var
         .value()
         .into_data()
-        .assert_approx_eq::<f32>(&theirs.running_var.value().into_data(), Tolerance::absolute(1e-6));
+        .assert_approx_eq::<f32>(
+            &theirs.running_var.value().into_data(),
+            Tolerance::absolute(1e-6),
+        );
     // Eval mode uses the running statistics.
     let ours_eval = ours.valid();
     let theirs_eval = theirs.valid();
@@ -98,5 +124,8 @@ fn view_batchnorm_matches_burn_batchnorm_forward_backward_and_running_stats() {
     ours_eval
         .forward(xi.clone())
         .into_data()
-        .assert_approx_eq::<f32>(&theirs_eval.forward(xi).into_data(), Tolerance::absolute(1e-5));
+        .assert_approx_eq::<f32>(
+            &theirs_eval.forward(xi).into_data(),
+            Tolerance::absolute(1e-5),
+        );
 }

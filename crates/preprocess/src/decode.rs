@@ -62,7 +62,8 @@ pub enum Filter {
 }
 
 impl Filter {
-    pub const NAMES: &'static str = "nearest, box, bilinear, hamming, catmullrom, mitchell, lanczos3";
+    pub const NAMES: &'static str =
+        "nearest, box, bilinear, hamming, catmullrom, mitchell, lanczos3";
 
     pub fn parse(s: &str) -> Option<Filter> {
         Some(match s.to_ascii_lowercase().as_str() {
@@ -146,12 +147,15 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<image::RgbImage, SkipReason> {
     }
     let format = image::guess_format(bytes).map_err(|e| SkipReason::NotAnImage(e.to_string()))?;
     if format == image::ImageFormat::Jpeg && !has_jpeg_end_marker(bytes) {
-        return Err(SkipReason::Truncated("JPEG has no end-of-image marker".into()));
+        return Err(SkipReason::Truncated(
+            "JPEG has no end-of-image marker".into(),
+        ));
     }
-    let img: DynamicImage = image::load_from_memory_with_format(bytes, format).map_err(|e| match e {
-        image::ImageError::Unsupported(u) => SkipReason::NotAnImage(u.to_string()),
-        other => SkipReason::Truncated(other.to_string()),
-    })?;
+    let img: DynamicImage =
+        image::load_from_memory_with_format(bytes, format).map_err(|e| match e {
+            image::ImageError::Unsupported(u) => SkipReason::NotAnImage(u.to_string()),
+            other => SkipReason::Truncated(other.to_string()),
+        })?;
     Ok(match img {
         DynamicImage::ImageRgb8(rgb) => rgb,
         other => other.to_rgb8(),
@@ -232,11 +236,10 @@ pub fn perceptual_hash(pixels: &[u8], height: usize, width: usize) -> u64 {
     let mut ac: Vec<f32> = coeffs[1..].to_vec();
     ac.sort_by(f32::total_cmp);
     let median = ac[ac.len() / 2];
-    coeffs
-        .iter()
-        .enumerate()
-        .skip(1)
-        .fold(0u64, |bits, (i, &c)| if c > median { bits | (1 << i) } else { bits })
+    coeffs.iter().enumerate().skip(1).fold(
+        0u64,
+        |bits, (i, &c)| if c > median { bits | (1 << i) } else { bits },
+    )
 }
 
 /// Hamming distance between two perceptual hashes.

@@ -65,7 +65,7 @@ impl PreprocessConfig {
             holdout: 0.05,
             min_size: 32,
             dedupe: false,
-            near_distance: 4,
+            near_distance: 2,
             progress: false,
         }
     }
@@ -76,8 +76,14 @@ pub fn parse_size(s: &str) -> Result<(u32, u32)> {
     let (h, w) = s
         .split_once(['x', 'X'])
         .with_context(|| format!("size {s:?} must look like HxW, e.g. 96x80"))?;
-    let h: u32 = h.trim().parse().with_context(|| format!("bad height in size {s:?}"))?;
-    let w: u32 = w.trim().parse().with_context(|| format!("bad width in size {s:?}"))?;
+    let h: u32 = h
+        .trim()
+        .parse()
+        .with_context(|| format!("bad height in size {s:?}"))?;
+    let w: u32 = w
+        .trim()
+        .parse()
+        .with_context(|| format!("bad width in size {s:?}"))?;
     if !(8..=1024).contains(&h) || !(8..=1024).contains(&w) {
         bail!("size {s:?}: height and width must be between 8 and 1024");
     }
@@ -127,7 +133,11 @@ impl PreprocessReport {
     /// The one-line summary printed at the end.
     pub fn summary(&self) -> String {
         let skipped: usize = self.skipped.values().sum();
-        let reasons: Vec<String> = self.skipped.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let reasons: Vec<String> = self
+            .skipped
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         format!(
             "read {}, kept {} (train {}, holdout {}), skipped {}{}, near-duplicates {}, {:.0} images/s",
             self.read,
@@ -171,8 +181,8 @@ pub fn scan(input: &Path) -> Result<Vec<SourceFile>> {
     let mut out = Vec::new();
     let mut stack = vec![input.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let entries =
-            std::fs::read_dir(&dir).with_context(|| format!("{}: cannot list folder", dir.display()))?;
+        let entries = std::fs::read_dir(&dir)
+            .with_context(|| format!("{}: cannot list folder", dir.display()))?;
         for e in entries {
             let e = e.with_context(|| format!("{}: cannot list folder", dir.display()))?;
             let path = e.path();
@@ -218,7 +228,10 @@ fn process_one(
     drop(bytes);
     let (w, h) = rgb.dimensions();
     if w < cfg.min_size || h < cfg.min_size {
-        return Err(SkipReason::TooSmall { width: w, height: h });
+        return Err(SkipReason::TooSmall {
+            width: w,
+            height: h,
+        });
     }
     let pixels = decode::resize_rgb(resizer, rgb, cfg.height, cfg.width, cfg.crop, cfg.filter);
     let phash = decode::perceptual_hash(&pixels, cfg.height as usize, cfg.width as usize);
@@ -266,7 +279,8 @@ pub fn run(cfg: &PreprocessConfig, stop: &AtomicBool) -> Result<PreprocessReport
         min_size: cfg.min_size,
         dedupe: cfg.dedupe,
     };
-    let capacity = ShardMeta::size_bound(&settings, TOOL_VERSION, files.iter().map(|f| f.rel.len()));
+    let capacity =
+        ShardMeta::size_bound(&settings, TOOL_VERSION, files.iter().map(|f| f.rel.len()));
     let mut writer = ShardWriter::create(&cfg.output, cfg.height, cfg.width, capacity)?;
 
     let mut skipped_files = Vec::new();
@@ -279,11 +293,16 @@ pub fn run(cfg: &PreprocessConfig, stop: &AtomicBool) -> Result<PreprocessReport
     for (chunk_no, chunk) in files.chunks(CHUNK).enumerate() {
         if stop.load(Ordering::SeqCst) {
             pb.abandon_with_message("interrupted");
-            bail!("interrupted: no shard was written ({} left as it was)", cfg.output.display());
+            bail!(
+                "interrupted: no shard was written ({} left as it was)",
+                cfg.output.display()
+            );
         }
         let results: Vec<Result<Decoded, SkipReason>> = chunk
             .par_iter()
-            .map_init(fast_image_resize::Resizer::new, |r, f| process_one(r, f, cfg))
+            .map_init(fast_image_resize::Resizer::new, |r, f| {
+                process_one(r, f, cfg)
+            })
             .collect();
         for (j, (file, result)) in chunk.iter().zip(results).enumerate() {
             let file_index = chunk_no * CHUNK + j;
@@ -317,7 +336,10 @@ pub fn run(cfg: &PreprocessConfig, stop: &AtomicBool) -> Result<PreprocessReport
                     dropped: cfg.dedupe,
                 });
                 if cfg.dedupe {
-                    skip(SkipReason::NearDuplicate { of, distance }, &mut skipped_files);
+                    skip(
+                        SkipReason::NearDuplicate { of, distance },
+                        &mut skipped_files,
+                    );
                     continue;
                 }
             }
@@ -385,18 +407,28 @@ pub fn run(cfg: &PreprocessConfig, stop: &AtomicBool) -> Result<PreprocessReport
 /// Writes `bytes` to `path` via a temp file in the same folder, fsync and rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{}: cannot create folder", dir.display()))?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
         std::process::id()
     ));
-    let mut f = std::fs::File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
-    f.write_all(bytes).with_context(|| format!("{}: write failed", tmp.display()))?;
-    f.sync_all().with_context(|| format!("{}: fsync failed", tmp.display()))?;
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("{}: write failed", tmp.display()))?;
+    f.sync_all()
+        .with_context(|| format!("{}: fsync failed", tmp.display()))?;
     drop(f);
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot rename into place", path.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("{}: cannot rename into place", path.display()))?;
     Ok(())
 }
 

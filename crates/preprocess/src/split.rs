@@ -52,13 +52,15 @@ impl Splitter {
             }
             let mut it = line.split_whitespace();
             let (Some(name), Some(part), None) = (it.next(), it.next(), it.next()) else {
-                bail!("{}:{}: expected `NAME PARTITION`, got {line:?}", file.display(), n + 1);
+                bail!(
+                    "{}:{}: expected `NAME PARTITION`, got {line:?}",
+                    file.display(),
+                    n + 1
+                );
             };
-            let part: u8 = part
-                .parse()
-                .ok()
-                .filter(|p| *p <= 2)
-                .with_context(|| format!("{}:{}: partition must be 0, 1 or 2", file.display(), n + 1))?;
+            let part: u8 = part.parse().ok().filter(|p| *p <= 2).with_context(|| {
+                format!("{}:{}: partition must be 0, 1 or 2", file.display(), n + 1)
+            })?;
             by_name.insert(name.to_string(), part);
         }
         Ok(Splitter::Partition {
@@ -86,7 +88,11 @@ impl Splitter {
         if let Splitter::Partition { by_name, .. } = self {
             let name = rel_path.rsplit('/').next().unwrap_or(rel_path);
             if let Some(p) = by_name.get(name) {
-                return if *p == 0 { Split::Train } else { Split::Holdout };
+                return if *p == 0 {
+                    Split::Train
+                } else {
+                    Split::Holdout
+                };
             }
         }
         hash_split(rel_path, self.fraction())

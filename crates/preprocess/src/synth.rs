@@ -27,7 +27,14 @@ struct Ellipse {
 
 impl Ellipse {
     fn new(cx: f32, cy: f32, rx: f32, ry: f32, color: Rgb) -> Self {
-        Ellipse { cx, cy, rx, ry, color, clip_below: f32::INFINITY }
+        Ellipse {
+            cx,
+            cy,
+            rx,
+            ry,
+            color,
+            clip_below: f32::INFINITY,
+        }
     }
 }
 
@@ -42,7 +49,11 @@ impl Canvas {
         let x0 = ((e.cx - e.rx - 2.0).floor().max(0.0)) as usize;
         let x1 = ((e.cx + e.rx + 2.0).ceil().min(self.w as f32)) as usize;
         let y0 = ((e.cy - e.ry - 2.0).floor().max(0.0)) as usize;
-        let y1 = ((e.cy + e.ry + 2.0).ceil().min(self.h as f32).min(e.clip_below + 1.0)).max(0.0) as usize;
+        let y1 = ((e.cy + e.ry + 2.0)
+            .ceil()
+            .min(self.h as f32)
+            .min(e.clip_below + 1.0))
+        .max(0.0) as usize;
         let rmin = e.rx.min(e.ry);
         for y in y0..y1 {
             let dy = (y as f32 + 0.5 - e.cy) / e.ry;
@@ -53,8 +64,8 @@ impl Canvas {
                 a *= (e.clip_below - y as f32 + 0.5).clamp(0.0, 1.0);
                 if a > 0.0 {
                     let p = &mut self.px[y * self.w + x];
-                    for c in 0..3 {
-                        p[c] += (e.color[c] - p[c]) * a;
+                    for (v, target) in p.iter_mut().zip(e.color) {
+                        *v += (target - *v) * a;
                     }
                 }
             }
@@ -63,7 +74,11 @@ impl Canvas {
 }
 
 fn lerp(a: Rgb, b: Rgb, t: f32) -> Rgb {
-    [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t]
+    [
+        a[0] + (b[0] - a[0]) * t,
+        a[1] + (b[1] - a[1]) * t,
+        a[2] + (b[2] - a[2]) * t,
+    ]
 }
 
 fn scale(c: Rgb, s: f32) -> Rgb {
@@ -71,7 +86,11 @@ fn scale(c: Rgb, s: f32) -> Rgb {
 }
 
 fn random_color(rng: &mut ChaCha8Rng) -> Rgb {
-    [rng.random_range(20.0..235.0), rng.random_range(20.0..235.0), rng.random_range(20.0..235.0)]
+    [
+        rng.random_range(20.0..235.0),
+        rng.random_range(20.0..235.0),
+        rng.random_range(20.0..235.0),
+    ]
 }
 
 /// Draws face `index` of the set made with `seed`, as 178x218 RGB.
@@ -83,26 +102,74 @@ pub fn draw_face(seed: u64, index: u64) -> image::RgbImage {
     let mut canvas = Canvas {
         w,
         h,
-        px: (0..w * h).map(|i| lerp(top, bottom, (i / w) as f32 / h as f32)).collect(),
+        px: (0..w * h)
+            .map(|i| lerp(top, bottom, (i / w) as f32 / h as f32))
+            .collect(),
     };
 
-    let skin = lerp([255.0, 224.0, 196.0], [92.0, 56.0, 38.0], rng.random_range(0.0..1.0f32));
-    let hair = lerp([20.0, 15.0, 10.0], [230.0, 190.0, 120.0], rng.random_range(0.0..1.0f32).powi(2));
+    // Background shapes (out-of-focus objects), so backgrounds differ in structure, not only hue.
+    for _ in 0..rng.random_range(1..4) {
+        let c = lerp(top, random_color(&mut rng), 0.7);
+        let (bx, by) = (
+            rng.random_range(0.0..178.0f32),
+            rng.random_range(0.0..160.0f32),
+        );
+        let (brx, bry) = (
+            rng.random_range(15.0..70.0f32),
+            rng.random_range(15.0..90.0f32),
+        );
+        canvas.paint(&Ellipse::new(bx, by, brx, bry, c));
+    }
+
+    let skin = lerp(
+        [255.0, 224.0, 196.0],
+        [92.0, 56.0, 38.0],
+        rng.random_range(0.0..1.0f32),
+    );
+    let hair = lerp(
+        [20.0, 15.0, 10.0],
+        [230.0, 190.0, 120.0],
+        rng.random_range(0.0..1.0f32).powi(2),
+    );
     let cloth = random_color(&mut rng);
-    let cx = 89.0 + rng.random_range(-8.0..8.0f32);
-    let cy = 112.0 + rng.random_range(-7.0..7.0f32);
-    let rx = rng.random_range(36.0..46.0f32);
-    let ry = rng.random_range(48.0..58.0f32);
+    let cx = 89.0 + rng.random_range(-14.0..14.0f32);
+    let cy = 112.0 + rng.random_range(-10.0..10.0f32);
+    let rx = rng.random_range(32.0..48.0f32);
+    let ry = rng.random_range(44.0..60.0f32);
     let long_hair = rng.random_bool(0.5);
 
     // Shoulders, neck, hair behind the head.
     canvas.paint(&Ellipse::new(cx, 230.0, 85.0, 50.0, cloth));
-    canvas.paint(&Ellipse::new(cx, cy + ry, rx * 0.45, 30.0, scale(skin, 0.85)));
+    canvas.paint(&Ellipse::new(
+        cx,
+        cy + ry,
+        rx * 0.45,
+        30.0,
+        scale(skin, 0.85),
+    ));
     let back_ry = if long_hair { ry * 1.5 } else { ry * 1.08 };
-    canvas.paint(&Ellipse::new(cx, cy - ry * 0.1 + if long_hair { ry * 0.3 } else { 0.0 }, rx * 1.2, back_ry, hair));
+    canvas.paint(&Ellipse::new(
+        cx,
+        cy - ry * 0.1 + if long_hair { ry * 0.3 } else { 0.0 },
+        rx * 1.2,
+        back_ry,
+        hair,
+    ));
     // Face and ears.
-    canvas.paint(&Ellipse::new(cx - rx * 0.98, cy, rx * 0.14, ry * 0.2, scale(skin, 0.92)));
-    canvas.paint(&Ellipse::new(cx + rx * 0.98, cy, rx * 0.14, ry * 0.2, scale(skin, 0.92)));
+    canvas.paint(&Ellipse::new(
+        cx - rx * 0.98,
+        cy,
+        rx * 0.14,
+        ry * 0.2,
+        scale(skin, 0.92),
+    ));
+    canvas.paint(&Ellipse::new(
+        cx + rx * 0.98,
+        cy,
+        rx * 0.14,
+        ry * 0.2,
+        scale(skin, 0.92),
+    ));
     canvas.paint(&Ellipse::new(cx, cy, rx, ry, skin));
     // Fringe: the top of a hair ellipse, cut at the forehead.
     let mut fringe = Ellipse::new(cx, cy - ry * 0.55, rx * 1.08, ry * 0.62, hair);
@@ -113,24 +180,62 @@ pub fn draw_face(seed: u64, index: u64) -> image::RgbImage {
     let ex = rx * rng.random_range(0.36..0.46f32);
     let ey = cy - ry * rng.random_range(0.05..0.2f32);
     let eye_r = rng.random_range(6.0..8.5f32);
-    let iris = lerp([40.0, 25.0, 10.0], [70.0, 120.0, 170.0], rng.random_range(0.0..1.0f32));
+    let iris = lerp(
+        [40.0, 25.0, 10.0],
+        [70.0, 120.0, 170.0],
+        rng.random_range(0.0..1.0f32),
+    );
     let brow_color = scale(hair, 0.8);
     for side in [-1.0f32, 1.0] {
         let x = cx + side * ex;
-        canvas.paint(&Ellipse::new(x, ey, eye_r * 1.4, eye_r * 0.8, [245.0, 245.0, 240.0]));
+        canvas.paint(&Ellipse::new(
+            x,
+            ey,
+            eye_r * 1.4,
+            eye_r * 0.8,
+            [245.0, 245.0, 240.0],
+        ));
         canvas.paint(&Ellipse::new(x, ey, eye_r * 0.6, eye_r * 0.6, iris));
-        canvas.paint(&Ellipse::new(x, ey, eye_r * 0.28, eye_r * 0.28, [10.0, 10.0, 10.0]));
-        canvas.paint(&Ellipse::new(x, ey - eye_r * 1.6, eye_r * 1.7, eye_r * 0.35, brow_color));
+        canvas.paint(&Ellipse::new(
+            x,
+            ey,
+            eye_r * 0.28,
+            eye_r * 0.28,
+            [10.0, 10.0, 10.0],
+        ));
+        canvas.paint(&Ellipse::new(
+            x,
+            ey - eye_r * 1.6,
+            eye_r * 1.7,
+            eye_r * 0.35,
+            brow_color,
+        ));
     }
     // Nose and mouth.
-    canvas.paint(&Ellipse::new(cx, cy + ry * 0.18, rx * 0.12, ry * 0.14, scale(skin, 0.85)));
-    let lips = lerp(scale(skin, 0.7), [190.0, 60.0, 70.0], rng.random_range(0.3..1.0f32));
+    canvas.paint(&Ellipse::new(
+        cx,
+        cy + ry * 0.18,
+        rx * 0.12,
+        ry * 0.14,
+        scale(skin, 0.85),
+    ));
+    let lips = lerp(
+        scale(skin, 0.7),
+        [190.0, 60.0, 70.0],
+        rng.random_range(0.3..1.0f32),
+    );
     let mouth_w = rx * rng.random_range(0.28..0.5f32);
     let mouth_y = cy + ry * rng.random_range(0.45..0.58f32);
     let open = rng.random_range(0.15..0.45f32);
     canvas.paint(&Ellipse::new(cx, mouth_y, mouth_w, mouth_w * open, lips));
     if open > 0.3 {
-        canvas.paint(&Ellipse::new(cx, mouth_y, mouth_w * 0.7, mouth_w * open * 0.35, [250.0, 250.0, 250.0]));
+        canvas.paint(&Ellipse::new(
+            cx,
+            mouth_y,
+            mouth_w * 0.7,
+            mouth_w * open * 0.35,
+            [250.0, 250.0, 250.0],
+        ));
     }
 
     let mut img = image::RgbImage::new(SYNTH_WIDTH, SYNTH_HEIGHT);
@@ -157,7 +262,8 @@ pub fn encode_jpeg(img: &image::RgbImage) -> Vec<u8> {
 /// Writes `count` synthetic faces as `DIR/synth_NNNNNN.jpg`. Files already present with the
 /// right content are left alone, so a rerun is cheap. Returns the paths.
 pub fn write_synth_set(out: &Path, count: usize, seed: u64) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create folder", out.display()))?;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("{}: cannot create folder", out.display()))?;
     (0..count)
         .into_par_iter()
         .map(|i| {

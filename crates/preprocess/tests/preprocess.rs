@@ -17,9 +17,17 @@ fn make_input(dir: &Path, n: usize) {
     std::fs::write(dir.join("notes.jpg"), b"this is a text file, not a JPEG\n").unwrap();
     std::fs::write(dir.join("copy_of_first.JPG"), &good).unwrap();
     let face = draw_face(3, 999);
-    image::DynamicImage::ImageRgb8(face.clone()).to_luma8().save(dir.join("gray.png")).unwrap();
-    image::DynamicImage::ImageRgb8(face.clone()).to_rgba16().save(dir.join("rgba16.png")).unwrap();
-    image::RgbImage::from_pixel(20, 20, image::Rgb([9, 9, 9])).save(dir.join("tiny.png")).unwrap();
+    image::DynamicImage::ImageRgb8(face.clone())
+        .to_luma8()
+        .save(dir.join("gray.png"))
+        .unwrap();
+    image::DynamicImage::ImageRgb8(face.clone())
+        .to_rgba16()
+        .save(dir.join("rgba16.png"))
+        .unwrap();
+    image::RgbImage::from_pixel(20, 20, image::Rgb([9, 9, 9]))
+        .save(dir.join("tiny.png"))
+        .unwrap();
     std::fs::write(dir.join("ignored.txt"), b"not scanned").unwrap();
 }
 
@@ -32,7 +40,11 @@ fn cfg(input: &Path, output: &Path) -> PreprocessConfig {
 }
 
 fn reasons(r: &PreprocessReport) -> Vec<(String, &'static str)> {
-    let mut v: Vec<_> = r.skipped_files.iter().map(|s| (s.path.clone(), s.reason)).collect();
+    let mut v: Vec<_> = r
+        .skipped_files
+        .iter()
+        .map(|s| (s.path.clone(), s.reason))
+        .collect();
     v.sort();
     v
 }
@@ -61,14 +73,24 @@ fn bad_files_are_skipped_with_reasons_and_modes_converted() {
     shard.verify().unwrap();
     assert_eq!(shard.len(), 32);
     assert_eq!(shard.meta().images[0].path, "copy_of_first.JPG");
-    let gray = shard.meta().images.iter().position(|m| m.path == "gray.png").unwrap();
+    let gray = shard
+        .meta()
+        .images
+        .iter()
+        .position(|m| m.path == "gray.png")
+        .unwrap();
     let px = shard.image(gray);
-    assert!(px.chunks(3).all(|p| p[0] == p[1] && p[1] == p[2]), "grey stays grey in RGB");
+    assert!(
+        px.chunks(3).all(|p| p[0] == p[1] && p[1] == p[2]),
+        "grey stays grey in RGB"
+    );
     assert_eq!(report.train + report.holdout, 32);
     assert_eq!(shard.indices(Split::Holdout).len(), report.holdout);
     // The JSON report sits next to the shard and lists each skip.
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/faces.shard.report.json")).unwrap()).unwrap();
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/faces.shard.report.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(json["skipped_files"].as_array().unwrap().len(), 5);
     assert_eq!(json["skipped"]["truncated"], 1);
 }
@@ -81,7 +103,10 @@ fn output_is_identical_for_one_and_two_threads() {
     let mut outs = Vec::new();
     for threads in [1, 2] {
         let out = dir.path().join(format!("t{threads}.shard"));
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| run(&cfg(&input, &out), &AtomicBool::new(false)).unwrap());
         outs.push(std::fs::read(&out).unwrap());
     }
@@ -97,7 +122,11 @@ fn interrupt_leaves_no_shard() {
     let err = run(&cfg(&input, &out), &AtomicBool::new(true)).unwrap_err();
     assert!(err.to_string().contains("interrupted"));
     assert!(!out.exists());
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "only the input folder remains");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "only the input folder remains"
+    );
 }
 
 #[test]
@@ -127,7 +156,10 @@ fn near_duplicates_are_reported_and_dropped_with_dedupe() {
 fn holdout_is_stable_when_files_are_added_and_follows_partition_file() {
     use facegan_preprocess::split::{hash_split, Splitter};
     let names: Vec<String> = (0..2000).map(|i| format!("{i:06}.jpg")).collect();
-    let held = names.iter().filter(|n| hash_split(n, 0.05) == Split::Holdout).count();
+    let held = names
+        .iter()
+        .filter(|n| hash_split(n, 0.05) == Split::Holdout)
+        .count();
     assert!((60..140).contains(&held), "about 5% held out, got {held}");
     let dir = tempfile::tempdir().unwrap();
     let part = dir.path().join("list_eval_partition.txt");

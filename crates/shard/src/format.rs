@@ -141,7 +141,7 @@ impl ShardMeta {
     }
 
     /// An upper bound on the encoded size of the metadata of images with these path lengths.
-    pub fn size_bound<'a>(
+    pub fn size_bound(
         settings: &ShardSettings,
         tool_version: &str,
         path_lens: impl Iterator<Item = usize>,

@@ -66,8 +66,9 @@ fn parse_header(path: &Path, b: &[u8]) -> Result<Header, ShardError> {
     if u32_at(b, 12) as usize != HEADER_LEN {
         return Err(ShardError::corrupt(path, "unexpected header length"));
     }
-    let layout = PixelLayout::from_u32(u32_at(b, 36))
-        .ok_or_else(|| ShardError::corrupt(path, format!("unknown pixel layout {}", u32_at(b, 36))))?;
+    let layout = PixelLayout::from_u32(u32_at(b, 36)).ok_or_else(|| {
+        ShardError::corrupt(path, format!("unknown pixel layout {}", u32_at(b, 36)))
+    })?;
     let h = Header {
         version,
         count: u64_at(b, 16),
@@ -102,10 +103,15 @@ fn parse_header(path: &Path, b: &[u8]) -> Result<Header, ShardError> {
         ));
     }
     if h.meta_offset < HEADER_LEN as u64
-        || h.meta_offset.checked_add(h.meta_len).is_none_or(|e| e > h.payload_offset)
-        || h.payload_offset % PAGE != 0
+        || h.meta_offset
+            .checked_add(h.meta_len)
+            .is_none_or(|e| e > h.payload_offset)
+        || !h.payload_offset.is_multiple_of(PAGE)
     {
-        return Err(ShardError::corrupt(path, "metadata/payload offsets out of order"));
+        return Err(ShardError::corrupt(
+            path,
+            "metadata/payload offsets out of order",
+        ));
     }
     let end = h
         .payload_offset
@@ -120,7 +126,10 @@ fn parse_header(path: &Path, b: &[u8]) -> Result<Header, ShardError> {
         });
     }
     if end < file_len {
-        return Err(ShardError::corrupt(path, format!("{} trailing bytes after the payload", file_len - end)));
+        return Err(ShardError::corrupt(
+            path,
+            format!("{} trailing bytes after the payload", file_len - end),
+        ));
     }
     Ok(h)
 }

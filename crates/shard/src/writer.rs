@@ -82,7 +82,11 @@ impl ShardWriter {
 
     /// Appends one HWC RGB image.
     pub fn push(&mut self, pixels: &[u8], meta: ImageMeta) -> Result<(), ShardError> {
-        assert_eq!(pixels.len(), self.image_len(), "image has the wrong byte length");
+        assert_eq!(
+            pixels.len(),
+            self.image_len(),
+            "image has the wrong byte length"
+        );
         let out = self.out.as_mut().expect("writer already finished");
         out.write_all(pixels)
             .map_err(|e| ShardError::io(&self.tmp_path, e))?;
@@ -92,7 +96,11 @@ impl ShardWriter {
     }
 
     /// Writes metadata and header, fsyncs, and renames into place.
-    pub fn finish(mut self, tool_version: &str, settings: ShardSettings) -> Result<Header, ShardError> {
+    pub fn finish(
+        mut self,
+        tool_version: &str,
+        settings: ShardSettings,
+    ) -> Result<Header, ShardError> {
         let mut out = self.out.take().expect("writer already finished");
         let meta = ShardMeta {
             tool_version: tool_version.to_string(),
@@ -125,7 +133,8 @@ impl ShardWriter {
         out.flush().map_err(io)?;
         let mut file = out.into_inner().map_err(|e| io(e.into_error()))?;
         // An empty shard still needs the file to reach the payload offset.
-        file.set_len(header.payload_offset + header.payload_len).map_err(io)?;
+        file.set_len(header.payload_offset + header.payload_len)
+            .map_err(io)?;
         file.seek(SeekFrom::Start(HEADER_LEN as u64)).map_err(io)?;
         file.write_all(&meta_bytes).map_err(io)?;
         file.sync_all().map_err(io)?;
@@ -137,7 +146,11 @@ impl ShardWriter {
         std::fs::rename(&self.tmp_path, &self.final_path)
             .map_err(|e| ShardError::io(&self.final_path, e))?;
         if let Some(dir) = self.final_path.parent() {
-            if let Ok(d) = File::open(if dir.as_os_str().is_empty() { Path::new(".") } else { dir }) {
+            if let Ok(d) = File::open(if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            }) {
                 let _ = d.sync_all();
             }
         }

@@ -1,6 +1,8 @@
 //! Shard format tests: bit-exact round trip, header and bounds validation, atomic writes.
 
-use facegan_shard::{ImageMeta, Shard, ShardError, ShardMeta, ShardSettings, ShardWriter, Split, HEADER_LEN};
+use facegan_shard::{
+    ImageMeta, Shard, ShardError, ShardMeta, ShardSettings, ShardWriter, Split, HEADER_LEN,
+};
 use std::path::Path;
 
 fn image(i: usize, len: usize) -> Vec<u8> {
@@ -13,7 +15,11 @@ fn meta(i: usize) -> ImageMeta {
         orig_width: 178,
         orig_height: 218,
         content_hash: i as u64 * 0x1234_5678,
-        split: if i % 5 == 0 { Split::Holdout } else { Split::Train },
+        split: if i.is_multiple_of(5) {
+            Split::Holdout
+        } else {
+            Split::Train
+        },
     }
 }
 
@@ -84,12 +90,18 @@ fn truncated_file_is_reported_as_truncated() {
         Ok(_) => panic!("truncated shard opened"),
     }
     std::fs::write(&cut, &bytes[..40]).unwrap();
-    assert!(matches!(Shard::open(&cut), Err(ShardError::Truncated { .. })));
+    assert!(matches!(
+        Shard::open(&cut),
+        Err(ShardError::Truncated { .. })
+    ));
     // Every prefix gives an error, never a panic.
     for len in (0..bytes.len()).step_by(97) {
         std::fs::write(&cut, &bytes[..len]).unwrap();
         let err = Shard::open(&cut).err().expect("a prefix must not open");
-        assert!(err.to_string().contains("cut.shard"), "error names the file: {err}");
+        assert!(
+            err.to_string().contains("cut.shard"),
+            "error names the file: {err}"
+        );
     }
 }
 
@@ -97,7 +109,11 @@ fn truncated_file_is_reported_as_truncated() {
 fn foreign_file_is_reported_as_foreign() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f.shard");
-    std::fs::write(&path, b"\x89PNG\r\n\x1a\n not a shard at all, just some bytes").unwrap();
+    std::fs::write(
+        &path,
+        b"\x89PNG\r\n\x1a\n not a shard at all, just some bytes",
+    )
+    .unwrap();
     let err = Shard::open(&path).err().unwrap();
     assert!(matches!(err, ShardError::Foreign { .. }), "{err}");
     assert!(err.to_string().contains("not a facegan shard"));
@@ -140,12 +156,18 @@ fn corrupted_header_and_payload_are_detected() {
     let mut b = good.clone();
     b[20] ^= 0xFF;
     std::fs::write(&path, &b).unwrap();
-    assert!(matches!(Shard::open(&path), Err(ShardError::Corrupt { .. })));
+    assert!(matches!(
+        Shard::open(&path),
+        Err(ShardError::Corrupt { .. })
+    ));
 
     // A count that disagrees with the payload length (checksum fixed up) is caught too.
     std::fs::write(&path, &good).unwrap();
     patch_header(&path, 16, &5u64.to_le_bytes());
-    assert!(matches!(Shard::open(&path), Err(ShardError::Corrupt { .. })));
+    assert!(matches!(
+        Shard::open(&path),
+        Err(ShardError::Corrupt { .. })
+    ));
 
     // A flipped payload byte opens (zero-copy) but fails --verify.
     let mut b = good.clone();
@@ -162,7 +184,10 @@ fn corrupted_header_and_payload_are_detected() {
         *x = 0xFF;
     }
     std::fs::write(&path, &b).unwrap();
-    assert!(matches!(Shard::open(&path), Err(ShardError::Corrupt { .. })));
+    assert!(matches!(
+        Shard::open(&path),
+        Err(ShardError::Corrupt { .. })
+    ));
 }
 
 #[test]
@@ -175,7 +200,11 @@ fn unfinished_writer_leaves_nothing() {
         // dropped without finish(), like an interrupted run
     }
     assert!(!path.exists());
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "temp file removed");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "temp file removed"
+    );
 }
 
 #[test]

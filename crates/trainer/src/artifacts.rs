@@ -9,21 +9,33 @@ use serde::{Deserialize, Serialize};
 
 /// Writes `bytes` to `path` via a temp file in the same folder, fsync and rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{}: cannot create folder", dir.display()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
-    f.write_all(bytes).with_context(|| format!("{}: write failed", tmp.display()))?;
-    f.sync_all().with_context(|| format!("{}: fsync failed", tmp.display()))?;
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("{}: write failed", tmp.display()))?;
+    f.sync_all()
+        .with_context(|| format!("{}: fsync failed", tmp.display()))?;
     drop(f);
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot rename into place", path.display()))
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("{}: cannot rename into place", path.display()))
 }
 
 /// Encodes an RGB image as PNG in memory.
 pub fn png_bytes(img: &image::RgbImage) -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).expect("PNG encoding to memory");
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("PNG encoding to memory");
     out.into_inner()
 }
 
@@ -39,7 +51,8 @@ pub fn grid_from_chw(data: &[f32], n: usize, h: usize, w: usize, cols: usize) ->
             let img = &data[i * 3 * h * w..(i + 1) * 3 * h * w];
             image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
                 let at = |c: usize| {
-                    (img[c * h * w + y as usize * w + x as usize].clamp(0.0, 1.0) * 255.0).round() as u8
+                    (img[c * h * w + y as usize * w + x as usize].clamp(0.0, 1.0) * 255.0).round()
+                        as u8
                 };
                 image::Rgb([at(0), at(1), at(2)])
             })
@@ -83,17 +96,27 @@ pub fn write_progress_gif(samples_dir: &Path, out: &Path, max_frames: usize) -> 
         frames
     } else {
         let last = frames.len() - 1;
-        (0..max_frames).map(|i| frames[i * last / (max_frames - 1)].clone()).collect()
+        (0..max_frames)
+            .map(|i| frames[i * last / (max_frames - 1)].clone())
+            .collect()
     };
     let mut bytes = Vec::new();
     {
         let mut enc = image::codecs::gif::GifEncoder::new_with_speed(&mut bytes, 20);
         enc.set_repeat(image::codecs::gif::Repeat::Infinite)?;
         for p in &pick {
-            let img = image::open(p).with_context(|| format!("{}: cannot read", p.display()))?.to_rgba8();
+            let img = image::open(p)
+                .with_context(|| format!("{}: cannot read", p.display()))?
+                .to_rgba8();
             let (w, h) = img.dimensions();
-            let small = image::imageops::resize(&img, w.div_ceil(2), h.div_ceil(2), image::imageops::FilterType::Triangle);
-            let frame = image::Frame::from_parts(small, 0, 0, image::Delay::from_numer_denom_ms(250, 1));
+            let small = image::imageops::resize(
+                &img,
+                w.div_ceil(2),
+                h.div_ceil(2),
+                image::imageops::FilterType::Triangle,
+            );
+            let frame =
+                image::Frame::from_parts(small, 0, 0, image::Delay::from_numer_denom_ms(250, 1));
             enc.encode_frame(frame)?;
         }
     }
@@ -114,14 +137,22 @@ pub struct EpochMetrics {
     pub img_per_s: f64,
 }
 
-pub const METRICS_HEADER: &str = "epoch,step,images_seen,loss_d,loss_g,d_real,d_fake,seconds,img_per_s";
+pub const METRICS_HEADER: &str =
+    "epoch,step,images_seen,loss_d,loss_g,d_real,d_fake,seconds,img_per_s";
 
 impl EpochMetrics {
     pub fn csv_row(&self) -> String {
         format!(
             "{},{},{},{:.6},{:.6},{:.6},{:.6},{:.3},{:.2}",
-            self.epoch, self.step, self.images_seen, self.loss_d, self.loss_g, self.d_real, self.d_fake,
-            self.seconds, self.img_per_s
+            self.epoch,
+            self.step,
+            self.images_seen,
+            self.loss_d,
+            self.loss_g,
+            self.d_real,
+            self.d_fake,
+            self.seconds,
+            self.img_per_s
         )
     }
 }
@@ -170,7 +201,11 @@ pub fn write_metrics(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
 fn register_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let _ = plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, dejavu::sans::regular());
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            plotters::style::FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
     });
 }
 
@@ -182,7 +217,8 @@ pub fn write_loss_plot(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
     let mut buf = vec![255u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+        root.fill(&WHITE)
+            .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
         let max_epoch = rows.iter().map(|r| r.epoch).max().unwrap_or(1).max(1) as f64;
         let max_loss = rows
             .iter()
@@ -203,7 +239,8 @@ pub fn write_loss_plot(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
             .y_desc("loss / mean D output")
             .draw()
             .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
-        let series: [(&str, RGBColor, fn(&EpochMetrics) -> f64); 4] = [
+        type Series = (&'static str, RGBColor, fn(&EpochMetrics) -> f64);
+        let series: [Series; 4] = [
             ("loss_d", RGBColor(200, 40, 40), |r| r.loss_d),
             ("loss_g", RGBColor(40, 80, 200), |r| r.loss_g),
             ("D(x)", RGBColor(40, 160, 60), |r| r.d_real),
@@ -211,10 +248,15 @@ pub fn write_loss_plot(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
         ];
         for (name, color, f) in series {
             chart
-                .draw_series(LineSeries::new(rows.iter().map(|r| (r.epoch as f64, f(r))), color.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    rows.iter().map(|r| (r.epoch as f64, f(r))),
+                    color.stroke_width(2),
+                ))
                 .map_err(|e| anyhow::anyhow!("plot: {e}"))?
                 .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -230,7 +272,11 @@ pub fn write_loss_plot(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
 
 /// Appends a line to `train.log`.
 pub fn log_line(run: &Path, line: &str) {
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(run.join("train.log")) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(run.join("train.log"))
+    {
         let _ = writeln!(f, "{line}");
     }
 }

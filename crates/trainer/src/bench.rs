@@ -22,7 +22,11 @@ pub fn bench_steps<B: AutodiffBackend>(
     let (g, d) = (gan.g.param_counts(), gan.d.param_counts());
     let m = &cfg.model;
     B::seed(device, 1);
-    let real = Tensor::<B, 4>::random([cfg.batch, 3, m.height, m.width], Distribution::Default, device);
+    let real = Tensor::<B, 4>::random(
+        [cfg.batch, 3, m.height, m.width],
+        Distribution::Default,
+        device,
+    );
     let mut times = Vec::new();
     let mut last = [0f32; 4];
     let first = Instant::now();
@@ -36,7 +40,13 @@ pub fn bench_steps<B: AutodiffBackend>(
         if step == 0 {
             first_step_s = first.elapsed().as_secs_f64();
         }
-        eprintln!("{} {step}: {:.2} ms  loss_d {:.5}  loss_g {:.5}", if step < warmup { "warmup" } else { "step" }, dt * 1e3, v[0], v[1]);
+        eprintln!(
+            "{} {step}: {:.2} ms  loss_d {:.5}  loss_g {:.5}",
+            if step < warmup { "warmup" } else { "step" },
+            dt * 1e3,
+            v[0],
+            v[1]
+        );
         if step >= warmup {
             times.push(dt);
         }

@@ -73,9 +73,15 @@ pub fn list(run: &Path) -> Result<Vec<CheckpointInfo>> {
     for e in entries {
         let e = e.with_context(|| format!("{}: cannot list", dir.display()))?;
         let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(step) = name.strip_prefix(PREFIX).and_then(|s| s.parse::<u64>().ok()) {
+        if let Some(step) = name
+            .strip_prefix(PREFIX)
+            .and_then(|s| s.parse::<u64>().ok())
+        {
             if e.path().join(DONE_MARKER).is_file() {
-                out.push(CheckpointInfo { dir: e.path(), step });
+                out.push(CheckpointInfo {
+                    dir: e.path(),
+                    step,
+                });
             }
         }
     }
@@ -104,7 +110,12 @@ fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<()> {
 }
 
 /// Saves the full training state; keeps the newest `keep` checkpoints.
-pub fn save<B: AutodiffBackend>(run: &Path, gan: &Gan<B>, state: &TrainState, keep: usize) -> Result<PathBuf> {
+pub fn save<B: AutodiffBackend>(
+    run: &Path,
+    gan: &Gan<B>,
+    state: &TrainState,
+    keep: usize,
+) -> Result<PathBuf> {
     let root = checkpoints_dir(run);
     std::fs::create_dir_all(&root).with_context(|| format!("{}: cannot create", root.display()))?;
     let name = format!("{PREFIX}{:09}", state.step);
@@ -114,10 +125,14 @@ pub fn save<B: AutodiffBackend>(run: &Path, gan: &Gan<B>, state: &TrainState, ke
     std::fs::create_dir_all(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
     let rec = Rec::new();
     let ctx = |what: &str| format!("{}: cannot save {what}", tmp.display());
-    rec.record(gan.g.clone().into_record(), tmp.join("generator")).with_context(|| ctx("generator"))?;
-    rec.record(gan.d.clone().into_record(), tmp.join("discriminator")).with_context(|| ctx("discriminator"))?;
-    rec.record(gan.opt_g.to_record(), tmp.join("optim_g")).with_context(|| ctx("G optimizer"))?;
-    rec.record(gan.opt_d.to_record(), tmp.join("optim_d")).with_context(|| ctx("D optimizer"))?;
+    rec.record(gan.g.clone().into_record(), tmp.join("generator"))
+        .with_context(|| ctx("generator"))?;
+    rec.record(gan.d.clone().into_record(), tmp.join("discriminator"))
+        .with_context(|| ctx("discriminator"))?;
+    rec.record(gan.opt_g.to_record(), tmp.join("optim_g"))
+        .with_context(|| ctx("G optimizer"))?;
+    rec.record(gan.opt_d.to_record(), tmp.join("optim_d"))
+        .with_context(|| ctx("D optimizer"))?;
     write_json_atomic(&tmp.join("state.json"), state)?;
     for f in std::fs::read_dir(&tmp)? {
         std::fs::File::open(f?.path())?.sync_all()?;
@@ -126,7 +141,8 @@ pub fn save<B: AutodiffBackend>(run: &Path, gan: &Gan<B>, state: &TrainState, ke
     if final_dir.exists() {
         std::fs::remove_dir_all(&final_dir)?;
     }
-    std::fs::rename(&tmp, &final_dir).with_context(|| format!("{}: cannot rename into place", final_dir.display()))?;
+    std::fs::rename(&tmp, &final_dir)
+        .with_context(|| format!("{}: cannot rename into place", final_dir.display()))?;
     if let Ok(d) = std::fs::File::open(&root) {
         let _ = d.sync_all();
     }
@@ -141,15 +157,23 @@ pub fn save<B: AutodiffBackend>(run: &Path, gan: &Gan<B>, state: &TrainState, ke
 
 pub fn load_state(dir: &Path) -> Result<TrainState> {
     if !dir.join(DONE_MARKER).is_file() {
-        bail!("{}: checkpoint is incomplete (no DONE marker)", dir.display());
+        bail!(
+            "{}: checkpoint is incomplete (no DONE marker)",
+            dir.display()
+        );
     }
     let p = dir.join("state.json");
-    let text = std::fs::read_to_string(&p).with_context(|| format!("{}: cannot read", p.display()))?;
+    let text =
+        std::fs::read_to_string(&p).with_context(|| format!("{}: cannot read", p.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{}: bad checkpoint state", p.display()))
 }
 
 /// Loads the generator of a checkpoint onto any backend (for eval, sample and export).
-pub fn load_generator<B: Backend>(dir: &Path, cfg: &TrainConfig, device: &B::Device) -> Result<Generator<B>> {
+pub fn load_generator<B: Backend>(
+    dir: &Path,
+    cfg: &TrainConfig,
+    device: &B::Device,
+) -> Result<Generator<B>> {
     let record = Rec::new()
         .load(dir.join("generator"), device)
         .with_context(|| format!("{}: cannot load the generator", dir.display()))?;
@@ -157,7 +181,11 @@ pub fn load_generator<B: Backend>(dir: &Path, cfg: &TrainConfig, device: &B::Dev
 }
 
 /// Loads the discriminator of a checkpoint onto any backend.
-pub fn load_discriminator<B: Backend>(dir: &Path, cfg: &TrainConfig, device: &B::Device) -> Result<Discriminator<B>> {
+pub fn load_discriminator<B: Backend>(
+    dir: &Path,
+    cfg: &TrainConfig,
+    device: &B::Device,
+) -> Result<Discriminator<B>> {
     let record = Rec::new()
         .load(dir.join("discriminator"), device)
         .with_context(|| format!("{}: cannot load the discriminator", dir.display()))?;
@@ -165,7 +193,11 @@ pub fn load_discriminator<B: Backend>(dir: &Path, cfg: &TrainConfig, device: &B:
 }
 
 /// Restores networks and optimizers for resuming.
-pub fn load_gan<B: AutodiffBackend>(dir: &Path, cfg: &TrainConfig, device: &B::Device) -> Result<Gan<B>> {
+pub fn load_gan<B: AutodiffBackend>(
+    dir: &Path,
+    cfg: &TrainConfig,
+    device: &B::Device,
+) -> Result<Gan<B>> {
     let rec = Rec::new();
     let g = load_generator::<B>(dir, cfg, device)?;
     let d = load_discriminator::<B>(dir, cfg, device)?;
@@ -177,5 +209,11 @@ pub fn load_gan<B: AutodiffBackend>(dir: &Path, cfg: &TrainConfig, device: &B::D
         rec.load(dir.join("optim_d"), device)
             .with_context(|| format!("{}: cannot load the D optimizer", dir.display()))?,
     );
-    Ok(Gan { g, d, opt_g, opt_d, cfg: cfg.clone() })
+    Ok(Gan {
+        g,
+        d,
+        opt_g,
+        opt_d,
+        cfg: cfg.clone(),
+    })
 }

@@ -76,7 +76,8 @@ impl TrainConfig {
                 cfg.sync_every = 1;
             }
             "demo" => {
-                cfg.epochs = 15;
+                cfg.epochs = 10;
+                cfg.batch = 32;
                 cfg.lr_d = 2e-4;
                 cfg.lr_g = 2e-4;
                 cfg.beta1 = 0.5;

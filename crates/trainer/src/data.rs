@@ -15,7 +15,9 @@ use rand_chacha::ChaCha8Rng;
 /// so a resumed run sees exactly the batches it would have seen.
 pub fn epoch_order(train: &[usize], seed: u64, epoch: usize) -> Vec<usize> {
     let mut order = train.to_vec();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xDA7A_0000_0000 ^ (epoch as u64).wrapping_mul(0x9E37_79B9));
+    let mut rng = ChaCha8Rng::seed_from_u64(
+        seed ^ 0xDA7A_0000_0000 ^ (epoch as u64).wrapping_mul(0x9E37_79B9),
+    );
     order.shuffle(&mut rng);
     order
 }
@@ -71,7 +73,10 @@ impl Prefetcher {
                 }
             })
             .expect("spawn prefetch thread");
-        Prefetcher { rx, handle: Some(handle) }
+        Prefetcher {
+            rx,
+            handle: Some(handle),
+        }
     }
 }
 

@@ -15,11 +15,19 @@ use crate::config::{LossKind, TrainConfig};
 const BCE_EPS: f64 = 1e-7;
 
 /// Mean loss of logits against an all-ones (`target_real`) or all-zeros target.
-pub fn adversarial_loss<B: Backend>(kind: LossKind, logits: Tensor<B, 2>, target_real: bool) -> Tensor<B, 1> {
+pub fn adversarial_loss<B: Backend>(
+    kind: LossKind,
+    logits: Tensor<B, 2>,
+    target_real: bool,
+) -> Tensor<B, 1> {
     match kind {
         LossKind::Seed => {
             let p = sigmoid(logits).clamp(BCE_EPS, 1.0 - BCE_EPS);
-            let nll = if target_real { p.log().neg() } else { p.neg().add_scalar(1.0).log().neg() };
+            let nll = if target_real {
+                p.log().neg()
+            } else {
+                p.neg().add_scalar(1.0).log().neg()
+            };
             nll.mean()
         }
         LossKind::Logistic => {
@@ -53,7 +61,13 @@ pub fn adam(cfg: &TrainConfig) -> AdamConfig {
 }
 
 /// Uploads a `[N, 3, H, W]` u8 batch and maps it to [0, 1] floats on the device.
-pub fn upload_images<B: Backend>(pixels: Vec<u8>, n: usize, h: usize, w: usize, device: &B::Device) -> Tensor<B, 4> {
+pub fn upload_images<B: Backend>(
+    pixels: Vec<u8>,
+    n: usize,
+    h: usize,
+    w: usize,
+    device: &B::Device,
+) -> Tensor<B, 4> {
     let data = TensorData::new(pixels, [n, 3, h, w]);
     Tensor::<B, 4, Int>::from_data(data, (device, DType::U8))
         .float()
@@ -92,7 +106,9 @@ impl<B: AutodiffBackend> Gan<B> {
         let device = real.device();
         let n = real.dims()[0];
         B::seed(&device, step_seed(self.cfg.seed, step));
-        let fake = self.g.forward(noise::<B>(n, self.cfg.model.latent, &device));
+        let fake = self
+            .g
+            .forward(noise::<B>(n, self.cfg.model.latent, &device));
         let mut d_stats = None;
         for _ in 0..self.cfg.d_steps {
             d_stats = Some(self.d_step(real.clone(), fake.clone()));
@@ -104,11 +120,16 @@ impl<B: AutodiffBackend> Gan<B> {
 
     /// Discriminator update: real -> 1, detached fake -> 0. Touches only D (and its optimizer).
     /// Returns (loss, mean D(x)) on the inner backend.
-    pub fn d_step(&mut self, real: Tensor<B, 4>, fake: Tensor<B, 4>) -> (Tensor<B::InnerBackend, 1>, Tensor<B::InnerBackend, 1>) {
+    pub fn d_step(
+        &mut self,
+        real: Tensor<B, 4>,
+        fake: Tensor<B, 4>,
+    ) -> (Tensor<B::InnerBackend, 1>, Tensor<B::InnerBackend, 1>) {
         let kind = self.cfg.loss;
         let out_real = self.d.forward(real);
         let out_fake = self.d.forward(fake.detach());
-        let loss = adversarial_loss(kind, out_real.clone(), true) + adversarial_loss(kind, out_fake, false);
+        let loss = adversarial_loss(kind, out_real.clone(), true)
+            + adversarial_loss(kind, out_fake, false);
         let grads = GradientsParams::from_grads(loss.backward(), &self.d);
         self.d = self.opt_d.step(self.cfg.lr_d, self.d.clone(), grads);
         (loss.inner(), sigmoid(out_real.inner()).mean())
@@ -116,7 +137,10 @@ impl<B: AutodiffBackend> Gan<B> {
 
     /// Generator update through the current D: fake -> 1. Only G's parameters are stepped.
     /// Returns (loss, mean D(G(z))) on the inner backend.
-    pub fn g_step(&mut self, fake: Tensor<B, 4>) -> (Tensor<B::InnerBackend, 1>, Tensor<B::InnerBackend, 1>) {
+    pub fn g_step(
+        &mut self,
+        fake: Tensor<B, 4>,
+    ) -> (Tensor<B::InnerBackend, 1>, Tensor<B::InnerBackend, 1>) {
         let out = self.d.forward(fake);
         let loss = adversarial_loss(self.cfg.loss, out.clone(), true);
         let grads = GradientsParams::from_grads(loss.backward(), &self.g);

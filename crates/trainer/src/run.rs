@@ -17,7 +17,7 @@ use crate::checkpoint::{self, EpochSums, TrainState};
 use crate::config::TrainConfig;
 use crate::data::{batches_per_epoch, epoch_order, train_indices, Prefetcher};
 use crate::gan::{noise, upload_images, Gan};
-use crate::{TOOL_VERSION, STOP};
+use crate::{STOP, TOOL_VERSION};
 
 /// Images in every sample grid (8x8).
 pub const GRID_SIZE: usize = 64;
@@ -86,17 +86,27 @@ fn clear_run(run: &Path) -> Result<()> {
     for name in ["checkpoints", "samples"] {
         let p = run.join(name);
         if p.exists() {
-            std::fs::remove_dir_all(&p).with_context(|| format!("{}: cannot remove", p.display()))?;
+            std::fs::remove_dir_all(&p)
+                .with_context(|| format!("{}: cannot remove", p.display()))?;
         }
     }
-    for name in ["metrics.csv", "train.log", "progress.gif", "loss.png", "config.toml"] {
+    for name in [
+        "metrics.csv",
+        "train.log",
+        "progress.gif",
+        "loss.png",
+        "config.toml",
+    ] {
         let _ = std::fs::remove_file(run.join(name));
     }
     Ok(())
 }
 
 fn fixed_noise<B: AutodiffBackend>(cfg: &TrainConfig, device: &B::Device) -> Vec<f32> {
-    B::seed(device, cfg.seed ^ 0xF1_0ED_u64.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    B::seed(
+        device,
+        cfg.seed ^ 0xF1_0ED_u64.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
     noise::<B::InnerBackend>(GRID_SIZE, cfg.model.latent, device)
         .into_data()
         .to_vec::<f32>()
@@ -104,12 +114,29 @@ fn fixed_noise<B: AutodiffBackend>(cfg: &TrainConfig, device: &B::Device) -> Vec
 }
 
 /// Renders the 8x8 grid of the fixed noise with the generator in eval mode.
-pub fn sample_grid<B: AutodiffBackend>(gan: &Gan<B>, fixed: &[f32], device: &B::Device) -> image::RgbImage {
+pub fn sample_grid<B: AutodiffBackend>(
+    gan: &Gan<B>,
+    fixed: &[f32],
+    device: &B::Device,
+) -> image::RgbImage {
     let g = gan.g.valid();
     let latent = gan.cfg.model.latent;
-    let z = Tensor::<B::InnerBackend, 2>::from_data(TensorData::new(fixed.to_vec(), [GRID_SIZE, latent]), device);
-    let data = g.forward(z).into_data().to_vec::<f32>().expect("f32 images");
-    artifacts::grid_from_chw(&data, GRID_SIZE, gan.cfg.model.height, gan.cfg.model.width, 8)
+    let z = Tensor::<B::InnerBackend, 2>::from_data(
+        TensorData::new(fixed.to_vec(), [GRID_SIZE, latent]),
+        device,
+    );
+    let data = g
+        .forward(z)
+        .into_data()
+        .to_vec::<f32>()
+        .expect("f32 images");
+    artifacts::grid_from_chw(
+        &data,
+        GRID_SIZE,
+        gan.cfg.model.height,
+        gan.cfg.model.width,
+        8,
+    )
 }
 
 /// Trains on backend `B` until the configured epochs are done, Ctrl-C, or `max_steps`.
@@ -118,12 +145,17 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
     let run = &opts.run;
 
     // Resume or start.
-    let latest = if opts.new { None } else { checkpoint::latest(run)? };
+    let latest = if opts.new {
+        None
+    } else {
+        checkpoint::latest(run)?
+    };
     let (mut gan, mut state, resumed_from) = match latest {
         Some(ckpt) => {
             let mut state = checkpoint::load_state(&ckpt.dir)?;
             if opts.config_explicit
-                && (state.config.preset != opts.config.preset || state.config.model != opts.config.model)
+                && (state.config.preset != opts.config.preset
+                    || state.config.model != opts.config.model)
             {
                 bail!(
                     "{}: this run was trained with preset {:?}, not {:?}; pass --new to start over or use another --run",
@@ -169,7 +201,8 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
         .to_string();
     let cfg = state.config.clone();
     check_shard_matches(&shard, &cfg)?;
-    std::fs::create_dir_all(run.join("samples")).with_context(|| format!("{}: cannot create", run.display()))?;
+    std::fs::create_dir_all(run.join("samples"))
+        .with_context(|| format!("{}: cannot create", run.display()))?;
     artifacts::write_atomic(&run.join("config.toml"), cfg.to_toml().as_bytes())?;
 
     let train_ids = train_indices(&shard);
@@ -232,7 +265,8 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
             state.images_seen += cfg.batch as u64;
             state.batch_in_epoch = batch.index + 1;
             let last = state.batch_in_epoch == nb;
-            let stop = STOP.load(Ordering::SeqCst) || opts.max_steps.is_some_and(|m| state.step >= m);
+            let stop =
+                STOP.load(Ordering::SeqCst) || opts.max_steps.is_some_and(|m| state.step >= m);
             if pending.len() >= cfg.sync_every || last || stop {
                 let first_step = state.step - pending.len() as u64;
                 let values = Tensor::cat(std::mem::take(&mut pending), 0)
@@ -305,7 +339,11 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
         metrics.push(row.clone());
         artifacts::write_metrics(&metrics_path, &metrics)?;
         let grid = sample_grid(&gan, &state.fixed_noise, device);
-        artifacts::save_png(&run.join("samples").join(format!("epoch_{:04}.png", epoch + 1)), &grid)?;
+        artifacts::save_png(
+            &run.join("samples")
+                .join(format!("epoch_{:04}.png", epoch + 1)),
+            &grid,
+        )?;
         artifacts::write_progress_gif(&run.join("samples"), &run.join("progress.gif"), 60)?;
         artifacts::write_loss_plot(&run.join("loss.png"), &metrics)?;
         print_and_log(
@@ -331,14 +369,23 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
         if stop && state.epoch < cfg.epochs {
             print_and_log(
                 run,
-                &format!("stopped after epoch {}; rerun the same command to resume", epoch + 1),
+                &format!(
+                    "stopped after epoch {}; rerun the same command to resume",
+                    epoch + 1
+                ),
             );
             outcome = TrainOutcome::Stopped { step: state.step };
             break;
         }
     }
     if outcome == TrainOutcome::Completed {
-        print_and_log(run, &format!("done: {} epochs, {} images seen", state.epoch, state.images_seen));
+        print_and_log(
+            run,
+            &format!(
+                "done: {} epochs, {} images seen",
+                state.epoch, state.images_seen
+            ),
+        );
     }
     Ok(TrainSummary {
         outcome,
@@ -348,7 +395,13 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
     })
 }
 
-fn progress_bar(enabled: bool, nb: usize, start: usize, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
+fn progress_bar(
+    enabled: bool,
+    nb: usize,
+    start: usize,
+    epoch: usize,
+    epochs: usize,
+) -> indicatif::ProgressBar {
     if !enabled {
         return indicatif::ProgressBar::hidden();
     }

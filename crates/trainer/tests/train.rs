@@ -23,7 +23,10 @@ fn rng_turn() -> std::sync::MutexGuard<'static, ()> {
 
 /// Equality of tensor lists without printing megabytes on failure.
 fn same(a: &[Vec<f32>], b: &[Vec<f32>]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()))
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits())
+        })
 }
 
 /// All float tensors of a module (parameters and BatchNorm running statistics), flattened.
@@ -95,7 +98,11 @@ fn d_step_changes_only_d_and_g_step_changes_g() {
     assert!(!same(&g1, &g2), "G's step updates G");
     // Each of G's weight tensors changed, not just some.
     let changed = g1.iter().zip(&g2).filter(|(a, b)| a != b).count();
-    assert!(changed >= g1.len() - 2, "{changed} of {} G tensors changed", g1.len());
+    assert!(
+        changed >= g1.len() - 2,
+        "{changed} of {} G tensors changed",
+        g1.len()
+    );
 }
 
 #[test]
@@ -110,7 +117,11 @@ fn d_loss_falls_on_a_fixed_real_batch() {
     let real = real_batch(&shard, 16);
     let mut losses = Vec::new();
     for step in 0..12 {
-        let stats = gan.step(real.clone(), step).into_data().to_vec::<f32>().unwrap();
+        let stats = gan
+            .step(real.clone(), step)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
         losses.push(stats[0]);
     }
     let first = losses[0];
@@ -148,28 +159,63 @@ fn resume_is_bit_exact() {
     let cb = checkpoint::latest(&b).unwrap().unwrap();
     let ga = checkpoint::load_gan::<AD>(&ca.dir, &cfg, &device).unwrap();
     let gb = checkpoint::load_gan::<AD>(&cb.dir, &cfg, &device).unwrap();
-    assert!(same(&values(&ga.g), &values(&gb.g)), "generator weights differ after resume");
-    assert!(same(&values(&ga.d), &values(&gb.d)), "discriminator weights differ after resume");
+    assert!(
+        same(&values(&ga.g), &values(&gb.g)),
+        "generator weights differ after resume"
+    );
+    assert!(
+        same(&values(&ga.d), &values(&gb.d)),
+        "discriminator weights differ after resume"
+    );
     // Losses per epoch agree exactly too (timings aside).
     let strip = |m: &[facegan_trainer::artifacts::EpochMetrics]| {
-        m.iter().map(|r| (r.epoch, r.step, r.loss_d.to_bits(), r.loss_g.to_bits(), r.d_real.to_bits())).collect::<Vec<_>>()
+        m.iter()
+            .map(|r| {
+                (
+                    r.epoch,
+                    r.step,
+                    r.loss_d.to_bits(),
+                    r.loss_g.to_bits(),
+                    r.d_real.to_bits(),
+                )
+            })
+            .collect::<Vec<_>>()
     };
     assert_eq!(strip(&sa.metrics), strip(&sb.metrics));
     // Both continue identically for one more step, so the Adam states match as well.
     let (mut ga, mut gb) = (ga, gb);
     let real = real_batch(&shard, 8);
-    let xa = ga.step(real.clone(), 99).into_data().to_vec::<f32>().unwrap();
+    let xa = ga
+        .step(real.clone(), 99)
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
     let xb = gb.step(real, 99).into_data().to_vec::<f32>().unwrap();
     assert_eq!(xa, xb);
-    assert!(same(&values(&ga.g), &values(&gb.g)), "one more step diverges: optimizer state differs");
+    assert!(
+        same(&values(&ga.g), &values(&gb.g)),
+        "one more step diverges: optimizer state differs"
+    );
     // Eval-mode output (running statistics) agrees bit for bit.
-    let z = Tensor::<CpuInference, 2>::from_data(TensorData::new(vec![0.5f32; 2 * 8], [2, 8]), &device);
+    let z =
+        Tensor::<CpuInference, 2>::from_data(TensorData::new(vec![0.5f32; 2 * 8], [2, 8]), &device);
     assert_eq!(
-        ga.g.valid().forward(z.clone()).into_data().to_vec::<f32>().unwrap(),
+        ga.g.valid()
+            .forward(z.clone())
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap(),
         gb.g.valid().forward(z).into_data().to_vec::<f32>().unwrap()
     );
     // Artifacts exist.
-    for f in ["config.toml", "metrics.csv", "loss.png", "progress.gif", "train.log", "samples/epoch_0002.png"] {
+    for f in [
+        "config.toml",
+        "metrics.csv",
+        "loss.png",
+        "progress.gif",
+        "train.log",
+        "samples/epoch_0002.png",
+    ] {
         assert!(b.join(f).is_file(), "{f}");
     }
 }
@@ -184,16 +230,23 @@ fn nan_guard_stops_and_keeps_the_last_good_checkpoint() {
     cfg.epochs = 3;
     let run = dir.path().join("nan");
     let mut o = opts(&shard, &run, cfg);
-    let train_len = facegan_shard::Shard::open(&shard).unwrap().indices(facegan_shard::Split::Train).len();
+    let train_len = facegan_shard::Shard::open(&shard)
+        .unwrap()
+        .indices(facegan_shard::Split::Train)
+        .len();
     let per_epoch = (train_len / 8) as u64;
     o.inject_nan_at_step = Some(per_epoch + 2); // the 3rd step of epoch 2
-    let err = train::<AD>(&o, &Default::default()).unwrap_err().to_string();
+    let err = train::<AD>(&o, &Default::default())
+        .unwrap_err()
+        .to_string();
     let expected = format!("non-finite loss at epoch 2, step {}", per_epoch + 3);
     assert!(err.contains(&expected), "{err}");
     let ckpts = checkpoint::list(&run).unwrap();
     assert_eq!(ckpts.len(), 1);
     assert_eq!(ckpts[0].step, per_epoch, "only epoch 1's checkpoint");
-    assert!(std::fs::read_to_string(run.join("train.log")).unwrap().contains("non-finite"));
+    assert!(std::fs::read_to_string(run.join("train.log"))
+        .unwrap()
+        .contains("non-finite"));
 }
 
 #[test]
@@ -202,10 +255,16 @@ fn wrong_size_shard_and_mismatched_preset_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let shard = tiny_shard(dir.path(), 40);
     let cfg = TrainConfig::preset("seed").unwrap();
-    let err = train::<AD>(&opts(&shard, &dir.path().join("r"), cfg), &Default::default())
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("shard images are 16x16 but preset \"seed\" needs 96x80"), "{err}");
+    let err = train::<AD>(
+        &opts(&shard, &dir.path().join("r"), cfg),
+        &Default::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("shard images are 16x16 but preset \"seed\" needs 96x80"),
+        "{err}"
+    );
 
     let mut tiny = TrainConfig::preset("tiny").unwrap();
     tiny.epochs = 1;
@@ -214,13 +273,17 @@ fn wrong_size_shard_and_mismatched_preset_are_refused() {
     let mut other = TrainConfig::preset("tiny").unwrap();
     other.preset = "tiny-wide".into();
     other.model.g_start_channels = 32;
-    let err = train::<AD>(&opts(&shard, &run, other), &Default::default()).unwrap_err().to_string();
+    let err = train::<AD>(&opts(&shard, &run, other), &Default::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("was trained with preset \"tiny\""), "{err}");
 }
 
 #[test]
 fn partial_toml_config_overrides_a_preset() {
-    let cfg = TrainConfig::from_toml_str("preset = \"tiny\"\nlr_g = 0.0005\n[model]\nlatent = 12\n").unwrap();
+    let cfg =
+        TrainConfig::from_toml_str("preset = \"tiny\"\nlr_g = 0.0005\n[model]\nlatent = 12\n")
+            .unwrap();
     assert_eq!(cfg.preset, "tiny");
     assert_eq!(cfg.lr_g, 0.0005);
     assert_eq!(cfg.model.latent, 12);
