@@ -32,6 +32,47 @@ fn fails(args: &[&str], cwd: &Path) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Starts a (practically endless) tiny training run in `d/run` on `d/faces.shard` and returns
+/// once it has written its first checkpoint, still running.
+fn spawn_long_training(d: &Path, capture_output: bool) -> std::process::Child {
+    let out = || {
+        if capture_output {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        }
+    };
+    let mut child = Command::new(BIN)
+        .args([
+            "train",
+            "--data",
+            "faces.shard",
+            "--run",
+            "run",
+            "--preset",
+            "tiny",
+            "--epochs",
+            "100000",
+            "--device",
+            "cpu",
+        ])
+        .current_dir(d)
+        .stdout(out())
+        .stderr(out())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while latest_state(&d.join("run")).is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no checkpoint appeared"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "training exited early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
 fn latest_state(run: &Path) -> Option<serde_json::Value> {
     let mut dirs: Vec<_> = std::fs::read_dir(run.join("checkpoints"))
         .ok()?
@@ -84,34 +125,7 @@ fn pipeline_survives_a_kill_and_produces_every_artifact() {
     assert_eq!(info["version"], 1);
 
     // Train a long run and kill it (SIGKILL) once it has written a checkpoint.
-    let mut child = Command::new(BIN)
-        .args([
-            "train",
-            "--data",
-            "faces.shard",
-            "--run",
-            "run",
-            "--preset",
-            "tiny",
-            "--epochs",
-            "100000",
-            "--device",
-            "cpu",
-        ])
-        .current_dir(d)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while latest_state(&d.join("run")).is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no checkpoint appeared"
-        );
-        assert!(child.try_wait().unwrap().is_none(), "training exited early");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = spawn_long_training(d, false);
     std::thread::sleep(Duration::from_millis(150));
     assert!(
         child.try_wait().unwrap().is_none(),
@@ -257,33 +271,7 @@ fn ctrl_c_checkpoints_and_exits_zero() {
         ],
         d,
     );
-    let child = Command::new(BIN)
-        .args([
-            "train",
-            "--data",
-            "faces.shard",
-            "--run",
-            "run",
-            "--preset",
-            "tiny",
-            "--epochs",
-            "100000",
-            "--device",
-            "cpu",
-        ])
-        .current_dir(d)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while latest_state(&d.join("run")).is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no checkpoint appeared"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let child = spawn_long_training(d, true);
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

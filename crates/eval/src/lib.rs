@@ -407,7 +407,7 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
                 ));
             }
         }
-        report::write_gif(&out_dir.join("interp.gif"), &frames, 120)?;
+        artifacts::write_gif(&out_dir.join("interp.gif"), &frames, 120)?;
     }
 
     // Memorisation check: 8 fakes, 3 nearest train images at the low-pass level.

@@ -9,25 +9,6 @@ use facegan_trainer::artifacts::{write_atomic, EpochMetrics};
 
 use crate::EvalReport;
 
-/// Writes an animated GIF (infinite loop, `delay_ms` a frame).
-pub fn write_gif(path: &Path, frames: &[image::RgbImage], delay_ms: u32) -> Result<()> {
-    let mut bytes = Vec::new();
-    {
-        let mut enc = image::codecs::gif::GifEncoder::new_with_speed(&mut bytes, 20);
-        enc.set_repeat(image::codecs::gif::Repeat::Infinite)?;
-        for f in frames {
-            let rgba = image::DynamicImage::ImageRgb8(f.clone()).to_rgba8();
-            enc.encode_frame(image::Frame::from_parts(
-                rgba,
-                0,
-                0,
-                image::Delay::from_numer_denom_ms(delay_ms, 1),
-            ))?;
-        }
-    }
-    write_atomic(path, &bytes)
-}
-
 fn inline_image(path: &Path, mime: &str) -> String {
     match std::fs::read(path) {
         Ok(b) => format!(

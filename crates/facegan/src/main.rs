@@ -47,6 +47,8 @@ enum Command {
 
 /// Set once by Ctrl-C; stages poll it and stop cleanly.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Whether the running command stops cleanly on Ctrl-C (preprocess, train); others just exit.
+static GRACEFUL: AtomicBool = AtomicBool::new(false);
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -56,6 +58,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let _ = ctrlc::set_handler(|| {
+        if !GRACEFUL.load(Ordering::SeqCst) {
+            eprintln!("\ninterrupted");
+            std::process::exit(130);
+        }
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             eprintln!("\nsecond Ctrl-C: exiting now");
             std::process::exit(130);
@@ -64,6 +70,10 @@ fn main() -> ExitCode {
         facegan_trainer::STOP.store(true, Ordering::SeqCst);
     });
     let cli = Cli::parse();
+    GRACEFUL.store(
+        matches!(cli.command, Command::Preprocess(_) | Command::Train(_)),
+        Ordering::SeqCst,
+    );
     let result = match cli.command {
         Command::Preprocess(a) => commands::preprocess(a, &INTERRUPTED),
         Command::Inspect(a) => commands::inspect(a),

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use facegan_shard::{ImageMeta, ShardMeta, ShardSettings, ShardWriter, Split};
+use facegan_shard::{write_atomic, ImageMeta, ShardMeta, ShardSettings, ShardWriter, Split};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -402,34 +402,6 @@ pub fn run(cfg: &PreprocessConfig, stop: &AtomicBool) -> Result<PreprocessReport
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
     Ok(report)
-}
-
-/// Writes `bytes` to `path` via a temp file in the same folder, fsync and rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("{}: cannot create folder", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
-    f.write_all(bytes)
-        .with_context(|| format!("{}: write failed", tmp.display()))?;
-    f.sync_all()
-        .with_context(|| format!("{}: fsync failed", tmp.display()))?;
-    drop(f);
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("{}: cannot rename into place", path.display()))?;
-    Ok(())
 }
 
 /// The decode-only floor for the benchmark: the same decoder on the same files, no resize, no write.

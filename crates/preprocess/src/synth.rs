@@ -270,7 +270,7 @@ pub fn write_synth_set(out: &Path, count: usize, seed: u64) -> Result<Vec<PathBu
             let path = out.join(format!("synth_{i:06}.jpg"));
             let bytes = encode_jpeg(&draw_face(seed, i as u64));
             if std::fs::read(&path).ok().as_deref() != Some(&bytes[..]) {
-                crate::write_atomic(&path, &bytes)?;
+                facegan_shard::write_atomic(&path, &bytes)?;
             }
             Ok(path)
         })

@@ -71,6 +71,32 @@ impl ShardError {
     }
 }
 
+/// Writes `bytes` to `path` atomically: a temp file in the same folder, fsync, then rename.
+/// Readers see the old file or the new one, never a part. Shared by every stage.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), ShardError> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| ShardError::io(dir, e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(ShardError::io(&tmp, e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| ShardError::io(path, e))
+}
+
 /// xxh3-64 streaming checksum used for the payload.
 pub fn checksum(bytes: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(bytes)

@@ -7,28 +7,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-/// Writes `bytes` to `path` via a temp file in the same folder, fsync and rename.
+/// Atomic file write (temp file, fsync, rename), shared with the other stages.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("{}: cannot create folder", dir.display()))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
-    f.write_all(bytes)
-        .with_context(|| format!("{}: write failed", tmp.display()))?;
-    f.sync_all()
-        .with_context(|| format!("{}: fsync failed", tmp.display()))?;
-    drop(f);
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("{}: cannot rename into place", path.display()))
+    Ok(facegan_shard::write_atomic(path, bytes)?)
 }
 
 /// Encodes an RGB image as PNG in memory.
@@ -100,27 +81,41 @@ pub fn write_progress_gif(samples_dir: &Path, out: &Path, max_frames: usize) -> 
             .map(|i| frames[i * last / (max_frames - 1)].clone())
             .collect()
     };
-    let mut bytes = Vec::new();
-    {
-        let mut enc = image::codecs::gif::GifEncoder::new_with_speed(&mut bytes, 20);
-        enc.set_repeat(image::codecs::gif::Repeat::Infinite)?;
-        for p in &pick {
+    let frames = pick
+        .iter()
+        .map(|p| {
             let img = image::open(p)
                 .with_context(|| format!("{}: cannot read", p.display()))?
-                .to_rgba8();
+                .to_rgb8();
             let (w, h) = img.dimensions();
-            let small = image::imageops::resize(
+            Ok(image::imageops::resize(
                 &img,
                 w.div_ceil(2),
                 h.div_ceil(2),
                 image::imageops::FilterType::Triangle,
-            );
-            let frame =
-                image::Frame::from_parts(small, 0, 0, image::Delay::from_numer_denom_ms(250, 1));
-            enc.encode_frame(frame)?;
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    write_gif(out, &frames, 250)
+}
+
+/// Writes an animated GIF (looping, `delay_ms` a frame), atomically.
+pub fn write_gif(path: &Path, frames: &[image::RgbImage], delay_ms: u32) -> Result<()> {
+    let mut bytes = Vec::new();
+    {
+        let mut enc = image::codecs::gif::GifEncoder::new_with_speed(&mut bytes, 20);
+        enc.set_repeat(image::codecs::gif::Repeat::Infinite)?;
+        for f in frames {
+            let rgba = image::DynamicImage::ImageRgb8(f.clone()).to_rgba8();
+            enc.encode_frame(image::Frame::from_parts(
+                rgba,
+                0,
+                0,
+                image::Delay::from_numer_denom_ms(delay_ms, 1),
+            ))?;
         }
     }
-    write_atomic(out, &bytes)
+    write_atomic(path, &bytes)
 }
 
 /// One row of `metrics.csv`.
