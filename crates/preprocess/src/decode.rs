@@ -169,17 +169,47 @@ fn has_jpeg_end_marker(bytes: &[u8]) -> bool {
     tail.windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
+/// Halves an RGB image by averaging 2x2 blocks (odd last row/column dropped).
+fn box_halve(src: &image::RgbImage) -> image::RgbImage {
+    let (w, h) = (src.width() / 2, src.height() / 2);
+    let sw = src.width() as usize * 3;
+    let raw = src.as_raw();
+    let mut out = vec![0u8; (w * h * 3) as usize];
+    for (y, row) in out.chunks_exact_mut(w as usize * 3).enumerate() {
+        let a = &raw[2 * y * sw..2 * y * sw + sw];
+        let b = &raw[(2 * y + 1) * sw..(2 * y + 1) * sw + sw];
+        for (x, px) in row.chunks_exact_mut(3).enumerate() {
+            for (c, v) in px.iter_mut().enumerate() {
+                let i = 6 * x + c;
+                let sum = a[i] as u16 + a[i + 3] as u16 + b[i] as u16 + b[i + 3] as u16;
+                *v = ((sum + 2) / 4) as u8;
+            }
+        }
+    }
+    image::RgbImage::from_raw(w, h, out).expect("buffer size")
+}
+
 /// Resizes (after cropping) an RGB image to `height x width`, returning HWC bytes.
+///
+/// Large reductions first halve the image with a 2x2 box average while it is still at least twice
+/// the target size (as Pillow's `reducing_gap` does), then apply the filter: an antialiased
+/// result at a fraction of the cost of a wide filter kernel.
 pub fn resize_rgb(
     resizer: &mut Resizer,
-    src: image::RgbImage,
+    mut src: image::RgbImage,
     height: u32,
     width: u32,
     crop: Crop,
     filter: Filter,
 ) -> Vec<u8> {
     let (w, h) = src.dimensions();
-    let (left, top, cw, ch) = crop.region(w, h, height, width);
+    let (mut left, mut top, mut cw, mut ch) = crop.region(w, h, height, width);
+    while filter != Filter::Nearest && cw / width as f64 >= 2.0 && ch / height as f64 >= 2.0 {
+        src = box_halve(&src);
+        (left, top, cw, ch) = (left / 2.0, top / 2.0, cw / 2.0, ch / 2.0);
+    }
+    let (w, h) = src.dimensions();
+    let (cw, ch) = (cw.min(w as f64 - left), ch.min(h as f64 - top));
     let src = Image::from_vec_u8(w, h, src.into_raw(), PixelType::U8x3).expect("RGB buffer size");
     let mut dst = Image::new(width, height, PixelType::U8x3);
     let opts = ResizeOptions::new()

@@ -290,78 +290,99 @@ pub fn run(cfg: &PreprocessConfig, stop: &AtomicBool) -> Result<PreprocessReport
     let (mut train, mut holdout) = (0usize, 0usize);
     let pb = progress_bar(files.len() as u64, cfg.progress);
 
-    for (chunk_no, chunk) in files.chunks(CHUNK).enumerate() {
-        if stop.load(Ordering::SeqCst) {
+    // Decoding runs on the rayon pool one chunk ahead, while this thread writes the previous
+    // chunk in path order: the output does not depend on the thread count.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Result<Decoded, SkipReason>>)>(1);
+    let decoded = std::thread::scope(|scope| -> Result<()> {
+        let decoder = scope.spawn(|| {
+            for (chunk_no, chunk) in files.chunks(CHUNK).enumerate() {
+                if stop.load(Ordering::SeqCst) {
+                    return false;
+                }
+                let results: Vec<Result<Decoded, SkipReason>> = chunk
+                    .par_iter()
+                    .map_init(fast_image_resize::Resizer::new, |r, f| {
+                        process_one(r, f, cfg)
+                    })
+                    .collect();
+                if tx.send((chunk_no, results)).is_err() {
+                    return true; // the writer stopped on an error
+                }
+            }
+            drop(tx);
+            true
+        });
+        for (chunk_no, results) in rx {
+            let chunk = &files[chunk_no * CHUNK..(chunk_no * CHUNK + results.len())];
+            for (j, (file, result)) in chunk.iter().zip(results).enumerate() {
+                let file_index = chunk_no * CHUNK + j;
+                let skip = |reason: SkipReason, list: &mut Vec<SkippedFile>| {
+                    tracing::debug!("skip {}: {reason}", file.rel);
+                    list.push(SkippedFile {
+                        path: file.rel.clone(),
+                        reason: reason.key(),
+                        detail: reason.to_string(),
+                    });
+                };
+                let d = match result {
+                    Ok(d) => d,
+                    Err(reason) => {
+                        skip(reason, &mut skipped_files);
+                        continue;
+                    }
+                };
+                if let Some(&first) = by_content.get(&d.content_hash) {
+                    let of = files[first].rel.clone();
+                    skip(SkipReason::ExactDuplicate { of }, &mut skipped_files);
+                    continue;
+                }
+                by_content.insert(d.content_hash, file_index);
+                if let Some((of_idx, distance)) = near_index.find(d.phash) {
+                    let of = files[of_idx].rel.clone();
+                    near_duplicates.push(NearDuplicate {
+                        path: file.rel.clone(),
+                        of: of.clone(),
+                        distance,
+                        dropped: cfg.dedupe,
+                    });
+                    if cfg.dedupe {
+                        skip(
+                            SkipReason::NearDuplicate { of, distance },
+                            &mut skipped_files,
+                        );
+                        continue;
+                    }
+                }
+                near_index.insert(d.phash, file_index);
+                let split = splitter.split(&file.rel);
+                match split {
+                    Split::Train => train += 1,
+                    Split::Holdout => holdout += 1,
+                }
+                writer.push(
+                    &d.pixels,
+                    ImageMeta {
+                        path: file.rel.clone(),
+                        orig_width: d.orig_width,
+                        orig_height: d.orig_height,
+                        content_hash: d.content_hash,
+                        split,
+                    },
+                )?;
+            }
+            pb.inc(chunk.len() as u64);
+        }
+        let completed = decoder.join().expect("decoder thread panicked");
+        if !completed {
             pb.abandon_with_message("interrupted");
             bail!(
                 "interrupted: no shard was written ({} left as it was)",
                 cfg.output.display()
             );
         }
-        let results: Vec<Result<Decoded, SkipReason>> = chunk
-            .par_iter()
-            .map_init(fast_image_resize::Resizer::new, |r, f| {
-                process_one(r, f, cfg)
-            })
-            .collect();
-        for (j, (file, result)) in chunk.iter().zip(results).enumerate() {
-            let file_index = chunk_no * CHUNK + j;
-            let skip = |reason: SkipReason, list: &mut Vec<SkippedFile>| {
-                tracing::debug!("skip {}: {reason}", file.rel);
-                list.push(SkippedFile {
-                    path: file.rel.clone(),
-                    reason: reason.key(),
-                    detail: reason.to_string(),
-                });
-            };
-            let d = match result {
-                Ok(d) => d,
-                Err(reason) => {
-                    skip(reason, &mut skipped_files);
-                    continue;
-                }
-            };
-            if let Some(&first) = by_content.get(&d.content_hash) {
-                let of = files[first].rel.clone();
-                skip(SkipReason::ExactDuplicate { of }, &mut skipped_files);
-                continue;
-            }
-            by_content.insert(d.content_hash, file_index);
-            if let Some((of_idx, distance)) = near_index.find(d.phash) {
-                let of = files[of_idx].rel.clone();
-                near_duplicates.push(NearDuplicate {
-                    path: file.rel.clone(),
-                    of: of.clone(),
-                    distance,
-                    dropped: cfg.dedupe,
-                });
-                if cfg.dedupe {
-                    skip(
-                        SkipReason::NearDuplicate { of, distance },
-                        &mut skipped_files,
-                    );
-                    continue;
-                }
-            }
-            near_index.insert(d.phash, file_index);
-            let split = splitter.split(&file.rel);
-            match split {
-                Split::Train => train += 1,
-                Split::Holdout => holdout += 1,
-            }
-            writer.push(
-                &d.pixels,
-                ImageMeta {
-                    path: file.rel.clone(),
-                    orig_width: d.orig_width,
-                    orig_height: d.orig_height,
-                    content_hash: d.content_hash,
-                    split,
-                },
-            )?;
-        }
-        pb.inc(chunk.len() as u64);
-    }
+        Ok(())
+    });
+    decoded?;
     if writer.is_empty() {
         bail!(
             "{}: none of the {} image files could be used; see the reasons with RUST_LOG=debug",
