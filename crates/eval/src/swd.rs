@@ -4,7 +4,7 @@
 //! mean absolute difference, reported x1e3 per level and averaged.
 //!
 //! Images are `[3, H, W]` f32 planes (any scale: descriptors are normalised). The projection is
-//! one `gemm` per repeat and the sorts run in parallel (rayon), with no per-patch allocation.
+//! one `gemm` per repeat and the (radix) sorts run in parallel (rayon), with no per-patch allocation.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -60,28 +60,39 @@ fn mirror(i: isize, n: usize) -> usize {
     i as usize
 }
 
-/// Separable 5x5 binomial blur with mirrored borders, scaled by `gain`.
+/// Separable 5x5 binomial blur with mirrored borders, scaled by `gain`. Rows are padded once
+/// and the vertical pass combines whole rows, so both inner loops vectorise.
 fn blur(p: &Planes, gain: f32) -> Planes {
     let (h, w) = (p.h, p.w);
     let mut tmp = vec![0f32; 3 * h * w];
     let mut out = vec![0f32; 3 * h * w];
-    for c in 0..3 {
-        for y in 0..h {
-            for x in 0..w {
-                let mut s = 0.0;
-                for (k, wt) in KERNEL.iter().enumerate() {
-                    s += wt * p.at(c, y, mirror(x as isize + k as isize - 2, w));
-                }
-                tmp[(c * h + y) * w + x] = s;
-            }
+    let mut padded = vec![0f32; w + 4];
+    for (src, dst) in p.data.chunks_exact(w).zip(tmp.chunks_exact_mut(w)) {
+        for (i, v) in padded.iter_mut().enumerate() {
+            *v = src[mirror(i as isize - 2, w)];
         }
+        for (x, d) in dst.iter_mut().enumerate() {
+            let t = &padded[x..x + 5];
+            *d = KERNEL[0] * t[0]
+                + KERNEL[1] * t[1]
+                + KERNEL[2] * t[2]
+                + KERNEL[3] * t[3]
+                + KERNEL[4] * t[4];
+        }
+    }
+    for c in 0..3 {
+        let plane = &tmp[c * h * w..(c + 1) * h * w];
         for y in 0..h {
-            for x in 0..w {
-                let mut s = 0.0;
-                for (k, wt) in KERNEL.iter().enumerate() {
-                    s += wt * tmp[(c * h + mirror(y as isize + k as isize - 2, h)) * w + x];
-                }
-                out[(c * h + y) * w + x] = s * gain;
+            let rows: [&[f32]; 5] =
+                std::array::from_fn(|k| &plane[mirror(y as isize + k as isize - 2, h) * w..][..w]);
+            let dst = &mut out[(c * h + y) * w..][..w];
+            for (x, d) in dst.iter_mut().enumerate() {
+                let s = KERNEL[0] * rows[0][x]
+                    + KERNEL[1] * rows[1][x]
+                    + KERNEL[2] * rows[2][x]
+                    + KERNEL[3] * rows[3][x]
+                    + KERNEL[4] * rows[4][x];
+                *d = s * gain;
             }
         }
     }
@@ -254,8 +265,9 @@ pub fn sliced_wasserstein(a: &[f32], b: &[f32], seed: u64) -> f64 {
             .par_chunks_mut(n)
             .zip(pb.par_chunks_mut(n))
             .map(|(ra, rb)| {
-                ra.sort_unstable_by(f32::total_cmp);
-                rb.sort_unstable_by(f32::total_cmp);
+                // LSD radix sort: several times faster than a comparison sort on 10^5-10^6 floats.
+                radsort::sort(ra);
+                radsort::sort(rb);
                 ra.iter()
                     .zip(rb.iter())
                     .map(|(x, y)| (x - y).abs() as f64)
