@@ -234,6 +234,16 @@ fn pipeline_survives_a_kill_and_produces_every_artifact() {
     let text = ok(&["export", "--run", "run", "--out", "g.safetensors"], d);
     assert!(text.contains("reloaded outputs identical"), "{text}");
 
+    // warmup runs the kernels a preset needs (on the CPU: a smoke test) and reports timings.
+    let json: serde_json::Value = serde_json::from_str(
+        ok(&["warmup", "--device", "cpu", "--preset", "tiny"], d)
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(json["first_step_s"].as_f64().unwrap() > 0.0);
+
     // --fake-dir evaluates a folder with the same metric.
     ok(
         &[

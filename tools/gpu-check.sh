@@ -29,22 +29,30 @@ if [ -n "${KERNEL_CACHE_TGZ:-}" ] && [ -f "$KERNEL_CACHE_TGZ" ]; then
 fi
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || true
 t() { date +%s.%N; }
+since() { python3 -c "print(round($(t) - $1, 2))"; }
 
 echo "== torch twin (eager TF32, then bf16 + channels-last)"
 python3 tools/torch_dcgan.py --device cuda --warmup 5 --steps 50 > "$OUT/torch-eager.json"
 python3 tools/torch_dcgan.py --device cuda --warmup 5 --steps 50 --amp --channels-last > "$OUT/torch-amp.json"
 
-echo "== facegan bench (cold or warm kernel cache)"
+echo "== cold start: warmup in a fresh process (cache as restored), then again (warm)"
+for pass in first second; do
+  s=$(t)
+  timeout 900 "$bin" warmup --device cuda --preset seed > "$OUT/warmup-$pass.json"
+  echo "warmup $pass: wall $(since "$s") s"
+done
+
+echo "== facegan bench"
 s=$(t)
 timeout 900 "$bin" bench-train --preset seed --batch 64 --warmup 5 --steps 50 --device cuda > "$OUT/facegan-bench.json"
-echo "bench wall $(echo "$(t) - $s" | bc) s"
+echo "bench wall $(since "$s") s"
 
 if [ -n "${FACES:-}" ]; then
   echo "== preprocess + train 3 epochs + eval on $FACES"
   "$bin" preprocess --input "$FACES" --output data/gpu.shard
   s=$(t)
   timeout 1200 "$bin" train --data data/gpu.shard --run runs/gpu --preset seed --epochs "${EPOCHS:-3}" --device cuda --new
-  echo "train wall $(echo "$(t) - $s" | bc) s"
+  echo "train wall $(since "$s") s"
   cp runs/gpu/metrics.csv runs/gpu/train.log "$OUT/" 2>/dev/null
   timeout 600 "$bin" eval --run runs/gpu --device cuda --n 10000
   cp runs/gpu/eval/grid.png runs/gpu/eval/report.json "$OUT/" 2>/dev/null

@@ -448,6 +448,36 @@ pub fn export(a: ExportArgs) -> Result<()> {
 }
 
 #[derive(Args)]
+pub struct WarmupArgs {
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[arg(long, default_value = "seed")]
+    preset: String,
+    /// Batch size of the coming run (kernels are tuned per shape).
+    #[arg(long)]
+    batch: Option<usize>,
+}
+
+pub fn warmup(a: WarmupArgs) -> Result<()> {
+    let mut cfg = TrainConfig::preset(&a.preset)?;
+    if let Some(b) = a.batch {
+        cfg.batch = b;
+    }
+    let dev = pick_device(&a.device)?;
+    let json = with_train_backend!(dev, |B, device| facegan_trainer::bench::warm_up::<B>(
+        &cfg, &device
+    ))?;
+    println!("{json}");
+    if dev == ResolvedDevice::Cuda {
+        println!(
+            "kernels cached in {}; the next run starts warm",
+            facegan_trainer::cubecl_cache::cache_dir().display()
+        );
+    }
+    Ok(())
+}
+
+#[derive(Args)]
 pub struct BenchDecodeArgs {
     #[arg(long)]
     input: PathBuf,

@@ -37,6 +37,8 @@ enum Command {
     Sample(commands::SampleArgs),
     /// Export the generator as safetensors.
     Export(commands::ExportArgs),
+    /// Compile and tune every GPU kernel a preset needs, before a long run (first run only).
+    Warmup(commands::WarmupArgs),
     /// Time the decode-only floor of preprocess on a folder (for `make bench-preprocess`).
     BenchDecode(commands::BenchDecodeArgs),
     /// Time training steps on random data (for `make bench-train`); prints one JSON line.
@@ -51,6 +53,13 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static GRACEFUL: AtomicBool = AtomicBool::new(false);
 
 fn main() -> ExitCode {
+    // Behave like other Unix tools when piped into `head`: end quietly on a closed pipe
+    // instead of panicking in println!.
+    #[cfg(unix)]
+    // SAFETY: restoring the default SIGPIPE disposition at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
@@ -82,6 +91,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => commands::eval(a),
         Command::Sample(a) => commands::sample(a),
         Command::Export(a) => commands::export(a),
+        Command::Warmup(a) => commands::warmup(a),
         Command::BenchDecode(a) => commands::bench_decode(a),
         Command::BenchTrain(a) => commands::bench_train(a),
         Command::BenchSwd(a) => commands::bench_swd(a),

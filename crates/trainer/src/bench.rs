@@ -71,3 +71,46 @@ pub fn bench_steps<B: AutodiffBackend>(
         "params_d": d.total,
     }))
 }
+
+/// Compiles (and autotunes) every GPU kernel a preset needs before a long run: two training
+/// steps at the run's batch size, then an eval-mode sample grid and D pass, as the trainer and
+/// evaluator do. Returns the seconds each phase took. On the CPU it is just a smoke test.
+pub fn warm_up<B: AutodiffBackend>(
+    cfg: &TrainConfig,
+    device: &B::Device,
+) -> Result<serde_json::Value> {
+    use burn::module::AutodiffModule;
+    let t = Instant::now();
+    let mut gan = Gan::<B>::new(cfg, device);
+    let m = &cfg.model;
+    let real = Tensor::<B, 4>::random(
+        [cfg.batch, 3, m.height, m.width],
+        Distribution::Default,
+        device,
+    );
+    let mut step_s = Vec::new();
+    for step in 0..2 {
+        let s = Instant::now();
+        let stats = gan.step(real.clone(), step);
+        let _ = stats.into_data();
+        step_s.push(s.elapsed().as_secs_f64());
+    }
+    let s = Instant::now();
+    let (g, d) = (gan.g.valid(), gan.d.valid());
+    let z = Tensor::<B::InnerBackend, 2>::random(
+        [64, m.latent],
+        Distribution::Normal(0.0, 1.0),
+        device,
+    );
+    let images = g.forward(z);
+    let _ = d.forward(images).into_data();
+    let eval_s = s.elapsed().as_secs_f64();
+    Ok(serde_json::json!({
+        "preset": cfg.preset,
+        "batch": cfg.batch,
+        "first_step_s": step_s[0],
+        "second_step_s": step_s[1],
+        "eval_pass_s": eval_s,
+        "total_s": t.elapsed().as_secs_f64(),
+    }))
+}
