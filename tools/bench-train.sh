@@ -10,7 +10,7 @@ bin="${FACEGAN_BIN:-$root/target/release/facegan}"
 steps="${STEPS:-10}"
 warmup="${WARMUP:-2}"
 py="${TORCH_PYTHON:-$(tools/venv.sh torch numpy)}"
-f=$("$bin" bench-train --preset seed --batch 64 --warmup "$warmup" --steps "$steps" --device "$device")
+f=$("$bin" bench-train --preset seed --batch 64 --warmup "$warmup" --steps "$steps" --device "$device" ${PROFILE:+--profile})
 t=$("$py" tools/torch_dcgan.py --device "$device" --batch 64 --warmup "$warmup" --steps "$steps")
 echo "$f"; echo "$t"
 python3 - "$f" "$t" <<'PY'
