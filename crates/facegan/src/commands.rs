@@ -523,10 +523,18 @@ pub fn bench_train(a: BenchTrainArgs) -> Result<()> {
     let mut json = json;
     json["backend"] = serde_json::json!(a.device);
     if a.profile {
-        let rows = with_train_backend!(dev, |B, device| facegan_trainer::bench::profile_ops::<B>(&cfg, 3, &device));
-        eprintln!("{:<40} {:>12} {:>12}", "op (batch {})", "forward ms", "backward ms");
+        let rows = with_train_backend!(dev, |B, device| facegan_trainer::bench::profile_ops::<B>(
+            &cfg, 3, &device
+        ));
+        eprintln!(
+            "{:<40} {:>12} {:>12}",
+            "op (batch {})", "forward ms", "backward ms"
+        );
         for r in &rows {
-            eprintln!("{:<40} {:>12.2} {:>12.2}", r.op, r.forward_ms, r.backward_ms);
+            eprintln!(
+                "{:<40} {:>12.2} {:>12.2}",
+                r.op, r.forward_ms, r.backward_ms
+            );
         }
         let total: f64 = rows.iter().map(|r| r.forward_ms + r.backward_ms).sum();
         eprintln!("{:<40} {:>25.2}", "sum (one pass of each op)", total);

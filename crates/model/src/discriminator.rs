@@ -5,10 +5,9 @@
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{Dropout, DropoutConfig, Linear};
-use burn::tensor::activation::leaky_relu;
 use burn::tensor::{backend::Backend, Tensor};
 
-use crate::layers::{conv3x3, dense, BatchNorm2d};
+use crate::layers::{conv3x3, dense, leaky_relu, BatchNorm2d};
 use crate::ModelConfig;
 
 /// One D stage: conv, dropout, optional BatchNorm, LeakyReLU.

@@ -5,10 +5,10 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::Linear;
-use burn::tensor::activation::{leaky_relu, sigmoid};
+use burn::tensor::activation::sigmoid;
 use burn::tensor::{backend::Backend, Tensor};
 
-use crate::layers::{conv3x3, conv_transpose3x3_up, dense, BatchNorm2d};
+use crate::layers::{conv3x3, conv_transpose3x3_up, dense, leaky_relu, BatchNorm2d};
 use crate::ModelConfig;
 
 /// One G stage: transposed conv (x2 upsampling), optional BatchNorm, LeakyReLU.

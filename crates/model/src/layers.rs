@@ -66,6 +66,15 @@ pub fn dense<B: Backend>(din: usize, dout: usize, bias: bool, device: &B::Device
     lin
 }
 
+/// LeakyReLU as `x * k` with `k` = 1 where `x >= 0` and `slope` where `x < 0`, `k` built
+/// without a graph. The same values as Burn's `leaky_relu`, but its backward is one multiply,
+/// about twice as fast on the CPU backend (`bench-train --profile`).
+pub fn leaky_relu<B: Backend, const D: usize>(x: Tensor<B, D>, slope: f64) -> Tensor<B, D> {
+    let plain = x.clone().detach();
+    let k = plain.ones_like().mask_fill(plain.lower_elem(0.0), slope);
+    x * k
+}
+
 /// BatchNorm over `[N, C, H, W]`. Training mode (an autodiff backend) normalises with the batch's
 /// biased statistics and updates the running ones as
 /// `running = (1 - momentum) * running + momentum * batch`; eval mode uses the running ones.

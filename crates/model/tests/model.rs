@@ -129,3 +129,26 @@ fn view_batchnorm_matches_burn_batchnorm_forward_backward_and_running_stats() {
             Tolerance::absolute(1e-5),
         );
 }
+
+#[test]
+fn leaky_relu_matches_burn_exactly_forward_and_backward() {
+    let device = Default::default();
+    AD::seed(&device, 5);
+    let x = Tensor::<AD, 4>::random([2, 3, 5, 7], Distribution::Normal(0.0, 1.0), &device)
+        .require_grad();
+    let r = Tensor::<AD, 4>::random([2, 3, 5, 7], Distribution::Default, &device);
+    for slope in [0.01, 0.2] {
+        let ours = facegan_model::layers::leaky_relu(x.clone(), slope);
+        let theirs = burn::tensor::activation::leaky_relu(x.clone(), slope);
+        assert_eq!(
+            ours.clone().into_data().to_vec::<f32>().unwrap(),
+            theirs.clone().into_data().to_vec::<f32>().unwrap()
+        );
+        let ga = (ours * r.clone()).sum().backward();
+        let gb = (theirs * r.clone()).sum().backward();
+        assert_eq!(
+            x.grad(&ga).unwrap().into_data().to_vec::<f32>().unwrap(),
+            x.grad(&gb).unwrap().into_data().to_vec::<f32>().unwrap()
+        );
+    }
+}

@@ -147,47 +147,112 @@ fn time_op<B: AutodiffBackend, const D: usize, const E: usize>(
         v.sort_by(|a, b| a.total_cmp(b));
         v[v.len() / 2]
     };
-    OpTiming { op: name, forward_ms: med(f), backward_ms: med(b) }
+    OpTiming {
+        op: name,
+        forward_ms: med(f),
+        backward_ms: med(b),
+    }
 }
 
 /// Per-op forward/backward times of both networks at the config's batch size (each op timed
 /// alone on inputs of its real shape), for finding the slow paths of a backend.
-pub fn profile_ops<B: AutodiffBackend>(cfg: &TrainConfig, reps: usize, device: &B::Device) -> Vec<OpTiming> {
+pub fn profile_ops<B: AutodiffBackend>(
+    cfg: &TrainConfig,
+    reps: usize,
+    device: &B::Device,
+) -> Vec<OpTiming> {
     use burn::tensor::activation::{leaky_relu, sigmoid};
     use facegan_model::{Discriminator, Generator};
     let m = &cfg.model;
     let n = cfg.batch;
     let d = Discriminator::<B>::new(m, device);
     let g = Generator::<B>::new(m, device);
-    let rand4 = |shape: [usize; 4]| Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), device);
+    let rand4 =
+        |shape: [usize; 4]| Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), device);
     let mut out = Vec::new();
     let (mut c, mut h, mut w) = (3, m.height, m.width);
     for (i, block) in d.blocks.iter().enumerate() {
         let cout = block.conv.weight.dims()[0];
-        out.push(time_op(format!("D conv{i} {c}->{cout} @{h}x{w}"), rand4([n, c, h, w]), reps, |x| block.conv.forward(x)));
+        out.push(time_op(
+            format!("D conv{i} {c}->{cout} @{h}x{w}"),
+            rand4([n, c, h, w]),
+            reps,
+            |x| block.conv.forward(x),
+        ));
         (c, h, w) = (cout, h / 2, w / 2);
-        out.push(time_op(format!("D dropout{i} {c}@{h}x{w}"), rand4([n, c, h, w]), reps, |x| d.dropout.forward(x)));
+        out.push(time_op(
+            format!("D dropout{i} {c}@{h}x{w}"),
+            rand4([n, c, h, w]),
+            reps,
+            |x| d.dropout.forward(x),
+        ));
         if let Some(norm) = &block.norm {
-            out.push(time_op(format!("D batchnorm{i} {c}@{h}x{w}"), rand4([n, c, h, w]), reps, |x| norm.forward(x)));
+            out.push(time_op(
+                format!("D batchnorm{i} {c}@{h}x{w}"),
+                rand4([n, c, h, w]),
+                reps,
+                |x| norm.forward(x),
+            ));
         }
-        out.push(time_op(format!("D leaky_relu{i} {c}@{h}x{w}"), rand4([n, c, h, w]), reps, |x| leaky_relu(x, m.leaky_slope)));
+        out.push(time_op(
+            format!("D leaky_relu{i} {c}@{h}x{w}"),
+            rand4([n, c, h, w]),
+            reps,
+            |x| leaky_relu(x, m.leaky_slope),
+        ));
     }
     let feat = c * h * w;
     let flat = Tensor::<B, 2>::random([n, feat], Distribution::Normal(0.0, 1.0), device);
-    out.push(time_op(format!("D dense {feat}->1"), flat, reps, |x| d.head.forward(x)));
+    out.push(time_op(format!("D dense {feat}->1"), flat, reps, |x| {
+        d.head.forward(x)
+    }));
     let z = Tensor::<B, 2>::random([n, m.latent], Distribution::Normal(0.0, 1.0), device);
-    out.push(time_op(format!("G dense {}->{}", m.latent, g.start.iter().product::<usize>()), z, reps, |x| g.project.forward(x)));
+    out.push(time_op(
+        format!(
+            "G dense {}->{}",
+            m.latent,
+            g.start.iter().product::<usize>()
+        ),
+        z,
+        reps,
+        |x| g.project.forward(x),
+    ));
     let [mut c, mut h, mut w] = g.start;
     for (i, block) in g.blocks.iter().enumerate() {
         let cout = block.conv.weight.dims()[1];
-        out.push(time_op(format!("G conv_transpose{i} {c}->{cout} @{h}x{w}"), rand4([n, c, h, w]), reps, |x| block.conv.forward(x)));
+        out.push(time_op(
+            format!("G conv_transpose{i} {c}->{cout} @{h}x{w}"),
+            rand4([n, c, h, w]),
+            reps,
+            |x| block.conv.forward(x),
+        ));
         (c, h, w) = (cout, h * 2, w * 2);
         if let Some(norm) = &block.norm {
-            out.push(time_op(format!("G batchnorm{i} {c}@{h}x{w}"), rand4([n, c, h, w]), reps, |x| norm.forward(x)));
+            out.push(time_op(
+                format!("G batchnorm{i} {c}@{h}x{w}"),
+                rand4([n, c, h, w]),
+                reps,
+                |x| norm.forward(x),
+            ));
         }
-        out.push(time_op(format!("G leaky_relu{i} {c}@{h}x{w}"), rand4([n, c, h, w]), reps, |x| leaky_relu(x, m.leaky_slope)));
+        out.push(time_op(
+            format!("G leaky_relu{i} {c}@{h}x{w}"),
+            rand4([n, c, h, w]),
+            reps,
+            |x| leaky_relu(x, m.leaky_slope),
+        ));
     }
-    out.push(time_op(format!("G to_rgb conv {c}->3 @{h}x{w}"), rand4([n, c, h, w]), reps, |x| g.to_rgb.forward(x)));
-    out.push(time_op(format!("G sigmoid 3@{h}x{w}"), rand4([n, 3, h, w]), reps, sigmoid));
+    out.push(time_op(
+        format!("G to_rgb conv {c}->3 @{h}x{w}"),
+        rand4([n, c, h, w]),
+        reps,
+        |x| g.to_rgb.forward(x),
+    ));
+    out.push(time_op(
+        format!("G sigmoid 3@{h}x{w}"),
+        rand4([n, 3, h, w]),
+        reps,
+        sigmoid,
+    ));
     out
 }
