@@ -416,6 +416,10 @@ pub struct SampleArgs {
     checkpoint: String,
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Normalise with each batch's own statistics (BatchNorm train mode) instead of the running
+    /// statistics: a diagnostic for runs whose eval-mode samples look washed out early on.
+    #[arg(long)]
+    batch_stats: bool,
 }
 
 pub fn sample(a: SampleArgs) -> Result<()> {
