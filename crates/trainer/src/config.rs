@@ -76,7 +76,7 @@ impl TrainConfig {
                 cfg.sync_every = 1;
             }
             "demo" => {
-                cfg.epochs = 10;
+                cfg.epochs = 7;
                 cfg.batch = 32;
                 cfg.lr_d = 2e-4;
                 cfg.lr_g = 2e-4;
