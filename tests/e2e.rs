@@ -32,6 +32,32 @@ fn fails(args: &[&str], cwd: &Path) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `facegan synth` then `facegan preprocess` to a 16x16 `d/faces.shard` (10% holdout);
+/// returns preprocess's output.
+fn make_faces_shard(d: &Path, count: usize, seed: u64) -> String {
+    let (count, seed) = (count.to_string(), seed.to_string());
+    ok(
+        &[
+            "synth", "--out", "faces", "--count", &count, "--seed", &seed,
+        ],
+        d,
+    );
+    ok(
+        &[
+            "preprocess",
+            "--input",
+            "faces",
+            "--output",
+            "faces.shard",
+            "--size",
+            "16x16",
+            "--holdout",
+            "0.1",
+        ],
+        d,
+    )
+}
+
 /// Starts a (practically endless) tiny training run in `d/run` on `d/faces.shard` and returns
 /// once it has written its first checkpoint, still running.
 fn spawn_long_training(d: &Path, capture_output: bool) -> std::process::Child {
@@ -88,24 +114,7 @@ fn latest_state(run: &Path) -> Option<serde_json::Value> {
 fn pipeline_survives_a_kill_and_produces_every_artifact() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    ok(
-        &["synth", "--out", "faces", "--count", "240", "--seed", "4"],
-        d,
-    );
-    let text = ok(
-        &[
-            "preprocess",
-            "--input",
-            "faces",
-            "--output",
-            "faces.shard",
-            "--size",
-            "16x16",
-            "--holdout",
-            "0.1",
-        ],
-        d,
-    );
+    let text = make_faces_shard(d, 240, 4);
     assert!(text.contains("read 240, kept 240"), "{text}");
     let info: serde_json::Value =
         serde_json::from_str(&ok(&["inspect", "--json", "--verify", "faces.shard"], d)).unwrap();
@@ -265,22 +274,7 @@ fn pipeline_survives_a_kill_and_produces_every_artifact() {
 fn ctrl_c_checkpoints_and_exits_zero() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    ok(
-        &["synth", "--out", "faces", "--count", "120", "--seed", "8"],
-        d,
-    );
-    ok(
-        &[
-            "preprocess",
-            "--input",
-            "faces",
-            "--output",
-            "faces.shard",
-            "--size",
-            "16x16",
-        ],
-        d,
-    );
+    make_faces_shard(d, 120, 8);
     let child = spawn_long_training(d, true);
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])

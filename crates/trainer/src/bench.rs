@@ -161,7 +161,8 @@ pub fn profile_ops<B: AutodiffBackend>(
     reps: usize,
     device: &B::Device,
 ) -> Vec<OpTiming> {
-    use burn::tensor::activation::{leaky_relu, sigmoid};
+    use burn::tensor::activation::sigmoid;
+    use facegan_model::layers::{leaky_relu, BatchNorm2d};
     use facegan_model::{Discriminator, Generator};
     let m = &cfg.model;
     let n = cfg.batch;
@@ -170,6 +171,28 @@ pub fn profile_ops<B: AutodiffBackend>(
     let rand4 =
         |shape: [usize; 4]| Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), device);
     let mut out = Vec::new();
+    // The BatchNorm (if any) and LeakyReLU that follow each conv, at the conv's output shape.
+    let norm_and_activation = |out: &mut Vec<OpTiming>,
+                               net: &str,
+                               i: usize,
+                               shape: [usize; 4],
+                               norm: Option<&BatchNorm2d<B>>| {
+        let [_, c, h, w] = shape;
+        if let Some(norm) = norm {
+            out.push(time_op(
+                format!("{net} batchnorm{i} {c}@{h}x{w}"),
+                rand4(shape),
+                reps,
+                |x| norm.forward(x),
+            ));
+        }
+        out.push(time_op(
+            format!("{net} leaky_relu{i} {c}@{h}x{w}"),
+            rand4(shape),
+            reps,
+            |x| leaky_relu(x, m.leaky_slope),
+        ));
+    };
     let (mut c, mut h, mut w) = (3, m.height, m.width);
     for (i, block) in d.blocks.iter().enumerate() {
         let cout = block.conv.weight.dims()[0];
@@ -186,20 +209,7 @@ pub fn profile_ops<B: AutodiffBackend>(
             reps,
             |x| d.dropout.forward(x),
         ));
-        if let Some(norm) = &block.norm {
-            out.push(time_op(
-                format!("D batchnorm{i} {c}@{h}x{w}"),
-                rand4([n, c, h, w]),
-                reps,
-                |x| norm.forward(x),
-            ));
-        }
-        out.push(time_op(
-            format!("D leaky_relu{i} {c}@{h}x{w}"),
-            rand4([n, c, h, w]),
-            reps,
-            |x| leaky_relu(x, m.leaky_slope),
-        ));
+        norm_and_activation(&mut out, "D", i, [n, c, h, w], block.norm.as_ref());
     }
     let feat = c * h * w;
     let flat = Tensor::<B, 2>::random([n, feat], Distribution::Normal(0.0, 1.0), device);
@@ -227,20 +237,7 @@ pub fn profile_ops<B: AutodiffBackend>(
             |x| block.conv.forward(x),
         ));
         (c, h, w) = (cout, h * 2, w * 2);
-        if let Some(norm) = &block.norm {
-            out.push(time_op(
-                format!("G batchnorm{i} {c}@{h}x{w}"),
-                rand4([n, c, h, w]),
-                reps,
-                |x| norm.forward(x),
-            ));
-        }
-        out.push(time_op(
-            format!("G leaky_relu{i} {c}@{h}x{w}"),
-            rand4([n, c, h, w]),
-            reps,
-            |x| leaky_relu(x, m.leaky_slope),
-        ));
+        norm_and_activation(&mut out, "G", i, [n, c, h, w], block.norm.as_ref());
     }
     out.push(time_op(
         format!("G to_rgb conv {c}->3 @{h}x{w}"),
