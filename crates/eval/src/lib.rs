@@ -19,7 +19,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
 use facegan_shard::{Shard, Split};
-use facegan_trainer::artifacts::{self, grid, grid_from_chw, save_png};
+use facegan_trainer::artifacts::{self, chw_to_rgb_images, grid, grid_from_chw, save_png};
 use facegan_trainer::checkpoint::{self, CheckpointInfo, TrainState};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -245,21 +245,6 @@ fn sample_ids(ids: &[usize], n: usize, seed: u64) -> Vec<usize> {
     v
 }
 
-pub(crate) fn images_to_rgb(images: &[f32], h: usize, w: usize) -> Vec<image::RgbImage> {
-    images
-        .chunks_exact(3 * h * w)
-        .map(|c| {
-            image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
-                let at = |ch: usize| {
-                    (c[ch * h * w + y as usize * w + x as usize].clamp(0.0, 1.0) * 255.0).round()
-                        as u8
-                };
-                image::Rgb([at(0), at(1), at(2)])
-            })
-        })
-        .collect()
-}
-
 /// The low-pass pyramid level used for nearest neighbours.
 fn low_pass(p: &Planes) -> Planes {
     let levels = swd::level_sizes(p.h, p.w).len();
@@ -362,9 +347,9 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
     };
 
     // Grids.
-    let fake_rgb = images_to_rgb(&fake_imgs[..n_side.min(64) * 3 * h * w], h, w);
+    let fake_rgb = chw_to_rgb_images(&fake_imgs[..n_side.min(64) * 3 * h * w], h, w);
     save_png(&out_dir.join("grid.png"), &grid(&fake_rgb, 8))?;
-    let real_rgb = images_to_rgb(&holdout_imgs[..n.min(64) * 3 * h * w], h, w);
+    let real_rgb = chw_to_rgb_images(&holdout_imgs[..n.min(64) * 3 * h * w], h, w);
     save_png(&out_dir.join("real.png"), &grid(&real_rgb, 8))?;
 
     // Interpolations: 8 rows of 10 slerp steps, and a GIF of a 4x4 grid morphing through keys.
@@ -420,7 +405,7 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
     let nn_level = (fake_low[0].h, fake_low[0].w);
     let mut neighbours = Vec::new();
     let mut nn_tiles = Vec::new();
-    let fake_tiles = images_to_rgb(&fake_imgs[..fake_planes.len() * 3 * h * w], h, w);
+    let fake_tiles = chw_to_rgb_images(&fake_imgs[..fake_planes.len() * 3 * h * w], h, w);
     for (fi, f) in fake_low.iter().enumerate() {
         let mut d: Vec<(f64, usize)> = train_low
             .par_iter()
@@ -430,9 +415,10 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
         d.truncate(3);
         nn_tiles.push(fake_tiles[fi].clone());
         for &(_, i) in &d {
-            let p = Planes::from_hwc_u8(h, w, shard.image(i));
-            let v: Vec<f32> = p.data.iter().map(|x| x / 255.0).collect();
-            nn_tiles.extend(images_to_rgb(&v, h, w));
+            let hwc = shard.image(i).to_vec();
+            nn_tiles.push(
+                image::RgbImage::from_raw(w as u32, h as u32, hwc).expect("shard image size"),
+            );
         }
         neighbours.push(Neighbours {
             fake_index: fi,

@@ -4,11 +4,11 @@ use std::path::Path;
 
 use anyhow::Result;
 use burn::tensor::backend::Backend;
-use facegan_trainer::artifacts::{grid, save_png};
+use facegan_trainer::artifacts::{chw_to_rgb_images, grid, save_png};
 use facegan_trainer::checkpoint;
 
 use crate::generate::{generate, latents};
-use crate::{find_checkpoint, images_to_rgb, CheckpointChoice};
+use crate::{find_checkpoint, CheckpointChoice};
 
 /// Writes `n` faces from noise seeded by `seed`; returns what was written.
 pub fn write_samples<B: Backend>(
@@ -24,7 +24,7 @@ pub fn write_samples<B: Backend>(
     let g = checkpoint::load_generator::<B>(&info.dir, &state.config, device)?;
     let m = &state.config.model;
     let z = latents::<B>(n, m.latent, seed, device);
-    let faces = images_to_rgb(&generate(&g, &z, m.latent, device), m.height, m.width);
+    let faces = chw_to_rgb_images(&generate(&g, &z, m.latent, device), m.height, m.width);
     if as_dir {
         for (i, f) in faces.iter().enumerate() {
             save_png(&out.join(format!("face_{i:05}.png")), f)?;

@@ -27,9 +27,13 @@ pub fn save_png(path: &Path, img: &image::RgbImage) -> Result<()> {
 /// Lays out `n` images given as `[n, 3, h, w]` floats in [0, 1] (CHW each) on a grid with
 /// `cols` columns and a 2-pixel gap.
 pub fn grid_from_chw(data: &[f32], n: usize, h: usize, w: usize, cols: usize) -> image::RgbImage {
-    let images: Vec<image::RgbImage> = (0..n)
-        .map(|i| {
-            let img = &data[i * 3 * h * w..(i + 1) * 3 * h * w];
+    grid(&chw_to_rgb_images(&data[..n * 3 * h * w], h, w), cols)
+}
+
+/// Splits `[n, 3, h, w]` floats in [0, 1] into RGB images (clamped, rounded to u8).
+pub fn chw_to_rgb_images(data: &[f32], h: usize, w: usize) -> Vec<image::RgbImage> {
+    data.chunks_exact(3 * h * w)
+        .map(|img| {
             image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
                 let at = |c: usize| {
                     (img[c * h * w + y as usize * w + x as usize].clamp(0.0, 1.0) * 255.0).round()
@@ -38,8 +42,7 @@ pub fn grid_from_chw(data: &[f32], n: usize, h: usize, w: usize, cols: usize) ->
                 image::Rgb([at(0), at(1), at(2)])
             })
         })
-        .collect();
-    grid(&images, cols)
+        .collect()
 }
 
 /// Tiles same-sized images on a grid with a 2-pixel gap.
