@@ -20,7 +20,7 @@ type B = CpuInference;
 pub fn export_safetensors(run: &Path, choice: CheckpointChoice, out: &Path) -> Result<String> {
     let (info, state) = find_checkpoint(run, choice)?;
     let device = Default::default();
-    let g = checkpoint::load_generator::<B>(&info.dir, &state.config, &device)?;
+    let (g, weights) = checkpoint::load_sampling_generator::<B>(&info.dir, &state.config, &device)?;
     let m = &state.config.model;
     let mut store = SafetensorsStore::from_bytes(None)
         .with_to_adapter(BurnToPyTorchAdapter)
@@ -29,6 +29,7 @@ pub fn export_safetensors(run: &Path, choice: CheckpointChoice, out: &Path) -> R
         .metadata("width", m.width.to_string())
         .metadata("latent", m.latent.to_string())
         .metadata("epoch", state.epoch.to_string())
+        .metadata("weights", weights)
         .metadata("images_seen", state.images_seen.to_string())
         .metadata("output", "NCHW RGB in [0, 1]")
         .metadata("model_config", toml::to_string(m).unwrap_or_default());

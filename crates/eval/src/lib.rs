@@ -302,11 +302,16 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
     let train_imgs = shard_images(&shard, &train_ids);
 
     let models = match &ckpt {
-        Some((info, s)) => Some((
-            checkpoint::load_generator::<B>(&info.dir, &s.config, device)?,
-            checkpoint::load_discriminator::<B>(&info.dir, &s.config, device)?,
-            s.config.model.latent,
-        )),
+        Some((info, s)) => {
+            let (g, which) =
+                checkpoint::load_sampling_generator::<B>(&info.dir, &s.config, device)?;
+            Some((
+                g,
+                checkpoint::load_discriminator::<B>(&info.dir, &s.config, device)?,
+                s.config.model.latent,
+                which,
+            ))
+        }
         None => None,
     };
     let (fake_imgs, source) = match (&opts.fake_dir, &models) {
@@ -314,9 +319,9 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
             load_fake_dir(dir, &shard, n)?,
             format!("folder {}", dir.display()),
         ),
-        (None, Some((g, _, latent))) => {
+        (None, Some((g, _, latent, which))) => {
             let z = latents::<B>(n, *latent, opts.seed, device);
-            (generate(g, &z, *latent, device), "generator".to_string())
+            (generate(g, &z, *latent, device), which.to_string())
         }
         (None, None) => unreachable!("a checkpoint is required without --fake-dir"),
     };
@@ -334,7 +339,7 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
 
     // D accuracy (eval mode), on holdout and on as many train images.
     let (acc_hold, acc_train) = match &models {
-        Some((_, d, _)) => {
+        Some((_, d, _, _)) => {
             let p_fake = discriminate(d, &fake_imgs[..n_side * 3 * h * w], h, w, device);
             let p_hold = discriminate(d, &holdout_imgs, h, w, device);
             let p_train = discriminate(d, &train_imgs, h, w, device);
@@ -353,7 +358,7 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
     save_png(&out_dir.join("real.png"), &grid(&real_rgb, 8))?;
 
     // Interpolations: 8 rows of 10 slerp steps, and a GIF of a 4x4 grid morphing through keys.
-    if let Some((g, _, latent)) = &models {
+    if let Some((g, _, latent, _)) = &models {
         let latent = *latent;
         let ends = latents::<B>(16, latent, opts.seed ^ 0x1E, device);
         let mut z = Vec::new();

@@ -21,7 +21,7 @@ pub fn write_samples<B: Backend>(
     device: &B::Device,
 ) -> Result<String> {
     let (info, state) = find_checkpoint(run, choice)?;
-    let g = checkpoint::load_generator::<B>(&info.dir, &state.config, device)?;
+    let (g, _) = checkpoint::load_sampling_generator::<B>(&info.dir, &state.config, device)?;
     let m = &state.config.model;
     let z = latents::<B>(n, m.latent, seed, device);
     let faces = chw_to_rgb_images(&generate(&g, &z, m.latent, device), m.height, m.width);

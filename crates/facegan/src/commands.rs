@@ -281,7 +281,7 @@ pub struct TrainArgs {
     /// Run directory (created, or resumed).
     #[arg(long, default_value = "runs/default")]
     run: PathBuf,
-    /// Preset: seed, tiny, demo (default seed for a new run; a resumed run keeps its own).
+    /// Preset: seed, tiny, demo, seed48, celeba48, celeba64, celeba96 (default seed for a new run; a resumed run keeps its own).
     #[arg(long)]
     preset: Option<String>,
     /// TOML config (may be partial: `preset = ...` plus overrides).

@@ -1,5 +1,7 @@
 //! Model presets as plain config values (serde/TOML): the `seed` preset reproduces the
-//! tutorial's networks exactly; `tiny` is for tests; `demo` trains visibly in minutes on a CPU.
+//! tutorial's networks exactly; `tiny` is for tests; `demo` trains visibly in minutes on a CPU;
+//! `celeba96` / `celeba64` are the recommended CelebA models; `seed48` / `celeba48` are the
+//! seed and the recommended design at 48x40, the CPU protocol of `docs/results.md`.
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +32,16 @@ pub struct ModelConfig {
     /// BatchNorm momentum as Burn counts it: the weight of the new batch (Keras 0.99 -> 0.01).
     pub bn_momentum: f64,
     pub bn_epsilon: f64,
+    /// Spectral normalization (one power iteration per training forward) on every D weight.
+    #[serde(default)]
+    pub spectral_norm: bool,
+    /// Minibatch-stddev feature in D: group size (0 = off). Appends one channel, the mean
+    /// standard deviation across each group of images, before D's dense layer.
+    #[serde(default)]
+    pub mbstd_group: usize,
+    /// Extra stride-1 3x3 convolutions after each resolution step, in both networks (depth).
+    #[serde(default)]
+    pub block_convs: usize,
 }
 
 impl ModelConfig {
@@ -48,6 +60,9 @@ impl ModelConfig {
             leaky_slope: 0.01,
             bn_momentum: 0.01,
             bn_epsilon: 1e-3,
+            spectral_norm: false,
+            mbstd_group: 0,
+            block_convs: 0,
         }
     }
 
@@ -86,17 +101,86 @@ impl ModelConfig {
         }
     }
 
+    /// The seed's networks at the CPU protocol's 48x40 (one resolution step less, the seed's
+    /// widths from the bottom): the baseline of the CPU comparison in `docs/results.md`.
+    pub fn seed48() -> Self {
+        ModelConfig {
+            height: 48,
+            width: 40,
+            d_channels: vec![32, 64, 128],
+            d_batchnorm: vec![true, true, false],
+            g_channels: vec![256, 128, 64],
+            g_batchnorm: vec![true, true, false],
+            ..Self::seed()
+        }
+    }
+
+    /// The recommended CelebA model at 96x80: a wider D (64..512) with spectral norm and a
+    /// minibatch-stddev feature instead of BatchNorm and dropout; a wider G (512..64) with one
+    /// extra 3x3 convolution per resolution step; LeakyReLU 0.2.
+    pub fn celeba96() -> Self {
+        ModelConfig {
+            height: 96,
+            width: 80,
+            latent: 128,
+            d_channels: vec![64, 128, 256, 512],
+            d_batchnorm: vec![false; 4],
+            d_dropout: 0.0,
+            g_start_channels: 512,
+            g_channels: vec![512, 256, 128, 64],
+            g_batchnorm: vec![true; 4],
+            leaky_slope: 0.2,
+            bn_momentum: 0.1,
+            bn_epsilon: 1e-5,
+            spectral_norm: true,
+            mbstd_group: 4,
+            block_convs: 1,
+        }
+    }
+
+    /// The recommended model for 64x64 faces (preprocess with `--size 64x64 --crop center:148`).
+    pub fn celeba64() -> Self {
+        ModelConfig {
+            height: 64,
+            width: 64,
+            ..Self::celeba96()
+        }
+    }
+
+    /// The recommended recipe at the CPU protocol's 48x40: `celeba96`'s design (spectral norm,
+    /// minibatch stddev, no D BatchNorm/dropout, slope 0.2) at widths a 2-core CPU can train.
+    pub fn celeba48() -> Self {
+        ModelConfig {
+            height: 48,
+            width: 40,
+            latent: 64,
+            d_channels: vec![64, 128, 256],
+            d_batchnorm: vec![false; 3],
+            g_start_channels: 256,
+            g_channels: vec![256, 128, 64],
+            g_batchnorm: vec![true; 3],
+            block_convs: 0,
+            ..Self::celeba96()
+        }
+    }
+
     /// Looks up a preset by name.
     pub fn preset(name: &str) -> Option<Self> {
         match name {
             "seed" => Some(Self::seed()),
             "tiny" => Some(Self::tiny()),
             "demo" => Some(Self::demo()),
+            "seed48" => Some(Self::seed48()),
+            "celeba96" => Some(Self::celeba96()),
+            "celeba64" => Some(Self::celeba64()),
+            "celeba48" => Some(Self::celeba48()),
             _ => None,
         }
     }
 
-    pub const PRESETS: &'static [&'static str] = &["seed", "tiny", "demo"];
+    pub const PRESETS: &'static [&'static str] = &[
+        "seed", "tiny", "demo", "seed48", "celeba96", "celeba64", "celeba48",
+    ];
 
     /// Spatial size of D's last feature map and of G's first one.
     pub fn bottom_size(&self) -> (usize, usize) {
@@ -130,6 +214,9 @@ impl ModelConfig {
         }
         if self.latent == 0 {
             return Err("latent must be > 0".into());
+        }
+        if self.mbstd_group == 1 {
+            return Err("mbstd_group must be 0 (off) or >= 2".into());
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
-//! Building blocks: Keras-style Glorot initialisation, and a BatchNorm that works on `[N, C, H*W]`
-//! views (no axis swap, so no full copies on the CPU backend) with Burn's running-stat semantics.
+//! Building blocks: Keras-style Glorot initialisation, a BatchNorm that works on `[N, C, H*W]`
+//! views (no axis swap, so no full copies on the CPU backend) with Burn's running-stat semantics,
+//! spectral normalization by power iteration, and the minibatch-stddev feature.
 
 use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
@@ -128,4 +129,82 @@ impl<B: Backend> BatchNorm2d<B> {
         let y = (x - mean) * scale + self.beta.val().reshape([1, c, 1]);
         y.reshape([n, c, h, w])
     }
+}
+
+/// Whether a forward pass trains (an autodiff backend): BatchNorm uses batch statistics and
+/// spectral norm runs its power iteration only then.
+fn training<B: Backend>(device: &B::Device) -> bool {
+    B::ad_enabled(device)
+}
+
+fn l2_normalize<B: Backend>(v: Tensor<B, 2>) -> Tensor<B, 2> {
+    let norm = v.clone().square().sum().sqrt().add_scalar(1e-12);
+    v / norm.reshape([1, 1])
+}
+
+/// Spectral normalization (Miyato et al. 2018): divides a weight by an estimate of its largest
+/// singular value. The weight is viewed as a `[dims[0], rest]` matrix (the singular values of a
+/// matrix and its transpose are the same, so Burn's `[in, out]` dense layout works too). Each
+/// training forward pass runs one power iteration and stores the left vector `u` (a running
+/// state, saved in checkpoints); the gradient flows through `sigma = u^T W v` as in the paper.
+#[derive(Module, Debug)]
+pub struct SpectralNorm<B: Backend> {
+    pub u: RunningState<Tensor<B, 1>>,
+}
+
+impl<B: Backend> SpectralNorm<B> {
+    /// A random unit start vector for a weight with `rows` = `dims[0]`.
+    pub fn new(rows: usize, device: &B::Device) -> Self {
+        let u = Tensor::<B, 2>::random([rows, 1], Distribution::Normal(0.0, 1.0), device);
+        SpectralNorm {
+            u: RunningState::new(l2_normalize(u).reshape([rows])),
+        }
+    }
+
+    /// The current estimate of the largest singular value of `weight` (as a `[1, 1]` tensor that
+    /// carries the gradient), advancing the power iteration by one step when training.
+    pub fn sigma<const D: usize>(&self, weight: Tensor<B, D>) -> Tensor<B, 2> {
+        let dims = weight.dims();
+        let rows = dims[0];
+        let cols = dims.iter().skip(1).product::<usize>();
+        let w = weight.reshape([rows, cols]);
+        let plain = w.clone().detach();
+        let u = if training::<B>(&plain.device()) {
+            let u0 = self.u.value_sync().reshape([rows, 1]);
+            let v = l2_normalize(plain.clone().transpose().matmul(u0));
+            let u1 = l2_normalize(plain.clone().matmul(v)).detach();
+            self.u.update(u1.clone().reshape([rows]));
+            u1
+        } else {
+            self.u.value().reshape([rows, 1])
+        };
+        let v = l2_normalize(plain.transpose().matmul(u.clone())).detach();
+        u.transpose().matmul(w.matmul(v))
+    }
+
+    /// `weight / sigma(weight)`.
+    pub fn normalize<const D: usize>(&self, weight: Tensor<B, D>) -> Tensor<B, D> {
+        let sigma = self.sigma(weight.clone());
+        weight / sigma.reshape([1; D])
+    }
+}
+
+/// The minibatch-stddev feature (Karras et al. 2018): for each group of `group` images, the
+/// standard deviation of every feature across the group, averaged to one number, appended as
+/// one constant channel. Lets D see a lack of variety. The group is the largest divisor of the
+/// batch that is at most `group`; sample `n` belongs to the group of `n % (N / group)`.
+pub fn minibatch_stddev<B: Backend>(x: Tensor<B, 4>, group: usize) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    let g = (1..=group.min(n)).rev().find(|g| n % g == 0).unwrap_or(1);
+    let m = n / g;
+    let y: Tensor<B, 5> = x.clone().reshape([g, m, c, h, w]);
+    let centered = y.clone() - y.mean_dim(0);
+    let std = (centered.square().mean_dim(0) + 1e-8).sqrt(); // [1, m, c, h, w]
+    let per_group: Tensor<B, 2> = std.reshape([m, c * h * w]).mean_dim(1); // [m, 1]
+    let feature = per_group
+        .reshape([1, m, 1, 1])
+        .repeat_dim(0, g)
+        .reshape([n, 1, 1, 1])
+        .expand([n, 1, h, w]);
+    Tensor::cat(vec![x, feature], 1)
 }

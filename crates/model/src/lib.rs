@@ -1,7 +1,8 @@
 //! The GAN's networks as Burn modules, and their presets.
 //!
 //! - [`ModelConfig`]: image size, latent size, widths and depths (serde/TOML); presets
-//!   `seed` (the tutorial's exact networks), `tiny` (tests) and `demo` (a CPU demo).
+//!   `seed` (the tutorial's exact networks), `tiny` (tests), `demo` (a CPU demo), the
+//!   recommended `celeba96` / `celeba64`, and `seed48` / `celeba48` (the CPU comparison).
 //! - [`Discriminator`]: images in [0, 1] -> one logit each. The seed's sigmoid is applied by the
 //!   loss (see the trainer), so the same network serves logit losses too.
 //! - [`Generator`]: noise -> images in [0, 1].
@@ -29,27 +30,42 @@ pub struct ParamCounts {
     pub trainable: usize,
 }
 
-/// Keras-style counts from Burn's `num_params` (which, like Keras' total, includes BatchNorm
-/// running mean and variance)
-/// and the channel counts of the BatchNorm layers.
-fn keras_counts(total: usize, norm_channels: impl Iterator<Item = usize>) -> ParamCounts {
+/// Keras-style counts from Burn's `num_params`, which, like Keras' total, includes BatchNorm
+/// running mean and variance (2 per channel), and also counts spectral norm's `u` vectors:
+/// `untrained` is the number of those state values.
+fn keras_counts(
+    num_params: usize,
+    norm_channels: impl Iterator<Item = usize>,
+    untrained: usize,
+) -> ParamCounts {
     let stats: usize = norm_channels.map(|c| 2 * c).sum();
     ParamCounts {
-        total,
-        trainable: total - stats,
+        total: num_params - untrained,
+        trainable: num_params - untrained - stats,
     }
 }
 
 impl<B: Backend> Discriminator<B> {
     pub fn param_counts(&self) -> ParamCounts {
         let norms = self.blocks.iter().filter_map(|b| b.norm.as_ref());
-        keras_counts(self.num_params(), norms.map(|n| n.channels()))
+        let sn_state: usize = self
+            .blocks
+            .iter()
+            .filter_map(|b| b.sn.as_ref())
+            .chain(self.head_sn.as_ref())
+            .map(|sn| sn.u.value().dims()[0])
+            .sum();
+        keras_counts(self.num_params(), norms.map(|n| n.channels()), sn_state)
     }
 }
 
 impl<B: Backend> Generator<B> {
     pub fn param_counts(&self) -> ParamCounts {
-        let norms = self.blocks.iter().filter_map(|b| b.norm.as_ref());
-        keras_counts(self.num_params(), norms.map(|n| n.channels()))
+        let norms = self.blocks.iter().flat_map(|b| {
+            b.norm
+                .iter()
+                .chain(b.refine.iter().filter_map(|r| r.norm.as_ref()))
+        });
+        keras_counts(self.num_params(), norms.map(|n| n.channels()), 0)
     }
 }

@@ -127,6 +127,10 @@ pub fn save<B: AutodiffBackend>(
     let ctx = |what: &str| format!("{}: cannot save {what}", tmp.display());
     rec.record(gan.g.clone().into_record(), tmp.join("generator"))
         .with_context(|| ctx("generator"))?;
+    if let Some(ema) = &gan.g_ema {
+        rec.record(ema.clone().into_record(), tmp.join(EMA_FILE))
+            .with_context(|| ctx("EMA generator"))?;
+    }
     rec.record(gan.d.clone().into_record(), tmp.join("discriminator"))
         .with_context(|| ctx("discriminator"))?;
     rec.record(gan.opt_g.to_record(), tmp.join("optim_g"))
@@ -168,16 +172,42 @@ pub fn load_state(dir: &Path) -> Result<TrainState> {
     serde_json::from_str(&text).with_context(|| format!("{}: bad checkpoint state", p.display()))
 }
 
-/// Loads the generator of a checkpoint onto any backend (for eval, sample and export).
+/// File stem of the EMA generator in a checkpoint (present when `ema_beta > 0`).
+pub const EMA_FILE: &str = "generator_ema";
+
+fn load_generator_file<B: Backend>(
+    dir: &Path,
+    stem: &str,
+    cfg: &TrainConfig,
+    device: &B::Device,
+) -> Result<Generator<B>> {
+    let record = Rec::new()
+        .load(dir.join(stem), device)
+        .with_context(|| format!("{}: cannot load {stem}", dir.display()))?;
+    Ok(Generator::new(&cfg.model, device).load_record(record))
+}
+
+/// Loads the trained generator (not the EMA) of a checkpoint onto any backend.
 pub fn load_generator<B: Backend>(
     dir: &Path,
     cfg: &TrainConfig,
     device: &B::Device,
 ) -> Result<Generator<B>> {
-    let record = Rec::new()
-        .load(dir.join("generator"), device)
-        .with_context(|| format!("{}: cannot load the generator", dir.display()))?;
-    Ok(Generator::new(&cfg.model, device).load_record(record))
+    load_generator_file(dir, "generator", cfg, device)
+}
+
+/// The generator that samples, eval and export use: the EMA when the checkpoint has one, else
+/// the trained generator. The string says which (`generator_ema` or `generator`).
+pub fn load_sampling_generator<B: Backend>(
+    dir: &Path,
+    cfg: &TrainConfig,
+    device: &B::Device,
+) -> Result<(Generator<B>, &'static str)> {
+    if dir.join(format!("{EMA_FILE}.bin")).is_file() {
+        Ok((load_generator_file(dir, EMA_FILE, cfg, device)?, EMA_FILE))
+    } else {
+        Ok((load_generator(dir, cfg, device)?, "generator"))
+    }
 }
 
 /// Loads the discriminator of a checkpoint onto any backend.
@@ -209,11 +239,12 @@ pub fn load_gan<B: AutodiffBackend>(
         rec.load(dir.join("optim_d"), device)
             .with_context(|| format!("{}: cannot load the D optimizer", dir.display()))?,
     );
-    Ok(Gan {
-        g,
-        d,
-        opt_g,
-        opt_d,
-        cfg: cfg.clone(),
-    })
+    let g_ema = if cfg.ema_beta > 0.0 {
+        Some(load_generator_file::<B::InnerBackend>(
+            dir, EMA_FILE, cfg, device,
+        )?)
+    } else {
+        None
+    };
+    Ok(Gan::from_parts(g, d, opt_g, opt_d, g_ema, cfg))
 }

@@ -14,6 +14,8 @@ pub enum LossKind {
     Seed,
     /// Non-saturating logistic loss computed on logits with softplus (numerically stable).
     Logistic,
+    /// Hinge loss: D minimises `relu(1 - D(x)) + relu(1 + D(G(z)))`, G minimises `-D(G(z))`.
+    Hinge,
 }
 
 /// Everything that defines a training run.
@@ -40,6 +42,23 @@ pub struct TrainConfig {
     pub keep_checkpoints: usize,
     /// Read losses back from the device every this many steps (fewer host syncs on a GPU).
     pub sync_every: usize,
+    /// One-sided label smoothing: D's target for real images is `1 - label_smoothing`
+    /// (`seed` and `logistic` losses only).
+    #[serde(default)]
+    pub label_smoothing: f64,
+    /// Instance noise: the standard deviation of Gaussian noise added to every image D sees,
+    /// annealed linearly to 0 over the run (0 = off).
+    #[serde(default)]
+    pub instance_noise: f64,
+    /// DiffAugment policy: a comma-separated subset of `color,translation,cutout` (empty = off).
+    #[serde(default)]
+    pub diffaugment: String,
+    /// Decay of the exponential moving average of G's weights (0 = off; about 0.999).
+    #[serde(default)]
+    pub ema_beta: f64,
+    /// Weight of the R1 gradient penalty on reals, `gamma / 2 * E |grad_x D(x)|^2` (0 = off).
+    #[serde(default)]
+    pub r1_gamma: f64,
 }
 
 impl TrainConfig {
@@ -68,6 +87,11 @@ impl TrainConfig {
             checkpoint_every: 1,
             keep_checkpoints: 3,
             sync_every: 10,
+            label_smoothing: 0.0,
+            instance_noise: 0.0,
+            diffaugment: String::new(),
+            ema_beta: 0.0,
+            r1_gamma: 0.0,
         };
         match name {
             "tiny" => {
@@ -82,6 +106,21 @@ impl TrainConfig {
                 cfg.lr_g = 2e-4;
                 cfg.beta1 = 0.5;
             }
+            "celeba96" | "celeba64" | "celeba48" => {
+                // The fixes for the seed's D-outruns-G weakness, together: non-saturating
+                // logistic loss, two time-scale learning rates (D 2x G), DiffAugment, and an EMA
+                // of G for samples and eval (spectral norm and minibatch stddev are in the model).
+                cfg.loss = LossKind::Logistic;
+                cfg.lr_g = 1e-4;
+                cfg.lr_d = 2e-4;
+                cfg.beta1 = 0.5;
+                cfg.beta2 = 0.99;
+                cfg.adam_epsilon = 1e-8;
+                cfg.diffaugment = "color,translation,cutout".into();
+                cfg.ema_beta = 0.999;
+                cfg.epochs = if name == "celeba48" { 10 } else { 100 };
+            }
+            "seed48" => cfg.epochs = 10,
             _ => {}
         }
         Ok(cfg)
@@ -123,6 +162,19 @@ impl TrainConfig {
         if self.keep_checkpoints == 0 || self.checkpoint_every == 0 {
             bail!("keep_checkpoints and checkpoint_every must be > 0");
         }
+        if !(0.0..0.5).contains(&self.label_smoothing) {
+            bail!("label_smoothing must be in [0, 0.5)");
+        }
+        if self.label_smoothing > 0.0 && self.loss == LossKind::Hinge {
+            bail!("label_smoothing applies to the seed and logistic losses, not hinge");
+        }
+        if self.instance_noise < 0.0 || self.r1_gamma < 0.0 {
+            bail!("instance_noise and r1_gamma must be >= 0");
+        }
+        if !(0.0..1.0).contains(&self.ema_beta) {
+            bail!("ema_beta must be in [0, 1)");
+        }
+        crate::augment::DiffAugment::parse(&self.diffaugment)?;
         Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! The GAN and its training step: the seed's two-pass update (D on real and detached fake, then
-//! G through the updated D), with the loss, learning rates, betas and D:G ratio from the config.
+//! G through the updated D), with the loss, learning rates, betas and D:G ratio from the config,
+//! and the balancing options: label smoothing, instance noise, DiffAugment, R1 and an EMA of G.
 
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
@@ -9,44 +10,105 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{DType, Distribution, Int, Tensor, TensorData};
 use facegan_model::{Discriminator, Generator};
 
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::augment::DiffAugment;
 use crate::config::{LossKind, TrainConfig};
+use crate::ema::{ema_decay, ema_update};
+use crate::r1::{add_into, r1_gradients, R1_EVERY};
+
+/// Salt of the per-step augmentation RNG (kept apart from the backend RNG's stream).
+const AUGMENT_SALT: u64 = 0xD1FF_A09E_0000_0001;
 
 /// Keras' probability clip for binary cross-entropy.
 const BCE_EPS: f64 = 1e-7;
 
-/// Mean loss of logits against an all-ones (`target_real`) or all-zeros target.
+/// Mean loss of logits against a target of all ones (`target_real`) or all zeros, for the
+/// `seed` and `logistic` losses; `target_real` with `smoothing` s uses the target 1 - s.
+/// For `hinge` it is D's side: `relu(1 - x)` for reals, `relu(1 + x)` for fakes.
 pub fn adversarial_loss<B: Backend>(
     kind: LossKind,
     logits: Tensor<B, 2>,
     target_real: bool,
 ) -> Tensor<B, 1> {
+    smoothed_loss(kind, logits, target_real, 0.0)
+}
+
+fn smoothed_loss<B: Backend>(
+    kind: LossKind,
+    logits: Tensor<B, 2>,
+    target_real: bool,
+    smoothing: f64,
+) -> Tensor<B, 1> {
+    let t = if target_real { 1.0 - smoothing } else { 0.0 };
     match kind {
         LossKind::Seed => {
             let p = sigmoid(logits).clamp(BCE_EPS, 1.0 - BCE_EPS);
-            let nll = if target_real {
-                p.log().neg()
-            } else {
-                p.neg().add_scalar(1.0).log().neg()
-            };
-            nll.mean()
+            // -(t log p + (1 - t) log(1 - p)), skipping a term whose weight is 0.
+            let pos = (t > 0.0).then(|| p.clone().log().mul_scalar(-t));
+            let neg = (t < 1.0).then(|| p.neg().add_scalar(1.0).log().mul_scalar(t - 1.0));
+            match (pos, neg) {
+                (Some(a), Some(b)) => (a + b).mean(),
+                (Some(a), None) | (None, Some(a)) => a.mean(),
+                (None, None) => unreachable!(),
+            }
         }
         LossKind::Logistic => {
             // -log sigmoid(x) = softplus(-x); -log(1 - sigmoid(x)) = softplus(x)
-            let x = if target_real { logits.neg() } else { logits };
-            softplus(x, 1.0).mean()
+            let pos = (t > 0.0).then(|| softplus(logits.clone().neg(), 1.0).mul_scalar(t));
+            let neg = (t < 1.0).then(|| softplus(logits, 1.0).mul_scalar(1.0 - t));
+            match (pos, neg) {
+                (Some(a), Some(b)) => (a + b).mean(),
+                (Some(a), None) | (None, Some(a)) => a.mean(),
+                (None, None) => unreachable!(),
+            }
         }
+        LossKind::Hinge => {
+            let margin = if target_real { logits.neg() } else { logits };
+            burn::tensor::activation::relu(margin.add_scalar(1.0)).mean()
+        }
+    }
+}
+
+/// D's loss: reals toward 1 (or `1 - smoothing`), fakes toward 0.
+pub fn d_loss<B: Backend>(
+    kind: LossKind,
+    real_logits: Tensor<B, 2>,
+    fake_logits: Tensor<B, 2>,
+    smoothing: f64,
+) -> Tensor<B, 1> {
+    smoothed_loss(kind, real_logits, true, smoothing) + smoothed_loss(kind, fake_logits, false, 0.0)
+}
+
+/// G's loss: non-saturating (fakes toward 1) for `seed` and `logistic`, `-mean D(G(z))` for
+/// `hinge`.
+pub fn g_loss<B: Backend>(kind: LossKind, fake_logits: Tensor<B, 2>) -> Tensor<B, 1> {
+    match kind {
+        LossKind::Hinge => fake_logits.mean().neg(),
+        _ => smoothed_loss(kind, fake_logits, true, 0.0),
     }
 }
 
 pub type AdamFor<M, B> = OptimizerAdaptor<Adam, M, B>;
 
-/// Both networks and both optimizers.
+/// Both networks, both optimizers, and the EMA of G when the config asks for one.
 pub struct Gan<B: AutodiffBackend> {
     pub g: Generator<B>,
     pub d: Discriminator<B>,
     pub opt_g: AdamFor<Generator<B>, B>,
     pub opt_d: AdamFor<Discriminator<B>, B>,
+    pub g_ema: Option<Generator<B::InnerBackend>>,
     pub cfg: TrainConfig,
+    /// Fraction of the run done, in [0, 1]; set by the loop before each step (anneals the
+    /// instance noise).
+    pub progress: f64,
+    augment: DiffAugment,
+    /// D updates made by this process's `step` calls since the step counter was last set (the
+    /// R1 schedule); `step` sets it from the global step, so resume keeps the schedule.
+    d_steps_done: u64,
+    /// Host RNG of the current step's augmentation choices (reseeded every step).
+    aug_rng: ChaCha8Rng,
 }
 
 /// Device-side statistics of one step (read back only every `sync_every` steps):
@@ -91,13 +153,44 @@ impl<B: AutodiffBackend> Gan<B> {
         B::seed(device, cfg.seed);
         let g = Generator::new(&cfg.model, device);
         let d = Discriminator::new(&cfg.model, device);
+        let g_ema = (cfg.ema_beta > 0.0).then(|| g.valid());
+        Self::from_parts(g, d, adam(cfg).init(), adam(cfg).init(), g_ema, cfg)
+    }
+
+    /// Assembles a GAN from restored parts (see `checkpoint::load_gan`).
+    pub fn from_parts(
+        g: Generator<B>,
+        d: Discriminator<B>,
+        opt_g: AdamFor<Generator<B>, B>,
+        opt_d: AdamFor<Discriminator<B>, B>,
+        g_ema: Option<Generator<B::InnerBackend>>,
+        cfg: &TrainConfig,
+    ) -> Self {
         Gan {
             g,
             d,
-            opt_g: adam(cfg).init(),
-            opt_d: adam(cfg).init(),
+            opt_g,
+            opt_d,
+            g_ema,
             cfg: cfg.clone(),
+            progress: 0.0,
+            augment: DiffAugment::parse(&cfg.diffaugment).unwrap_or_default(),
+            aug_rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            d_steps_done: 0,
         }
+    }
+
+    /// What D sees of a batch: DiffAugment (if on), then instance noise (if on).
+    fn d_input(&mut self, images: Tensor<B, 4>) -> Tensor<B, 4> {
+        let mut x = images;
+        if !self.augment.is_off() {
+            x = self.augment.apply(x, &mut self.aug_rng);
+        }
+        let sigma = self.cfg.instance_noise * (1.0 - self.progress).max(0.0);
+        if sigma > 0.0 {
+            x = x.clone() + x.random_like(Distribution::Normal(0.0, sigma));
+        }
+        x
     }
 
     /// One training step on a real batch `[N, 3, H, W]` in [0, 1]: `d_steps` discriminator
@@ -105,7 +198,10 @@ impl<B: AutodiffBackend> Gan<B> {
     pub fn step(&mut self, real: Tensor<B, 4>, step: u64) -> StepStats<B> {
         let device = real.device();
         let n = real.dims()[0];
-        B::seed(&device, step_seed(self.cfg.seed, step));
+        let seed = step_seed(self.cfg.seed, step);
+        B::seed(&device, seed);
+        self.aug_rng = ChaCha8Rng::seed_from_u64(seed ^ AUGMENT_SALT);
+        self.d_steps_done = step * self.cfg.d_steps as u64;
         let fake = self
             .g
             .forward(noise::<B>(n, self.cfg.model.latent, &device));
@@ -115,6 +211,10 @@ impl<B: AutodiffBackend> Gan<B> {
         }
         let (loss_d, d_real) = d_stats.expect("d_steps >= 1");
         let (loss_g, d_fake) = self.g_step(fake);
+        if let Some(ema) = self.g_ema.take() {
+            let decay = ema_decay(self.cfg.ema_beta, step);
+            self.g_ema = Some(ema_update(ema, &self.g.valid(), decay));
+        }
         Tensor::cat(vec![loss_d, loss_g, d_real, d_fake], 0)
     }
 
@@ -125,14 +225,28 @@ impl<B: AutodiffBackend> Gan<B> {
         real: Tensor<B, 4>,
         fake: Tensor<B, 4>,
     ) -> (Tensor<B::InnerBackend, 1>, Tensor<B::InnerBackend, 1>) {
-        let kind = self.cfg.loss;
+        let plain_real = real.clone().inner();
+        let real = self.d_input(real);
+        let fake = self.d_input(fake.detach());
         let out_real = self.d.forward(real);
-        let out_fake = self.d.forward(fake.detach());
-        let loss = adversarial_loss(kind, out_real.clone(), true)
-            + adversarial_loss(kind, out_fake, false);
-        let grads = GradientsParams::from_grads(loss.backward(), &self.d);
+        let out_fake = self.d.forward(fake);
+        let loss = d_loss(
+            self.cfg.loss,
+            out_real.clone(),
+            out_fake,
+            self.cfg.label_smoothing,
+        );
+        let mut grads = GradientsParams::from_grads(loss.backward(), &self.d);
+        let mut loss = loss.inner();
+        if self.cfg.r1_gamma > 0.0 && self.d_steps_done.is_multiple_of(R1_EVERY) {
+            let weight = self.cfg.r1_gamma * R1_EVERY as f64;
+            let r1 = r1_gradients(&self.d, &self.cfg.model, plain_real, weight);
+            add_into(&mut grads, &self.d, r1.grads);
+            loss = loss + r1.penalty.div_scalar(R1_EVERY as f64);
+        }
+        self.d_steps_done += 1;
         self.d = self.opt_d.step(self.cfg.lr_d, self.d.clone(), grads);
-        (loss.inner(), sigmoid(out_real.inner()).mean())
+        (loss, sigmoid(out_real.inner()).mean())
     }
 
     /// Generator update through the current D: fake -> 1. Only G's parameters are stepped.
@@ -141,15 +255,20 @@ impl<B: AutodiffBackend> Gan<B> {
         &mut self,
         fake: Tensor<B, 4>,
     ) -> (Tensor<B::InnerBackend, 1>, Tensor<B::InnerBackend, 1>) {
+        let fake = self.d_input(fake);
         let out = self.d.forward(fake);
-        let loss = adversarial_loss(self.cfg.loss, out.clone(), true);
+        let loss = g_loss(self.cfg.loss, out.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &self.g);
         self.g = self.opt_g.step(self.cfg.lr_g, self.g.clone(), grads);
         (loss.inner(), sigmoid(out.inner()).mean())
     }
 
-    /// The generator in eval mode (BatchNorm running statistics), for samples.
+    /// The generator that draws samples, in eval mode (BatchNorm running statistics): the EMA
+    /// when there is one, else G itself.
     pub fn generator_eval(&self) -> Generator<B::InnerBackend> {
-        self.g.valid()
+        match &self.g_ema {
+            Some(ema) => ema.clone(),
+            None => self.g.valid(),
+        }
     }
 }

@@ -3,19 +3,25 @@
 //! - [`config`]: the resolved training config (`config.toml`).
 //! - [`data`]: per-epoch shuffled batches from the memory-mapped shard, prefetched on a thread.
 //! - [`gan`]: the networks, optimizers, losses and the two-pass training step.
+//! - [`augment`]: DiffAugment (colour, translation, cutout), differentiable.
+//! - [`ema`]: the exponential moving average of G's weights.
+//! - [`r1`]: the R1 gradient penalty, through a nested autodiff backend.
 //! - [`run`]: the loop: resume, epochs, metrics, grids, checkpoints, guards.
 //! - [`checkpoint`]: atomic checkpoint folders with a `DONE` marker.
 //! - [`artifacts`]: grids, GIF, loss plot, `metrics.csv`, `train.log`.
 //! - [`device`]: CPU (flex) or CUDA backends.
 
 pub mod artifacts;
+pub mod augment;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod cubecl_cache;
 pub mod data;
 pub mod device;
+pub mod ema;
 pub mod gan;
+pub mod r1;
 pub mod run;
 
 use std::sync::atomic::AtomicBool;

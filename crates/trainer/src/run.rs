@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
 use facegan_shard::Shard;
@@ -119,7 +118,7 @@ pub fn sample_grid<B: AutodiffBackend>(
     fixed: &[f32],
     device: &B::Device,
 ) -> image::RgbImage {
-    let g = gan.g.valid();
+    let g = gan.generator_eval();
     let latent = gan.cfg.model.latent;
     let z = Tensor::<B::InnerBackend, 2>::from_data(
         TensorData::new(fixed.to_vec(), [GRID_SIZE, latent]),
@@ -260,6 +259,7 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
             if opts.inject_nan_at_step == Some(state.step) {
                 real = real.mul_scalar(f32::NAN);
             }
+            gan.progress = state.step as f64 / (cfg.epochs * nb).max(1) as f64;
             pending.push(gan.step(real, state.step));
             state.step += 1;
             state.images_seen += cfg.batch as u64;

@@ -131,10 +131,32 @@ fn d_loss_falls_on_a_fixed_real_batch() {
 
 #[test]
 fn resume_is_bit_exact() {
+    check_resume_is_bit_exact(TrainConfig::preset("tiny").unwrap());
+}
+
+/// Every balancing option on at once (spectral norm, minibatch stddev, extra convs, logistic
+/// loss with label smoothing, instance noise, DiffAugment, R1, EMA): resume is still bit-exact,
+/// EMA included.
+#[test]
+fn resume_is_bit_exact_with_every_balancing_option() {
+    let mut cfg = TrainConfig::preset("tiny").unwrap();
+    cfg.model.spectral_norm = true;
+    cfg.model.mbstd_group = 4;
+    cfg.model.block_convs = 1;
+    cfg.loss = facegan_trainer::LossKind::Logistic;
+    cfg.label_smoothing = 0.1;
+    cfg.instance_noise = 0.1;
+    cfg.diffaugment = "color,translation,cutout".into();
+    cfg.r1_gamma = 1.0;
+    cfg.ema_beta = 0.99;
+    cfg.lr_d = 2e-4;
+    check_resume_is_bit_exact(cfg);
+}
+
+fn check_resume_is_bit_exact(mut cfg: TrainConfig) {
     let _turn = rng_turn();
     let dir = tempfile::tempdir().unwrap();
     let shard = tiny_shard(dir.path(), 60);
-    let mut cfg = TrainConfig::preset("tiny").unwrap();
     cfg.epochs = 2;
     cfg.batch = 8;
     cfg.sync_every = 3;
@@ -167,6 +189,14 @@ fn resume_is_bit_exact() {
         same(&values(&ga.d), &values(&gb.d)),
         "discriminator weights differ after resume"
     );
+    assert_eq!(ga.g_ema.is_some(), cfg.ema_beta > 0.0);
+    if let (Some(ea), Some(eb)) = (&ga.g_ema, &gb.g_ema) {
+        assert!(same(&values(ea), &values(eb)), "EMA differs after resume");
+        assert!(
+            !same(&values(ea), &values(&ga.g.valid())),
+            "EMA is not a copy of G"
+        );
+    }
     // Losses per epoch agree exactly too (timings aside).
     let strip = |m: &[facegan_trainer::artifacts::EpochMetrics]| {
         m.iter()
