@@ -2,7 +2,10 @@
 
 use std::fmt;
 
-use fast_image_resize::{images::Image, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::{
+    images::{Image, ImageRef},
+    FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer,
+};
 use image::DynamicImage;
 
 /// Why a file was not kept. The `&'static str` names are the keys in the JSON report.
@@ -169,103 +172,229 @@ fn has_jpeg_end_marker(bytes: &[u8]) -> bool {
     tail.windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
-/// Halves an RGB image by averaging 2x2 blocks (odd last row/column dropped).
-fn box_halve(src: &image::RgbImage) -> image::RgbImage {
-    let (w, h) = (src.width() / 2, src.height() / 2);
-    let sw = src.width() as usize * 3;
-    let raw = src.as_raw();
-    let mut out = vec![0u8; (w * h * 3) as usize];
-    for (y, row) in out.chunks_exact_mut(w as usize * 3).enumerate() {
-        let a = &raw[2 * y * sw..2 * y * sw + sw];
-        let b = &raw[(2 * y + 1) * sw..(2 * y + 1) * sw + sw];
-        for (x, px) in row.chunks_exact_mut(3).enumerate() {
-            for (c, v) in px.iter_mut().enumerate() {
-                let i = 6 * x + c;
-                let sum = a[i] as u16 + a[i + 3] as u16 + b[i] as u16 + b[i + 3] as u16;
-                *v = ((sum + 2) / 4) as u8;
-            }
+/// Per-thread scratch space for [`resize_rgb_into`]: the fast_image_resize [`Resizer`] and the
+/// buffers of the 2x2 box reduction, reused from one image to the next.
+#[derive(Default)]
+pub struct ResizeScratch {
+    resizer: Resizer,
+    halves: [Vec<u8>; 2],
+    row_sum: Vec<u16>,
+    row_avg: Vec<u8>,
+}
+
+impl ResizeScratch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Halves a `sw x sh` RGB image into `out` (resized to fit) by averaging 2x2 blocks, rounding half
+/// up, `(a + b + c + d + 2) / 4` (odd last row/column dropped). Returns the new size.
+///
+/// Each output row is made in three passes written for the auto-vectoriser: the two source rows
+/// summed as u16, then every byte averaged with the byte one pixel (3 bytes) to its right, then the
+/// even pixels picked out.
+fn box_halve_into(
+    src: &[u8],
+    sw: usize,
+    sh: usize,
+    out: &mut Vec<u8>,
+    row_sum: &mut Vec<u16>,
+    row_avg: &mut Vec<u8>,
+) -> (usize, usize) {
+    let (w, h) = (sw / 2, sh / 2);
+    let n = w * 6; // source bytes of one row that are used
+    out.clear();
+    out.resize(w * h * 3, 0);
+    row_sum.clear();
+    row_sum.resize(n + 3, 0);
+    row_avg.clear();
+    row_avg.resize(n, 0);
+    let stride = sw * 3;
+    for (y, out_row) in out.chunks_exact_mut(w * 3).enumerate() {
+        let a = &src[2 * y * stride..][..n];
+        let b = &src[(2 * y + 1) * stride..][..n];
+        for ((s, &a), &b) in row_sum[..n].iter_mut().zip(a).zip(b) {
+            *s = a as u16 + b as u16;
+        }
+        // row_avg[i] = average of the 2x2 block whose top-left byte is i; only the bytes of even
+        // pixels are used (the last 3 read the zero padding and are never used).
+        for ((r, &s0), &s1) in row_avg.iter_mut().zip(&row_sum[..n]).zip(&row_sum[3..]) {
+            *r = ((s0 + s1 + 2) >> 2) as u8;
+        }
+        for (o, r) in out_row.chunks_exact_mut(3).zip(row_avg.chunks_exact(6)) {
+            o.copy_from_slice(&r[..3]);
         }
     }
-    image::RgbImage::from_raw(w, h, out).expect("buffer size")
+    (w, h)
 }
 
 /// Resizes (after cropping) an RGB image to `height x width`, returning HWC bytes.
-///
-/// Large reductions first halve the image with a 2x2 box average while it is still at least twice
-/// the target size (as Pillow's `reducing_gap` does), then apply the filter: an antialiased
-/// result at a fraction of the cost of a wide filter kernel.
+/// See [`resize_rgb_into`], which this wraps.
 pub fn resize_rgb(
     resizer: &mut Resizer,
-    mut src: image::RgbImage,
+    src: image::RgbImage,
     height: u32,
     width: u32,
     crop: Crop,
     filter: Filter,
 ) -> Vec<u8> {
+    let mut scratch = ResizeScratch {
+        resizer: std::mem::take(resizer),
+        ..Default::default()
+    };
+    let mut out = vec![0u8; height as usize * width as usize * 3];
     let (w, h) = src.dimensions();
-    let (mut left, mut top, mut cw, mut ch) = crop.region(w, h, height, width);
+    resize_rgb_into(
+        &mut scratch,
+        src.as_raw(),
+        w,
+        h,
+        height,
+        width,
+        crop,
+        filter,
+        &mut out,
+    );
+    *resizer = scratch.resizer;
+    out
+}
+
+/// Resizes (after cropping) the `w x h` RGB image `src` to `height x width` HWC bytes in `out`.
+///
+/// Large reductions first halve the image with a 2x2 box average while it is still at least twice
+/// the target size (as Pillow's `reducing_gap` does), then apply the filter: an antialiased
+/// result at a fraction of the cost of a wide filter kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn resize_rgb_into(
+    scratch: &mut ResizeScratch,
+    src: &[u8],
+    w: u32,
+    h: u32,
+    height: u32,
+    width: u32,
+    crop: Crop,
+    filter: Filter,
+    out: &mut [u8],
+) {
+    assert_eq!(src.len(), w as usize * h as usize * 3, "RGB buffer size");
+    let ResizeScratch {
+        resizer,
+        halves,
+        row_sum,
+        row_avg,
+    } = scratch;
+    let (mut w, mut h) = (w as usize, h as usize);
+    let (mut left, mut top, mut cw, mut ch) = crop.region(w as u32, h as u32, height, width);
+    // Which of `halves` holds the current image (none: still `src`).
+    let mut current: Option<usize> = None;
     while filter != Filter::Nearest && cw / width as f64 >= 2.0 && ch / height as f64 >= 2.0 {
-        src = box_halve(&src);
+        let [a, b] = &mut *halves;
+        (w, h) = match current {
+            None => box_halve_into(src, w, h, a, row_sum, row_avg),
+            Some(0) => box_halve_into(a, w, h, b, row_sum, row_avg),
+            Some(_) => box_halve_into(b, w, h, a, row_sum, row_avg),
+        };
+        current = Some(current.map_or(0, |c| 1 - c));
         (left, top, cw, ch) = (left / 2.0, top / 2.0, cw / 2.0, ch / 2.0);
     }
-    let (w, h) = src.dimensions();
+    let src = current.map_or(src, |c| &halves[c][..]);
     let (cw, ch) = (cw.min(w as f64 - left), ch.min(h as f64 - top));
-    let src = Image::from_vec_u8(w, h, src.into_raw(), PixelType::U8x3).expect("RGB buffer size");
-    let mut dst = Image::new(width, height, PixelType::U8x3);
+    let src = ImageRef::new(w as u32, h as u32, src, PixelType::U8x3).expect("RGB buffer size");
+    let mut dst =
+        Image::from_slice_u8(width, height, out, PixelType::U8x3).expect("output buffer size");
     let opts = ResizeOptions::new()
         .resize_alg(filter.alg())
         .crop(left, top, cw, ch);
     resizer
         .resize(&src, &mut dst, &opts)
         .expect("same pixel types always resize");
-    dst.into_vec()
+}
+
+/// Side of the grayscale image the perceptual hash transforms.
+const PHASH_N: usize = 32;
+
+/// `cos((2x + 1) u pi / 2N)` for the 8 lowest frequencies `u`, stored `[x][u]` so that the 8
+/// frequencies of one sample sit side by side (computed once).
+///
+/// The angle is an f32 and its cosine is taken in f64 and rounded to f32: the table the earlier
+/// version of this function got (the compiler folded its f32 `cos` calls that way), so hashes,
+/// and the near-duplicates found, stay what they were. A runtime f32 `cos` differs in the last
+/// bit for two entries.
+fn phash_cos() -> &'static [[f32; 8]; PHASH_N] {
+    static COS: std::sync::OnceLock<[[f32; 8]; PHASH_N]> = std::sync::OnceLock::new();
+    COS.get_or_init(|| {
+        let mut cos = [[0f32; 8]; PHASH_N];
+        for (x, row) in cos.iter_mut().enumerate() {
+            for (u, c) in row.iter_mut().enumerate() {
+                let angle =
+                    (2 * x + 1) as f32 * u as f32 * std::f32::consts::PI / (2 * PHASH_N) as f32;
+                *c = (angle as f64).cos() as f32;
+            }
+        }
+        cos
+    })
 }
 
 /// A 64-bit DCT perceptual hash (pHash) of an HWC RGB image: 32x32 grayscale by area
 /// averaging, the 8x8 lowest DCT frequencies, one bit per coefficient above their median (the DC
 /// term is left out). Robust to re-encoding and small resampling changes; near-duplicates have a
 /// small Hamming distance.
+///
+/// Every f32 sum adds its terms in the same order as the straightforward loops (cell by cell,
+/// row by row, then over x and y in the transforms), so the hash does not depend on how the loops
+/// are arranged for speed; a test checks it against the plain version.
 pub fn perceptual_hash(pixels: &[u8], height: usize, width: usize) -> u64 {
-    const N: usize = 32;
-    let mut gray = [0f32; N * N];
-    for gy in 0..N {
+    const N: usize = PHASH_N;
+    assert!(height > 0 && width > 0 && pixels.len() >= height * width * 3);
+    // Column bounds of each cell.
+    let mut xs = [(0usize, 0usize); N];
+    for (gx, b) in xs.iter_mut().enumerate() {
+        let x0 = gx * width / N;
+        *b = (x0, ((gx + 1) * width / N).max(x0 + 1));
+    }
+    let mut gray = [[0f32; N]; N];
+    for (gy, cells) in gray.iter_mut().enumerate() {
         let y0 = gy * height / N;
         let y1 = ((gy + 1) * height / N).max(y0 + 1);
-        for gx in 0..N {
-            let x0 = gx * width / N;
-            let x1 = ((gx + 1) * width / N).max(x0 + 1);
-            let mut sum = 0f32;
-            for y in y0..y1 {
-                for x in x0..x1 {
-                    let p = &pixels[(y * width + x) * 3..(y * width + x) * 3 + 3];
-                    sum += 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
+        let mut sums = [0f32; N];
+        for y in y0..y1 {
+            let row = &pixels[y * width * 3..(y + 1) * width * 3];
+            for (sum, &(x0, x1)) in sums.iter_mut().zip(&xs) {
+                for p in row[x0 * 3..x1 * 3].chunks_exact(3) {
+                    *sum += 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
                 }
             }
-            gray[gy * N + gx] = sum / ((y1 - y0) * (x1 - x0)) as f32;
+        }
+        for ((cell, sum), &(x0, x1)) in cells.iter_mut().zip(sums).zip(&xs) {
+            *cell = sum / ((y1 - y0) * (x1 - x0)) as f32;
         }
     }
-    let mut cos = [[0f32; N]; 8];
-    for (u, row) in cos.iter_mut().enumerate() {
-        for (x, c) in row.iter_mut().enumerate() {
-            *c = ((2 * x + 1) as f32 * u as f32 * std::f32::consts::PI / (2 * N) as f32).cos();
-        }
-    }
-    // Row transform, then column transform, for the 8x8 low frequencies only.
+    let cos = phash_cos();
+    // Row transform, then column transform, for the 8x8 low frequencies only; the 8 frequencies
+    // are accumulated side by side, each over x (then y) in order.
     let mut rows = [[0f32; 8]; N];
-    for y in 0..N {
-        for u in 0..8 {
-            rows[y][u] = (0..N).map(|x| cos[u][x] * gray[y * N + x]).sum();
+    for (acc, g) in rows.iter_mut().zip(&gray) {
+        *acc = cos[0].map(|c| c * g[0]);
+        for (c, &g) in cos.iter().zip(g).skip(1) {
+            for (a, &c) in acc.iter_mut().zip(c) {
+                *a += c * g;
+            }
         }
     }
     let mut coeffs = [0f32; 64];
-    for v in 0..8 {
-        for u in 0..8 {
-            coeffs[v * 8 + u] = (0..N).map(|y| cos[v][y] * rows[y][u]).sum();
+    for (v, out) in coeffs.chunks_exact_mut(8).enumerate() {
+        let mut acc = rows[0].map(|r| cos[0][v] * r);
+        for (c, r) in cos.iter().zip(&rows).skip(1) {
+            for (a, &r) in acc.iter_mut().zip(r) {
+                *a += c[v] * r;
+            }
         }
+        out.copy_from_slice(&acc);
     }
-    let mut ac: Vec<f32> = coeffs[1..].to_vec();
-    ac.sort_by(f32::total_cmp);
-    let median = ac[ac.len() / 2];
+    let mut ac = [0f32; 63];
+    ac.copy_from_slice(&coeffs[1..]);
+    let median = *ac.select_nth_unstable_by(63 / 2, f32::total_cmp).1;
     coeffs.iter().enumerate().skip(1).fold(
         0u64,
         |bits, (i, &c)| if c > median { bits | (1 << i) } else { bits },
@@ -275,4 +404,133 @@ pub fn perceptual_hash(pixels: &[u8], height: usize, width: usize) -> u64 {
 /// Hamming distance between two perceptual hashes.
 pub fn hash_distance(a: u64, b: u64) -> u32 {
     (a ^ b).count_ones()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// The plain 2x2 box halving the fast one must match byte for byte.
+    fn box_halve_plain(src: &[u8], sw: usize, sh: usize) -> Vec<u8> {
+        let (w, h) = (sw / 2, sh / 2);
+        let mut out = vec![0u8; w * h * 3];
+        for y in 0..h {
+            for x in 0..w {
+                for c in 0..3 {
+                    let at = |yy: usize, xx: usize| src[(yy * sw + xx) * 3 + c] as u16;
+                    let sum = at(2 * y, 2 * x)
+                        + at(2 * y, 2 * x + 1)
+                        + at(2 * y + 1, 2 * x)
+                        + at(2 * y + 1, 2 * x + 1);
+                    out[(y * w + x) * 3 + c] = ((sum + 2) / 4) as u8;
+                }
+            }
+        }
+        out
+    }
+
+    /// The straightforward pHash the reorganised one must match bit for bit.
+    fn perceptual_hash_plain(pixels: &[u8], height: usize, width: usize) -> u64 {
+        const N: usize = 32;
+        let mut gray = [0f32; N * N];
+        for gy in 0..N {
+            let y0 = gy * height / N;
+            let y1 = ((gy + 1) * height / N).max(y0 + 1);
+            for gx in 0..N {
+                let x0 = gx * width / N;
+                let x1 = ((gx + 1) * width / N).max(x0 + 1);
+                let mut sum = 0f32;
+                for y in y0..y1 {
+                    for x in x0..x1 {
+                        let p = &pixels[(y * width + x) * 3..(y * width + x) * 3 + 3];
+                        sum += 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
+                    }
+                }
+                gray[gy * N + gx] = sum / ((y1 - y0) * (x1 - x0)) as f32;
+            }
+        }
+        let mut cos = [[0f32; N]; 8];
+        for (u, row) in cos.iter_mut().enumerate() {
+            for (x, c) in row.iter_mut().enumerate() {
+                let angle = (2 * x + 1) as f32 * u as f32 * std::f32::consts::PI / (2 * N) as f32;
+                *c = (angle as f64).cos() as f32;
+            }
+        }
+        let mut rows = [[0f32; 8]; N];
+        for y in 0..N {
+            for u in 0..8 {
+                rows[y][u] = (0..N).map(|x| cos[u][x] * gray[y * N + x]).sum();
+            }
+        }
+        let mut coeffs = [0f32; 64];
+        for v in 0..8 {
+            for u in 0..8 {
+                coeffs[v * 8 + u] = (0..N).map(|y| cos[v][y] * rows[y][u]).sum();
+            }
+        }
+        let mut ac: Vec<f32> = coeffs[1..].to_vec();
+        ac.sort_by(f32::total_cmp);
+        let median = ac[ac.len() / 2];
+        coeffs
+            .iter()
+            .enumerate()
+            .skip(1)
+            .fold(
+                0u64,
+                |bits, (i, &c)| if c > median { bits | (1 << i) } else { bits },
+            )
+    }
+
+    fn noise(rng: &mut rand_chacha::ChaCha8Rng, len: usize, smooth: bool) -> Vec<u8> {
+        let mut v: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        if smooth {
+            // Runs of equal values, like flat image regions (ties in the sums and the median).
+            for i in 3..len {
+                if rng.random_bool(0.8) {
+                    v[i] = v[i - 3];
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn fast_box_halve_matches_the_plain_one() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let (mut out, mut sum, mut avg) = (Vec::new(), Vec::new(), Vec::new());
+        for &(w, h) in &[(2, 2), (3, 5), (178, 218), (89, 109), (64, 64), (17, 4)] {
+            for smooth in [false, true] {
+                let src = noise(&mut rng, w * h * 3, smooth);
+                let size = box_halve_into(&src, w, h, &mut out, &mut sum, &mut avg);
+                assert_eq!(size, (w / 2, h / 2));
+                assert_eq!(out, box_halve_plain(&src, w, h), "{w}x{h}");
+            }
+        }
+    }
+
+    #[test]
+    fn fast_perceptual_hash_matches_the_plain_one() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        for &(h, w) in &[(96, 80), (8, 8), (24, 20), (33, 31), (64, 64), (218, 178)] {
+            for smooth in [false, true] {
+                for _ in 0..20 {
+                    let px = noise(&mut rng, h * w * 3, smooth);
+                    assert_eq!(
+                        perceptual_hash(&px, h, w),
+                        perceptual_hash_plain(&px, h, w),
+                        "{h}x{w}"
+                    );
+                }
+            }
+        }
+        // Flat images: every AC coefficient near zero.
+        for v in [0u8, 128, 255] {
+            let px = vec![v; 96 * 80 * 3];
+            assert_eq!(
+                perceptual_hash(&px, 96, 80),
+                perceptual_hash_plain(&px, 96, 80)
+            );
+        }
+    }
 }
