@@ -16,7 +16,8 @@ pub mod synth;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -31,8 +32,8 @@ use split::Splitter;
 /// The version string written into shards and reports.
 pub const TOOL_VERSION: &str = concat!("facegan ", env!("CARGO_PKG_VERSION"));
 
-/// Files decoded in parallel before they are written in order; bounds memory.
-const CHUNK: usize = 512;
+/// Files decoded ahead of the one being written, at most; bounds memory.
+const WINDOW: usize = 256;
 
 /// Options of `facegan preprocess`.
 #[derive(Debug, Clone)]
@@ -186,11 +187,19 @@ pub fn scan(input: &Path) -> Result<Vec<SourceFile>> {
         for e in entries {
             let e = e.with_context(|| format!("{}: cannot list folder", dir.display()))?;
             let path = e.path();
-            let meta = match std::fs::metadata(&path) {
-                Ok(m) => m,
-                Err(_) => continue, // dangling link
+            // The entry's own type needs no extra system call; only links are followed.
+            let file_type = match e.file_type() {
+                Ok(t) if t.is_symlink() => match std::fs::metadata(&path) {
+                    Ok(m) => m.file_type(),
+                    Err(_) => continue, // dangling link
+                },
+                Ok(t) => t,
+                Err(_) => match std::fs::metadata(&path) {
+                    Ok(m) => m.file_type(),
+                    Err(_) => continue,
+                },
             };
-            if meta.is_dir() {
+            if file_type.is_dir() {
                 stack.push(path);
             } else if is_image_name(&path) {
                 let rel = path
@@ -218,7 +227,7 @@ struct Decoded {
 }
 
 fn process_one(
-    resizer: &mut fast_image_resize::Resizer,
+    scratch: &mut decode::ResizeScratch,
     file: &SourceFile,
     cfg: &PreprocessConfig,
 ) -> Result<Decoded, SkipReason> {
@@ -233,7 +242,19 @@ fn process_one(
             height: h,
         });
     }
-    let pixels = decode::resize_rgb(resizer, rgb, cfg.height, cfg.width, cfg.crop, cfg.filter);
+    let mut pixels = vec![0u8; cfg.height as usize * cfg.width as usize * 3];
+    decode::resize_rgb_into(
+        scratch,
+        rgb.as_raw(),
+        w,
+        h,
+        cfg.height,
+        cfg.width,
+        cfg.crop,
+        cfg.filter,
+        &mut pixels,
+    );
+    drop(rgb);
     let phash = decode::perceptual_hash(&pixels, cfg.height as usize, cfg.width as usize);
     Ok(Decoded {
         content_hash,
@@ -259,11 +280,101 @@ fn progress_bar(len: u64, enabled: bool) -> indicatif::ProgressBar {
     pb
 }
 
-/// Runs the whole preprocess stage. `stop` is polled between chunks (Ctrl-C); when it is set the
+/// Decodes `files` on the rayon pool and hands each result to `sink` in file order, on the
+/// calling thread. Each worker takes the next file as soon as it is free (no chunk barriers); it
+/// waits only while it is [`WINDOW`] files ahead of `sink`, which bounds memory. Returns
+/// `Ok(false)` when `stop` was set before every file was handed over, and the first error of
+/// `sink` (after which no more files are decoded).
+fn decode_in_order(
+    files: &[SourceFile],
+    cfg: &PreprocessConfig,
+    stop: &AtomicBool,
+    sink: &mut dyn FnMut(usize, Result<Decoded, SkipReason>) -> Result<()>,
+) -> Result<bool> {
+    let next = AtomicUsize::new(0);
+    // (files handed to the sink, abandon): workers wait on the condvar for room in the window.
+    let state = (Mutex::new((0usize, false)), Condvar::new());
+    let abandon = || {
+        state.0.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        state.1.notify_all();
+    };
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<Decoded, SkipReason>)>();
+    std::thread::scope(|scope| -> Result<bool> {
+        let (next, state_ref, abandon_ref) = (&next, &state, &abandon);
+        let workers = scope.spawn(move || {
+            rayon::scope(|s| {
+                for _ in 0..rayon::current_num_threads() {
+                    let tx = tx.clone();
+                    let (state, abandon) = (state_ref, abandon_ref);
+                    s.spawn(move |_| {
+                        // A panicking worker releases the others (and the sink) before unwinding.
+                        struct OnPanic<F: Fn()>(F);
+                        impl<F: Fn()> Drop for OnPanic<F> {
+                            fn drop(&mut self) {
+                                if std::thread::panicking() {
+                                    (self.0)();
+                                }
+                            }
+                        }
+                        let _guard = OnPanic(abandon);
+                        let mut scratch = decode::ResizeScratch::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            if i >= files.len() || stop.load(Ordering::SeqCst) {
+                                return;
+                            }
+                            {
+                                let mut st = state.0.lock().unwrap_or_else(|e| e.into_inner());
+                                while i >= st.0 + WINDOW && !st.1 {
+                                    st = state.1.wait(st).unwrap_or_else(|e| e.into_inner());
+                                }
+                                if st.1 {
+                                    return;
+                                }
+                            }
+                            let result = process_one(&mut scratch, &files[i], cfg);
+                            if tx.send((i, result)).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            });
+        });
+        let mut pending: HashMap<usize, Result<Decoded, SkipReason>> = HashMap::new();
+        let mut handed = 0usize;
+        let mut written = || -> Result<()> {
+            for (i, result) in &rx {
+                pending.insert(i, result);
+                let before = handed;
+                while let Some(result) = pending.remove(&handed) {
+                    sink(handed, result)?;
+                    handed += 1;
+                }
+                if handed != before {
+                    state.0.lock().unwrap_or_else(|e| e.into_inner()).0 = handed;
+                    state.1.notify_all();
+                }
+            }
+            Ok(())
+        };
+        let outcome = written();
+        abandon();
+        drop(rx);
+        if let Err(panic) = workers.join() {
+            std::panic::resume_unwind(panic);
+        }
+        outcome?;
+        Ok(handed == files.len())
+    })
+}
+
+/// Runs the whole preprocess stage. `stop` is polled before each file is decoded (Ctrl-C); when it is set the
 /// run ends with an error and no shard is left behind.
 pub fn run(cfg: &PreprocessConfig, stop: &AtomicBool) -> Result<PreprocessReport> {
     let start = Instant::now();
     let files = scan(&cfg.input)?;
+    tracing::debug!("scan: {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
     if files.is_empty() {
         bail!(
             "{}: no .jpg, .jpeg or .png files found (the scan is recursive)",
@@ -290,99 +401,80 @@ pub fn run(cfg: &PreprocessConfig, stop: &AtomicBool) -> Result<PreprocessReport
     let (mut train, mut holdout) = (0usize, 0usize);
     let pb = progress_bar(files.len() as u64, cfg.progress);
 
-    // Decoding runs on the rayon pool one chunk ahead, while this thread writes the previous
-    // chunk in path order: the output does not depend on the thread count.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Result<Decoded, SkipReason>>)>(1);
-    let decoded = std::thread::scope(|scope| -> Result<()> {
-        let decoder = scope.spawn(|| {
-            for (chunk_no, chunk) in files.chunks(CHUNK).enumerate() {
-                if stop.load(Ordering::SeqCst) {
-                    return false;
-                }
-                let results: Vec<Result<Decoded, SkipReason>> = chunk
-                    .par_iter()
-                    .map_init(fast_image_resize::Resizer::new, |r, f| {
-                        process_one(r, f, cfg)
-                    })
-                    .collect();
-                if tx.send((chunk_no, results)).is_err() {
-                    return true; // the writer stopped on an error
-                }
+    // Files are decoded on the rayon pool, each worker taking the next file as soon as it is
+    // free, while this thread writes them in path order: the output does not depend on the thread
+    // count, no core waits at chunk boundaries, and only the last few files are written after the
+    // last decode ends.
+    let mut sink = |file_index: usize, result: Result<Decoded, SkipReason>| -> Result<()> {
+        let file = &files[file_index];
+        let skip = |reason: SkipReason, list: &mut Vec<SkippedFile>| {
+            tracing::debug!("skip {}: {reason}", file.rel);
+            list.push(SkippedFile {
+                path: file.rel.clone(),
+                reason: reason.key(),
+                detail: reason.to_string(),
+            });
+        };
+        pb.inc(1);
+        let d = match result {
+            Ok(d) => d,
+            Err(reason) => {
+                skip(reason, &mut skipped_files);
+                return Ok(());
             }
-            drop(tx);
-            true
-        });
-        for (chunk_no, results) in rx {
-            let chunk = &files[chunk_no * CHUNK..(chunk_no * CHUNK + results.len())];
-            for (j, (file, result)) in chunk.iter().zip(results).enumerate() {
-                let file_index = chunk_no * CHUNK + j;
-                let skip = |reason: SkipReason, list: &mut Vec<SkippedFile>| {
-                    tracing::debug!("skip {}: {reason}", file.rel);
-                    list.push(SkippedFile {
-                        path: file.rel.clone(),
-                        reason: reason.key(),
-                        detail: reason.to_string(),
-                    });
-                };
-                let d = match result {
-                    Ok(d) => d,
-                    Err(reason) => {
-                        skip(reason, &mut skipped_files);
-                        continue;
-                    }
-                };
-                if let Some(&first) = by_content.get(&d.content_hash) {
-                    let of = files[first].rel.clone();
-                    skip(SkipReason::ExactDuplicate { of }, &mut skipped_files);
-                    continue;
-                }
-                by_content.insert(d.content_hash, file_index);
-                if let Some((of_idx, distance)) = near_index.find(d.phash) {
-                    let of = files[of_idx].rel.clone();
-                    near_duplicates.push(NearDuplicate {
-                        path: file.rel.clone(),
-                        of: of.clone(),
-                        distance,
-                        dropped: cfg.dedupe,
-                    });
-                    if cfg.dedupe {
-                        skip(
-                            SkipReason::NearDuplicate { of, distance },
-                            &mut skipped_files,
-                        );
-                        continue;
-                    }
-                }
-                near_index.insert(d.phash, file_index);
-                let split = splitter.split(&file.rel);
-                match split {
-                    Split::Train => train += 1,
-                    Split::Holdout => holdout += 1,
-                }
-                writer.push(
-                    &d.pixels,
-                    ImageMeta {
-                        path: file.rel.clone(),
-                        orig_width: d.orig_width,
-                        orig_height: d.orig_height,
-                        content_hash: d.content_hash,
-                        split,
-                    },
-                )?;
+        };
+        if let Some(&first) = by_content.get(&d.content_hash) {
+            let of = files[first].rel.clone();
+            skip(SkipReason::ExactDuplicate { of }, &mut skipped_files);
+            return Ok(());
+        }
+        by_content.insert(d.content_hash, file_index);
+        if let Some((of_idx, distance)) = near_index.find(d.phash) {
+            let of = files[of_idx].rel.clone();
+            near_duplicates.push(NearDuplicate {
+                path: file.rel.clone(),
+                of: of.clone(),
+                distance,
+                dropped: cfg.dedupe,
+            });
+            if cfg.dedupe {
+                skip(
+                    SkipReason::NearDuplicate { of, distance },
+                    &mut skipped_files,
+                );
+                return Ok(());
             }
-            pb.inc(chunk.len() as u64);
         }
-        let completed = decoder.join().expect("decoder thread panicked");
-        if !completed {
-            pb.abandon_with_message("interrupted");
-            bail!(
-                "interrupted: no shard was written ({} left as it was)",
-                cfg.output.display()
-            );
+        near_index.insert(d.phash, file_index);
+        let split = splitter.split(&file.rel);
+        match split {
+            Split::Train => train += 1,
+            Split::Holdout => holdout += 1,
         }
+        writer.push(
+            &d.pixels,
+            ImageMeta {
+                path: file.rel.clone(),
+                orig_width: d.orig_width,
+                orig_height: d.orig_height,
+                content_hash: d.content_hash,
+                split,
+            },
+        )?;
         Ok(())
-    });
-    decoded?;
+    };
+    let completed = decode_in_order(&files, cfg, stop, &mut sink)?;
+    if !completed {
+        pb.abandon_with_message("interrupted");
+        bail!(
+            "interrupted: no shard was written ({} left as it was)",
+            cfg.output.display()
+        );
+    }
+    tracing::debug!(
+        "decoded and written: {:.1} ms",
+        start.elapsed().as_secs_f64() * 1e3
+    );
     if writer.is_empty() {
         bail!(
             "{}: none of the {} image files could be used; see the reasons with RUST_LOG=debug",
@@ -393,6 +485,7 @@ pub fn run(cfg: &PreprocessConfig, stop: &AtomicBool) -> Result<PreprocessReport
     let kept = writer.len();
     writer.finish(TOOL_VERSION, settings.clone())?;
     pb.finish_and_clear();
+    tracing::debug!("finished: {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
 
     let seconds = start.elapsed().as_secs_f64();
     let mut skipped = BTreeMap::new();
