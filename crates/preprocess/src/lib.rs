@@ -280,93 +280,101 @@ fn progress_bar(len: u64, enabled: bool) -> indicatif::ProgressBar {
     pb
 }
 
-/// Decodes `files` on the rayon pool and hands each result to `sink` in file order, on the
-/// calling thread. Each worker takes the next file as soon as it is free (no chunk barriers); it
-/// waits only while it is [`WINDOW`] files ahead of `sink`, which bounds memory. Returns
-/// `Ok(false)` when `stop` was set before every file was handed over, and the first error of
-/// `sink` (after which no more files are decoded).
+/// The in-order hand-over state shared by the decode workers.
+struct InOrder<'s> {
+    /// Results decoded ahead of `handed`, by file index.
+    pending: HashMap<usize, Result<Decoded, SkipReason>>,
+    /// Files handed to the sink so far (all those before this index).
+    handed: usize,
+    /// Workers waiting for room in the window.
+    waiting: usize,
+    /// Set on a sink error or a worker panic: everyone stops.
+    abandoned: bool,
+    error: Option<anyhow::Error>,
+    sink: &'s mut (dyn FnMut(usize, Result<Decoded, SkipReason>) -> Result<()> + Send),
+}
+
+/// Decodes `files` on the rayon pool and hands each result to `sink` in file order. Each worker
+/// takes the next file as soon as it is free (no chunk barriers) and, after decoding it, hands
+/// over every result that is now next in order itself, under a lock: no extra writer thread
+/// competes for the cores, and only the last files are written after the last decode ends. A
+/// worker waits only while it is [`WINDOW`] files ahead of the hand-over, which bounds memory.
+/// Returns `Ok(false)` when `stop` was set before every file was handed over, and the first
+/// error of `sink` (after which no more files are decoded).
 fn decode_in_order(
     files: &[SourceFile],
     cfg: &PreprocessConfig,
     stop: &AtomicBool,
-    sink: &mut dyn FnMut(usize, Result<Decoded, SkipReason>) -> Result<()>,
+    sink: &mut (dyn FnMut(usize, Result<Decoded, SkipReason>) -> Result<()> + Send),
 ) -> Result<bool> {
     let next = AtomicUsize::new(0);
-    // (files handed to the sink, abandon): workers wait on the condvar for room in the window.
-    let state = (Mutex::new((0usize, false)), Condvar::new());
-    let abandon = || {
-        state.0.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
-        state.1.notify_all();
-    };
-    let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<Decoded, SkipReason>)>();
-    std::thread::scope(|scope| -> Result<bool> {
-        let (next, state_ref, abandon_ref) = (&next, &state, &abandon);
-        let workers = scope.spawn(move || {
-            rayon::scope(|s| {
-                for _ in 0..rayon::current_num_threads() {
-                    let tx = tx.clone();
-                    let (state, abandon) = (state_ref, abandon_ref);
-                    s.spawn(move |_| {
-                        // A panicking worker releases the others (and the sink) before unwinding.
-                        struct OnPanic<F: Fn()>(F);
-                        impl<F: Fn()> Drop for OnPanic<F> {
-                            fn drop(&mut self) {
-                                if std::thread::panicking() {
-                                    (self.0)();
-                                }
-                            }
-                        }
-                        let _guard = OnPanic(abandon);
-                        let mut scratch = decode::ResizeScratch::new();
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            if i >= files.len() || stop.load(Ordering::SeqCst) {
-                                return;
-                            }
-                            {
-                                let mut st = state.0.lock().unwrap_or_else(|e| e.into_inner());
-                                while i >= st.0 + WINDOW && !st.1 {
-                                    st = state.1.wait(st).unwrap_or_else(|e| e.into_inner());
-                                }
-                                if st.1 {
-                                    return;
-                                }
-                            }
-                            let result = process_one(&mut scratch, &files[i], cfg);
-                            if tx.send((i, result)).is_err() {
-                                return;
-                            }
-                        }
-                    });
-                }
-            });
-        });
-        let mut pending: HashMap<usize, Result<Decoded, SkipReason>> = HashMap::new();
-        let mut handed = 0usize;
-        let mut written = || -> Result<()> {
-            for (i, result) in &rx {
-                pending.insert(i, result);
-                let before = handed;
-                while let Some(result) = pending.remove(&handed) {
-                    sink(handed, result)?;
-                    handed += 1;
-                }
-                if handed != before {
-                    state.0.lock().unwrap_or_else(|e| e.into_inner()).0 = handed;
-                    state.1.notify_all();
+    let state = Mutex::new(InOrder {
+        pending: HashMap::new(),
+        handed: 0,
+        waiting: 0,
+        abandoned: false,
+        error: None,
+        sink,
+    });
+    let room = Condvar::new();
+    let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
+    let worker = || {
+        // A panicking worker releases the others before unwinding.
+        struct OnPanic<'a, 's>(&'a Mutex<InOrder<'s>>, &'a Condvar);
+        impl Drop for OnPanic<'_, '_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.lock().unwrap_or_else(|e| e.into_inner()).abandoned = true;
+                    self.1.notify_all();
                 }
             }
-            Ok(())
-        };
-        let outcome = written();
-        abandon();
-        drop(rx);
-        if let Err(panic) = workers.join() {
-            std::panic::resume_unwind(panic);
         }
-        outcome?;
-        Ok(handed == files.len())
-    })
+        let _guard = OnPanic(&state, &room);
+        let mut scratch = decode::ResizeScratch::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= files.len() || stop.load(Ordering::SeqCst) {
+                return;
+            }
+            {
+                let mut st = lock();
+                while i >= st.handed + WINDOW && !st.abandoned {
+                    st.waiting += 1;
+                    st = room.wait(st).unwrap_or_else(|e| e.into_inner());
+                    st.waiting -= 1;
+                }
+                if st.abandoned {
+                    return;
+                }
+            }
+            let result = process_one(&mut scratch, &files[i], cfg);
+            let mut guard = lock();
+            let st = &mut *guard;
+            if st.abandoned {
+                return;
+            }
+            st.pending.insert(i, result);
+            let before = st.handed;
+            while let Some(result) = st.pending.remove(&st.handed) {
+                if let Err(e) = (st.sink)(st.handed, result) {
+                    st.error = Some(e);
+                    st.abandoned = true;
+                    room.notify_all();
+                    return;
+                }
+                st.handed += 1;
+            }
+            if st.handed != before && st.waiting > 0 {
+                room.notify_all();
+            }
+        }
+    };
+    rayon::broadcast(|_| worker());
+    let st = state.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Some(e) = st.error {
+        return Err(e);
+    }
+    Ok(st.handed == files.len())
 }
 
 /// Runs the whole preprocess stage. `stop` is polled before each file is decoded (Ctrl-C); when it is set the

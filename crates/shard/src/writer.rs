@@ -27,7 +27,7 @@ pub struct ShardWriter {
 }
 
 /// Payload bytes written between two background writeback requests.
-const WRITEBACK_EVERY: usize = 16 << 20;
+const WRITEBACK_EVERY: usize = 8 << 20;
 
 /// A thread that flushes the payload written so far to disk (`fdatasync` on a clone of the file)
 /// while the writer goes on, so that [`ShardWriter::finish`]'s fsync only waits for the tail.
