@@ -205,12 +205,29 @@ fn box_halve_into(
     row_sum: &mut Vec<u16>,
     row_avg: &mut Vec<u8>,
 ) -> (usize, usize) {
+    let (w, h) = (sw / 2, sh / 2);
+    // Every byte is overwritten, so the buffer is only resized (no clearing).
+    out.resize(w * h * 3, 0);
+    box_halve_strided(src, sw, sh, out, w * 3, row_sum, row_avg);
+    (w, h)
+}
+
+/// [`box_halve_into`] writing output row `y` at `dst[y * dst_stride..]` (`w * 3` bytes).
+fn box_halve_strided(
+    src: &[u8],
+    sw: usize,
+    sh: usize,
+    dst: &mut [u8],
+    dst_stride: usize,
+    row_sum: &mut Vec<u16>,
+    row_avg: &mut Vec<u8>,
+) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above); the function is safe code.
-        return unsafe { box_halve_avx2(src, sw, sh, out, row_sum, row_avg) };
+        return unsafe { box_halve_avx2(src, sw, sh, dst, dst_stride, row_sum, row_avg) };
     }
-    box_halve_portable(src, sw, sh, out, row_sum, row_avg)
+    box_halve_portable(src, sw, sh, dst, dst_stride, row_sum, row_avg)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -219,11 +236,12 @@ unsafe fn box_halve_avx2(
     src: &[u8],
     sw: usize,
     sh: usize,
-    out: &mut Vec<u8>,
+    dst: &mut [u8],
+    dst_stride: usize,
     row_sum: &mut Vec<u16>,
     row_avg: &mut Vec<u8>,
-) -> (usize, usize) {
-    box_halve_portable(src, sw, sh, out, row_sum, row_avg)
+) {
+    box_halve_portable(src, sw, sh, dst, dst_stride, row_sum, row_avg)
 }
 
 #[inline(always)]
@@ -231,22 +249,22 @@ fn box_halve_portable(
     src: &[u8],
     sw: usize,
     sh: usize,
-    out: &mut Vec<u8>,
+    dst: &mut [u8],
+    dst_stride: usize,
     row_sum: &mut Vec<u16>,
     row_avg: &mut Vec<u8>,
-) -> (usize, usize) {
+) {
     let (w, h) = (sw / 2, sh / 2);
     let n = w * 6; // source bytes of one row that are used
-    // Every byte is overwritten below, so the buffers are only resized (no clearing).
-    out.resize(w * h * 3, 0);
     row_sum.resize(n + 3, 0);
     row_sum[n..].fill(0);
     row_avg.resize(n, 0);
     if w == 0 {
-        return (w, h);
+        return;
     }
     let stride = sw * 3;
-    for (y, out_row) in out.chunks_exact_mut(w * 3).enumerate() {
+    for y in 0..h {
+        let out_row = &mut dst[y * dst_stride..][..w * 3];
         let a = &src[2 * y * stride..][..n];
         let b = &src[(2 * y + 1) * stride..][..n];
         for ((s, &a), &b) in row_sum[..n].iter_mut().zip(a).zip(b) {
@@ -257,8 +275,8 @@ fn box_halve_portable(
         for ((r, &s0), &s1) in row_avg.iter_mut().zip(&row_sum[..n]).zip(&row_sum[3..]) {
             *r = ((s0 + s1 + 2) >> 2) as u8;
         }
-        // Pick the even pixels: 4-byte copies, each 4th byte overwritten by the next copy, then
-        // the last pixel's 3 bytes.
+        // Pick the even pixels: 4-byte copies, each 4th byte overwritten by the next copy (all
+        // within the row), then the last pixel's 3 bytes.
         for x in 0..w - 1 {
             let v: [u8; 4] = row_avg[6 * x..6 * x + 4].try_into().expect("4 bytes");
             out_row[3 * x..3 * x + 4].copy_from_slice(&v);
@@ -266,7 +284,6 @@ fn box_halve_portable(
         let x = w - 1;
         out_row[3 * x..3 * x + 3].copy_from_slice(&row_avg[6 * x..6 * x + 3]);
     }
-    (w, h)
 }
 
 /// Resizes (after cropping) an RGB image to `height x width`, returning HWC bytes.
@@ -349,6 +366,239 @@ pub fn resize_rgb_into(
     resizer
         .resize(&src, &mut dst, &opts)
         .expect("same pixel types always resize");
+}
+
+/// Where an image stands after the box halvings: its size and the crop box in it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Prepared {
+    w: usize,
+    h: usize,
+    halvings: u32,
+    left: f64,
+    top: f64,
+    cw: f64,
+    ch: f64,
+}
+
+impl Prepared {
+    /// The geometry [`resize_rgb_into`] works out for a `w x h` source.
+    fn new(w: u32, h: u32, height: u32, width: u32, crop: Crop, filter: Filter) -> Prepared {
+        let (mut w, mut h, mut halvings) = (w as usize, h as usize, 0);
+        let (mut left, mut top, mut cw, mut ch) = crop.region(w as u32, h as u32, height, width);
+        while filter != Filter::Nearest && cw / width as f64 >= 2.0 && ch / height as f64 >= 2.0 {
+            (w, h, halvings) = (w / 2, h / 2, halvings + 1);
+            (left, top, cw, ch) = (left / 2.0, top / 2.0, cw / 2.0, ch / 2.0);
+        }
+        let (cw, ch) = (cw.min(w as f64 - left), ch.min(h as f64 - top));
+        Prepared {
+            w,
+            h,
+            halvings,
+            left,
+            top,
+            cw,
+            ch,
+        }
+    }
+
+    /// Whether fast_image_resize runs both of its passes (vertical, then horizontal) for it.
+    fn two_passes(&self, height: u32, width: u32, filter: Filter) -> bool {
+        filter != Filter::Nearest
+            && (width as f64 != self.cw || self.left != self.left.round())
+            && (height as f64 != self.ch || self.top != self.top.round())
+    }
+}
+
+/// Resizes runs of same-size images together, with the same result as [`resize_rgb_into`] for
+/// each, but computing fast_image_resize's filter coefficients once per run instead of once per
+/// image (for 178x218 faces that was about a third of the resize time).
+///
+/// fast_image_resize resizes 8-bit images in two passes, vertical then horizontal, each rounding
+/// to u8. A run's images, box-halved as usual, are put side by side in one wide image, which one
+/// vertical-only resize takes to the target height (a vertical pass never mixes columns); the
+/// results are then stacked one below the other, and one horizontal-only resize takes them to
+/// the target width (a horizontal pass never mixes rows). The coefficients and the integer
+/// arithmetic are those of the single-image call, so the bytes are too; a test checks it.
+pub struct BatchResizer {
+    scratch: ResizeScratch,
+    height: u32,
+    width: u32,
+    crop: Crop,
+    filter: Filter,
+    capacity: usize,
+    run: Option<Prepared>,
+    count: usize,
+    /// The run's box-halved images side by side (laid out for a full run).
+    wide: Vec<u8>,
+    /// The vertically resized images one below the other.
+    stacked: Vec<u8>,
+    tall: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl BatchResizer {
+    pub fn new(height: u32, width: u32, crop: Crop, filter: Filter, capacity: usize) -> Self {
+        BatchResizer {
+            scratch: ResizeScratch::new(),
+            height,
+            width,
+            crop,
+            filter,
+            capacity: capacity.max(1),
+            run: None,
+            count: 0,
+            wide: Vec::new(),
+            stacked: Vec::new(),
+            tall: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Images waiting in the current run.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Whether a `w x h` image can join the current run (else [`flush`](Self::flush) first).
+    /// Images that fast_image_resize would not resize in two passes always run alone.
+    pub fn fits(&self, w: u32, h: u32) -> bool {
+        let p = Prepared::new(w, h, self.height, self.width, self.crop, self.filter);
+        self.count < self.capacity
+            && p.two_passes(self.height, self.width, self.filter)
+            && self.run.is_none_or(|r| r == p)
+    }
+
+    /// Adds a `w x h` RGB image to the run; call only when [`fits`](Self::fits) says so.
+    pub fn push(&mut self, src: &[u8], w: u32, h: u32) {
+        assert!(self.fits(w, h), "the image does not fit the run");
+        assert_eq!(src.len(), w as usize * h as usize * 3, "RGB buffer size");
+        let p = Prepared::new(w, h, self.height, self.width, self.crop, self.filter);
+        self.run = Some(p);
+        // The wide image, laid out for a full run: row y of image j at y * stride + j * p.w * 3.
+        let (pw3, stride) = (p.w * 3, self.capacity * p.w * 3);
+        self.wide.resize(stride * p.h, 0);
+        let dst = &mut self.wide[self.count * pw3..];
+        let ResizeScratch {
+            halves,
+            row_sum,
+            row_avg,
+            ..
+        } = &mut self.scratch;
+        let (mut cw, mut chh) = (w as usize, h as usize);
+        let mut current: Option<usize> = None;
+        for _ in 1..p.halvings {
+            let [a, b] = &mut *halves;
+            (cw, chh) = match current {
+                None => box_halve_into(src, cw, chh, a, row_sum, row_avg),
+                Some(0) => box_halve_into(a, cw, chh, b, row_sum, row_avg),
+                Some(_) => box_halve_into(b, cw, chh, a, row_sum, row_avg),
+            };
+            current = Some(current.map_or(0, |c| 1 - c));
+        }
+        let last = current.map_or(src, |c| &halves[c][..]);
+        if p.halvings == 0 {
+            for (y, row) in last.chunks_exact(pw3).enumerate() {
+                dst[y * stride..][..pw3].copy_from_slice(row);
+            }
+        } else {
+            box_halve_strided(last, cw, chh, dst, stride, row_sum, row_avg);
+        }
+        self.count += 1;
+    }
+
+    /// Resizes the run and hands each image's `height x width` HWC bytes to `emit`, in the order
+    /// they were pushed; the run is then empty.
+    pub fn flush(&mut self, mut emit: impl FnMut(&[u8])) {
+        let Some(p) = self.run.take() else { return };
+        let n = std::mem::take(&mut self.count);
+        let (height, width) = (self.height as usize, self.width as usize);
+        let pw3 = p.w * 3;
+        // A short run: close up the rows (the first stays where it is).
+        if n < self.capacity {
+            let stride = self.capacity * pw3;
+            for y in 1..p.h {
+                self.wide
+                    .copy_within(y * stride..y * stride + n * pw3, y * n * pw3);
+            }
+        }
+        let resizer = &mut self.scratch.resizer;
+        let src = ImageRef::new(
+            (n * p.w) as u32,
+            p.h as u32,
+            &self.wide[..n * pw3 * p.h],
+            PixelType::U8x3,
+        )
+        .expect("wide buffer size");
+        self.tall.resize(n * p.w * height * 3, 0);
+        let mut dst = Image::from_slice_u8(
+            (n * p.w) as u32,
+            height as u32,
+            &mut self.tall,
+            PixelType::U8x3,
+        )
+        .expect("vertical buffer size");
+        let vertical = ResizeOptions::new().resize_alg(self.filter.alg()).crop(
+            0.0,
+            p.top,
+            (n * p.w) as f64,
+            p.ch,
+        );
+        resizer
+            .resize(&src, &mut dst, &vertical)
+            .expect("same pixel types always resize");
+        // One below the other: image j's rows become rows j * height.. of a p.w-wide image.
+        self.stacked.resize(n * p.w * height * 3, 0);
+        for (y, row) in self.tall.chunks_exact(n * pw3).enumerate() {
+            for (j, part) in row.chunks_exact(pw3).enumerate() {
+                self.stacked[(j * height + y) * pw3..][..pw3].copy_from_slice(part);
+            }
+        }
+        let src = ImageRef::new(
+            p.w as u32,
+            (n * height) as u32,
+            &self.stacked[..n * p.w * height * 3],
+            PixelType::U8x3,
+        )
+        .expect("stacked buffer size");
+        self.out.resize(n * width * height * 3, 0);
+        let mut dst = Image::from_slice_u8(
+            width as u32,
+            (n * height) as u32,
+            &mut self.out,
+            PixelType::U8x3,
+        )
+        .expect("output buffer size");
+        let horizontal = ResizeOptions::new().resize_alg(self.filter.alg()).crop(
+            p.left,
+            0.0,
+            p.cw,
+            (n * height) as f64,
+        );
+        resizer
+            .resize(&src, &mut dst, &horizontal)
+            .expect("same pixel types always resize");
+        for image in self.out.chunks_exact(width * height * 3) {
+            emit(image);
+        }
+    }
+
+    /// The single-image path, for images that do not fit a run.
+    pub fn resize_one(&mut self, src: &[u8], w: u32, h: u32, out: &mut [u8]) {
+        resize_rgb_into(
+            &mut self.scratch,
+            src,
+            w,
+            h,
+            self.height,
+            self.width,
+            self.crop,
+            self.filter,
+            out,
+        );
+    }
 }
 
 /// Side of the grayscale image the perceptual hash transforms.
@@ -569,6 +819,66 @@ mod tests {
                 let size = box_halve_into(&src, w, h, &mut out, &mut sum, &mut avg);
                 assert_eq!(size, (w / 2, h / 2));
                 assert_eq!(out, box_halve_plain(&src, w, h), "{w}x{h}");
+            }
+        }
+    }
+
+    #[test]
+    fn batch_resize_matches_one_at_a_time() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let filters = [
+            Filter::CatmullRom,
+            Filter::Lanczos3,
+            Filter::Box,
+            Filter::Bilinear,
+            Filter::Mitchell,
+            Filter::Hamming,
+            Filter::Nearest,
+        ];
+        for &(w, h) in &[(178u32, 218u32), (401, 517), (90, 100), (80, 96), (33, 47)] {
+            let images: Vec<Vec<u8>> = (0..5)
+                .map(|i| noise(&mut rng, (w * h * 3) as usize, i % 2 == 0))
+                .collect();
+            for &(th, tw) in &[(96u32, 80u32), (64, 64), (24, 20)] {
+                for crop in [Crop::None, Crop::Center(148), Crop::Center(31)] {
+                    for filter in filters {
+                        let mut single = ResizeScratch::new();
+                        let want: Vec<Vec<u8>> = images
+                            .iter()
+                            .map(|img| {
+                                let mut out = vec![0u8; (th * tw * 3) as usize];
+                                resize_rgb_into(
+                                    &mut single,
+                                    img,
+                                    w,
+                                    h,
+                                    th,
+                                    tw,
+                                    crop,
+                                    filter,
+                                    &mut out,
+                                );
+                                out
+                            })
+                            .collect();
+                        let mut batch = BatchResizer::new(th, tw, crop, filter, 3);
+                        let mut got = Vec::new();
+                        for img in &images {
+                            if !batch.fits(w, h) {
+                                batch.flush(|px| got.push(px.to_vec()));
+                            }
+                            if batch.fits(w, h) {
+                                batch.push(img, w, h);
+                            } else {
+                                let mut out = vec![0u8; (th * tw * 3) as usize];
+                                batch.resize_one(img, w, h, &mut out);
+                                got.push(out);
+                            }
+                        }
+                        batch.flush(|px| got.push(px.to_vec()));
+                        assert!(got == want, "{w}x{h} -> {th}x{tw} {crop:?} {filter:?}");
+                    }
+                }
             }
         }
     }

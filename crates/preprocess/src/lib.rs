@@ -35,6 +35,9 @@ pub const TOOL_VERSION: &str = concat!("facegan ", env!("CARGO_PKG_VERSION"));
 /// Files decoded ahead of the one being written, at most; bounds memory.
 const WINDOW: usize = 256;
 
+/// Consecutive files a worker takes at once: their resizes share one set of filter coefficients.
+const BATCH: usize = 8;
+
 /// Options of `facegan preprocess`.
 #[derive(Debug, Clone)]
 pub struct PreprocessConfig {
@@ -226,11 +229,11 @@ struct Decoded {
     phash: u64,
 }
 
-fn process_one(
-    scratch: &mut decode::ResizeScratch,
+/// Reads, hashes and decodes one file, checking its size.
+fn read_and_decode(
     file: &SourceFile,
     cfg: &PreprocessConfig,
-) -> Result<Decoded, SkipReason> {
+) -> Result<(u64, image::RgbImage), SkipReason> {
     let bytes = std::fs::read(&file.path).map_err(|e| SkipReason::Unreadable(e.to_string()))?;
     let content_hash = xxhash_rust::xxh3::xxh3_64(&bytes);
     let rgb = decode::decode_rgb(&bytes)?;
@@ -242,27 +245,63 @@ fn process_one(
             height: h,
         });
     }
-    let mut pixels = vec![0u8; cfg.height as usize * cfg.width as usize * 3];
-    decode::resize_rgb_into(
-        scratch,
-        rgb.as_raw(),
-        w,
-        h,
-        cfg.height,
-        cfg.width,
-        cfg.crop,
-        cfg.filter,
-        &mut pixels,
-    );
-    drop(rgb);
-    let phash = decode::perceptual_hash(&pixels, cfg.height as usize, cfg.width as usize);
-    Ok(Decoded {
-        content_hash,
-        orig_width: w,
-        orig_height: h,
-        pixels,
-        phash,
-    })
+    Ok((content_hash, rgb))
+}
+
+/// Decodes a few consecutive files and resizes them as one run where their sizes agree (see
+/// [`decode::BatchResizer`]; the pixels are the same as one at a time).
+fn process_batch(
+    batch: &mut decode::BatchResizer,
+    files: &[SourceFile],
+    cfg: &PreprocessConfig,
+) -> Vec<Result<Decoded, SkipReason>> {
+    let image_len = cfg.height as usize * cfg.width as usize * 3;
+    let mut results: Vec<Result<Decoded, SkipReason>> = Vec::with_capacity(files.len());
+    // Results whose pixels the batch's current run will deliver, in order.
+    let mut waiting: Vec<usize> = Vec::new();
+    let flush = |batch: &mut decode::BatchResizer,
+                 results: &mut Vec<Result<Decoded, SkipReason>>,
+                 waiting: &mut Vec<usize>| {
+        let mut to = waiting.drain(..);
+        batch.flush(|px| {
+            if let Some(Ok(d)) = to.next().map(|k| &mut results[k]) {
+                d.pixels = px.to_vec();
+            }
+        });
+    };
+    for file in files {
+        let (content_hash, rgb) = match read_and_decode(file, cfg) {
+            Ok(x) => x,
+            Err(reason) => {
+                results.push(Err(reason));
+                continue;
+            }
+        };
+        let (w, h) = rgb.dimensions();
+        let mut d = Decoded {
+            content_hash,
+            orig_width: w,
+            orig_height: h,
+            pixels: Vec::new(),
+            phash: 0,
+        };
+        if !batch.fits(w, h) && !batch.is_empty() {
+            flush(batch, &mut results, &mut waiting);
+        }
+        if batch.fits(w, h) {
+            batch.push(rgb.as_raw(), w, h);
+            waiting.push(results.len());
+        } else {
+            d.pixels = vec![0u8; image_len];
+            batch.resize_one(rgb.as_raw(), w, h, &mut d.pixels);
+        }
+        results.push(Ok(d));
+    }
+    flush(batch, &mut results, &mut waiting);
+    for d in results.iter_mut().flatten() {
+        d.phash = decode::perceptual_hash(&d.pixels, cfg.height as usize, cfg.width as usize);
+    }
+    results
 }
 
 fn progress_bar(len: u64, enabled: bool) -> indicatif::ProgressBar {
@@ -330,15 +369,17 @@ fn decode_in_order(
             }
         }
         let _guard = OnPanic(&state, &room);
-        let mut scratch = decode::ResizeScratch::new();
+        let mut batch =
+            decode::BatchResizer::new(cfg.height, cfg.width, cfg.crop, cfg.filter, BATCH);
         loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= files.len() || stop.load(Ordering::SeqCst) {
+            let first = next.fetch_add(BATCH, Ordering::Relaxed);
+            if first >= files.len() || stop.load(Ordering::SeqCst) {
                 return;
             }
+            let end = (first + BATCH).min(files.len());
             {
                 let mut st = lock();
-                while i >= st.handed + WINDOW && !st.abandoned {
+                while first >= st.handed + WINDOW && !st.abandoned {
                     st.waiting += 1;
                     st = room.wait(st).unwrap_or_else(|e| e.into_inner());
                     st.waiting -= 1;
@@ -347,13 +388,13 @@ fn decode_in_order(
                     return;
                 }
             }
-            let result = process_one(&mut scratch, &files[i], cfg);
+            let results = process_batch(&mut batch, &files[first..end], cfg);
             let mut guard = lock();
             let st = &mut *guard;
             if st.abandoned {
                 return;
             }
-            st.pending.insert(i, result);
+            st.pending.extend((first..).zip(results));
             let before = st.handed;
             while let Some(result) = st.pending.remove(&st.handed) {
                 if let Err(e) = (st.sink)(st.handed, result) {
