@@ -320,7 +320,7 @@ fn progress_bar(len: u64, enabled: bool) -> indicatif::ProgressBar {
 }
 
 /// The in-order hand-over state shared by the decode workers.
-struct InOrder<'s> {
+struct InOrder {
     /// Results decoded ahead of `handed`, by file index.
     pending: HashMap<usize, Result<Decoded, SkipReason>>,
     /// Files handed to the sink so far (all those before this index).
@@ -330,14 +330,17 @@ struct InOrder<'s> {
     /// Set on a sink error or a worker panic: everyone stops.
     abandoned: bool,
     error: Option<anyhow::Error>,
-    sink: &'s mut (dyn FnMut(usize, Result<Decoded, SkipReason>) -> Result<()> + Send),
+    /// A worker is handing results to the sink (one at a time, in order).
+    writing: bool,
 }
 
 /// Decodes `files` on the rayon pool and hands each result to `sink` in file order. Each worker
-/// takes the next file as soon as it is free (no chunk barriers) and, after decoding it, hands
-/// over every result that is now next in order itself, under a lock: no extra writer thread
-/// competes for the cores, and only the last files are written after the last decode ends. A
-/// worker waits only while it is [`WINDOW`] files ahead of the hand-over, which bounds memory.
+/// takes the next [`BATCH`] files as soon as it is free (no chunk barriers) and, after decoding
+/// them, files the results; if no other worker is already doing it, it then hands every result
+/// that is now next in order to `sink` itself. So no extra writer thread competes for the cores,
+/// a worker never waits for another one's writing, and only the last files are written after the
+/// last decode ends. A worker waits only while it is [`WINDOW`] files ahead of the hand-over,
+/// which bounds memory.
 /// Returns `Ok(false)` when `stop` was set before every file was handed over, and the first
 /// error of `sink` (after which no more files are decoded).
 fn decode_in_order(
@@ -353,14 +356,16 @@ fn decode_in_order(
         waiting: 0,
         abandoned: false,
         error: None,
-        sink,
+        writing: false,
     });
+    // Only the worker that set `writing` locks it, so it is never contended.
+    let sink = Mutex::new(sink);
     let room = Condvar::new();
     let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
     let worker = || {
         // A panicking worker releases the others before unwinding.
-        struct OnPanic<'a, 's>(&'a Mutex<InOrder<'s>>, &'a Condvar);
-        impl Drop for OnPanic<'_, '_> {
+        struct OnPanic<'a>(&'a Mutex<InOrder>, &'a Condvar);
+        impl Drop for OnPanic<'_> {
             fn drop(&mut self) {
                 if std::thread::panicking() {
                     self.0.lock().unwrap_or_else(|e| e.into_inner()).abandoned = true;
@@ -389,24 +394,46 @@ fn decode_in_order(
                 }
             }
             let results = process_batch(&mut batch, &files[first..end], cfg);
-            let mut guard = lock();
-            let st = &mut *guard;
-            if st.abandoned {
-                return;
+            {
+                let mut st = lock();
+                if st.abandoned {
+                    return;
+                }
+                st.pending.extend((first..).zip(results));
+                if st.writing {
+                    continue; // the writing worker will get to them
+                }
+                st.writing = true;
             }
-            st.pending.extend((first..).zip(results));
-            let before = st.handed;
-            while let Some(result) = st.pending.remove(&st.handed) {
-                if let Err(e) = (st.sink)(st.handed, result) {
+            let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
+            let mut written = false;
+            loop {
+                let (index, result) = {
+                    let mut st = lock();
+                    if written {
+                        st.handed += 1;
+                        if st.waiting > 0 {
+                            room.notify_all();
+                        }
+                    }
+                    let index = st.handed;
+                    match st.pending.remove(&index) {
+                        Some(result) if !st.abandoned => (index, result),
+                        _ => {
+                            st.writing = false;
+                            break;
+                        }
+                    }
+                };
+                if let Err(e) = (*sink)(index, result) {
+                    let mut st = lock();
                     st.error = Some(e);
                     st.abandoned = true;
+                    st.writing = false;
                     room.notify_all();
                     return;
                 }
-                st.handed += 1;
-            }
-            if st.handed != before && st.waiting > 0 {
-                room.notify_all();
+                written = true;
             }
         }
     };
