@@ -1,11 +1,11 @@
 //! Stage 1 of the pipeline: a folder of face photos becomes one facegan shard.
 //!
 //! [`run`] scans the input recursively (jpg/jpeg/png, case-insensitive, sorted by path), decodes
-//! and resizes in parallel chunks (rayon, bounded memory), drops unreadable, truncated, tiny and
-//! duplicate files, assigns each image to train or holdout, and streams the pixels into a
-//! [`facegan_shard::ShardWriter`]. A JSON report lists every skipped file with its reason.
-//! The output is byte-identical for the same input whatever the thread count, because chunks are
-//! processed in parallel but written in path order.
+//! and resizes in parallel (rayon workers taking a few files at a time, a bounded window ahead of
+//! the writing), drops unreadable, truncated, tiny and duplicate files, assigns each image to
+//! train or holdout, and streams the pixels into a [`facegan_shard::ShardWriter`]. A JSON report
+//! lists every skipped file with its reason. The output is byte-identical for the same input
+//! whatever the thread count, because files are processed in parallel but written in path order.
 //!
 //! [`synth`] draws the procedural face-like images used by tests and the demo.
 
@@ -477,10 +477,8 @@ pub fn run(cfg: &PreprocessConfig, stop: &AtomicBool) -> Result<PreprocessReport
     let (mut train, mut holdout) = (0usize, 0usize);
     let pb = progress_bar(files.len() as u64, cfg.progress);
 
-    // Files are decoded on the rayon pool, each worker taking the next file as soon as it is
-    // free, while this thread writes them in path order: the output does not depend on the thread
-    // count, no core waits at chunk boundaries, and only the last few files are written after the
-    // last decode ends.
+    // Files are decoded on the rayon pool and handed to this sink in path order (see
+    // `decode_in_order`), so the output does not depend on the thread count.
     let mut sink = |file_index: usize, result: Result<Decoded, SkipReason>| -> Result<()> {
         let file = &files[file_index];
         let skip = |reason: SkipReason, list: &mut Vec<SkippedFile>| {
