@@ -1,8 +1,6 @@
 //! Near-duplicate detection on 64-bit perceptual hashes (exact duplicates are found by content
 //! hash in the pipeline).
 
-use std::collections::HashMap;
-
 use crate::decode::hash_distance;
 
 /// A streaming index of perceptual hashes. Each hash is split into 8 bands of 8 bits; two hashes
@@ -10,8 +8,11 @@ use crate::decode::hash_distance;
 /// band buckets are compared.
 pub struct NearDuplicateIndex {
     max_distance: u32,
-    hashes: Vec<(u64, usize)>,
-    bands: Vec<HashMap<u8, Vec<u32>>>,
+    /// Caller ids, by slot.
+    ids: Vec<usize>,
+    /// `bands[b][v]`: (hash, slot) of the hashes whose band `b` has the value `v`, the hash kept
+    /// inline so a scan reads one array.
+    bands: Vec<Vec<Vec<(u64, u32)>>>,
 }
 
 /// Bucket entries compared per band at most, so degenerate inputs (all-black frames) stay linear.
@@ -22,8 +23,8 @@ impl NearDuplicateIndex {
         assert!(max_distance < 8, "the band index needs max_distance < 8");
         NearDuplicateIndex {
             max_distance,
-            hashes: Vec::new(),
-            bands: (0..8).map(|_| HashMap::new()).collect(),
+            ids: Vec::new(),
+            bands: (0..8).map(|_| vec![Vec::new(); 256]).collect(),
         }
     }
 
@@ -34,12 +35,13 @@ impl NearDuplicateIndex {
     /// Returns the id and distance of the closest earlier near-duplicate, if any.
     pub fn find(&self, hash: u64) -> Option<(usize, u32)> {
         let mut best: Option<(usize, u32)> = None;
-        for (b, map) in self.bands.iter().enumerate() {
-            if let Some(bucket) = map.get(&Self::band(hash, b)) {
-                for &slot in bucket.iter().rev().take(MAX_BUCKET_SCAN) {
-                    let (other, id) = self.hashes[slot as usize];
-                    let d = hash_distance(hash, other);
-                    if d <= self.max_distance && best.is_none_or(|(bid, bd)| (d, id) < (bd, bid)) {
+        for (b, buckets) in self.bands.iter().enumerate() {
+            let bucket = &buckets[Self::band(hash, b) as usize];
+            for &(other, slot) in bucket.iter().rev().take(MAX_BUCKET_SCAN) {
+                let d = hash_distance(hash, other);
+                if d <= self.max_distance {
+                    let id = self.ids[slot as usize];
+                    if best.is_none_or(|(bid, bd)| (d, id) < (bd, bid)) {
                         best = Some((id, d));
                     }
                 }
@@ -50,10 +52,10 @@ impl NearDuplicateIndex {
 
     /// Adds a hash under a caller-chosen id.
     pub fn insert(&mut self, hash: u64, id: usize) {
-        let slot = self.hashes.len() as u32;
-        for (b, map) in self.bands.iter_mut().enumerate() {
-            map.entry(Self::band(hash, b)).or_default().push(slot);
+        let slot = self.ids.len() as u32;
+        for (b, buckets) in self.bands.iter_mut().enumerate() {
+            buckets[Self::band(hash, b) as usize].push((hash, slot));
         }
-        self.hashes.push((hash, id));
+        self.ids.push(id);
     }
 }

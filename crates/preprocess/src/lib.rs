@@ -1,11 +1,11 @@
 //! Stage 1 of the pipeline: a folder of face photos becomes one facegan shard.
 //!
 //! [`run`] scans the input recursively (jpg/jpeg/png, case-insensitive, sorted by path), decodes
-//! and resizes in parallel chunks (rayon, bounded memory), drops unreadable, truncated, tiny and
-//! duplicate files, assigns each image to train or holdout, and streams the pixels into a
-//! [`facegan_shard::ShardWriter`]. A JSON report lists every skipped file with its reason.
-//! The output is byte-identical for the same input whatever the thread count, because chunks are
-//! processed in parallel but written in path order.
+//! and resizes in parallel (rayon workers taking a few files at a time, a bounded window ahead of
+//! the writing), drops unreadable, truncated, tiny and duplicate files, assigns each image to
+//! train or holdout, and streams the pixels into a [`facegan_shard::ShardWriter`]. A JSON report
+//! lists every skipped file with its reason. The output is byte-identical for the same input
+//! whatever the thread count, because files are processed in parallel but written in path order.
 //!
 //! [`synth`] draws the procedural face-like images used by tests and the demo.
 
@@ -16,7 +16,8 @@ pub mod synth;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -31,8 +32,11 @@ use split::Splitter;
 /// The version string written into shards and reports.
 pub const TOOL_VERSION: &str = concat!("facegan ", env!("CARGO_PKG_VERSION"));
 
-/// Files decoded in parallel before they are written in order; bounds memory.
-const CHUNK: usize = 512;
+/// Files decoded ahead of the one being written, at most; bounds memory.
+const WINDOW: usize = 256;
+
+/// Consecutive files a worker takes at once: their resizes share one set of filter coefficients.
+const BATCH: usize = 8;
 
 /// Options of `facegan preprocess`.
 #[derive(Debug, Clone)]
@@ -186,11 +190,19 @@ pub fn scan(input: &Path) -> Result<Vec<SourceFile>> {
         for e in entries {
             let e = e.with_context(|| format!("{}: cannot list folder", dir.display()))?;
             let path = e.path();
-            let meta = match std::fs::metadata(&path) {
-                Ok(m) => m,
-                Err(_) => continue, // dangling link
+            // The entry's own type needs no extra system call; only links are followed.
+            let file_type = match e.file_type() {
+                Ok(t) if t.is_symlink() => match std::fs::metadata(&path) {
+                    Ok(m) => m.file_type(),
+                    Err(_) => continue, // dangling link
+                },
+                Ok(t) => t,
+                Err(_) => match std::fs::metadata(&path) {
+                    Ok(m) => m.file_type(),
+                    Err(_) => continue,
+                },
             };
-            if meta.is_dir() {
+            if file_type.is_dir() {
                 stack.push(path);
             } else if is_image_name(&path) {
                 let rel = path
@@ -217,11 +229,11 @@ struct Decoded {
     phash: u64,
 }
 
-fn process_one(
-    resizer: &mut fast_image_resize::Resizer,
+/// Reads, hashes and decodes one file, checking its size.
+fn read_and_decode(
     file: &SourceFile,
     cfg: &PreprocessConfig,
-) -> Result<Decoded, SkipReason> {
+) -> Result<(u64, image::RgbImage), SkipReason> {
     let bytes = std::fs::read(&file.path).map_err(|e| SkipReason::Unreadable(e.to_string()))?;
     let content_hash = xxhash_rust::xxh3::xxh3_64(&bytes);
     let rgb = decode::decode_rgb(&bytes)?;
@@ -233,15 +245,63 @@ fn process_one(
             height: h,
         });
     }
-    let pixels = decode::resize_rgb(resizer, rgb, cfg.height, cfg.width, cfg.crop, cfg.filter);
-    let phash = decode::perceptual_hash(&pixels, cfg.height as usize, cfg.width as usize);
-    Ok(Decoded {
-        content_hash,
-        orig_width: w,
-        orig_height: h,
-        pixels,
-        phash,
-    })
+    Ok((content_hash, rgb))
+}
+
+/// Decodes a few consecutive files and resizes them as one run where their sizes agree (see
+/// [`decode::BatchResizer`]; the pixels are the same as one at a time).
+fn process_batch(
+    batch: &mut decode::BatchResizer,
+    files: &[SourceFile],
+    cfg: &PreprocessConfig,
+) -> Vec<Result<Decoded, SkipReason>> {
+    let image_len = cfg.height as usize * cfg.width as usize * 3;
+    let mut results: Vec<Result<Decoded, SkipReason>> = Vec::with_capacity(files.len());
+    // Results whose pixels the batch's current run will deliver, in order.
+    let mut waiting: Vec<usize> = Vec::new();
+    let flush = |batch: &mut decode::BatchResizer,
+                 results: &mut Vec<Result<Decoded, SkipReason>>,
+                 waiting: &mut Vec<usize>| {
+        let mut to = waiting.drain(..);
+        batch.flush(|px| {
+            if let Some(Ok(d)) = to.next().map(|k| &mut results[k]) {
+                d.pixels = px.to_vec();
+            }
+        });
+    };
+    for file in files {
+        let (content_hash, rgb) = match read_and_decode(file, cfg) {
+            Ok(x) => x,
+            Err(reason) => {
+                results.push(Err(reason));
+                continue;
+            }
+        };
+        let (w, h) = rgb.dimensions();
+        let mut d = Decoded {
+            content_hash,
+            orig_width: w,
+            orig_height: h,
+            pixels: Vec::new(),
+            phash: 0,
+        };
+        if !batch.fits(w, h) && !batch.is_empty() {
+            flush(batch, &mut results, &mut waiting);
+        }
+        if batch.fits(w, h) {
+            batch.push(rgb.as_raw(), w, h);
+            waiting.push(results.len());
+        } else {
+            d.pixels = vec![0u8; image_len];
+            batch.resize_one(rgb.as_raw(), w, h, &mut d.pixels);
+        }
+        results.push(Ok(d));
+    }
+    flush(batch, &mut results, &mut waiting);
+    for d in results.iter_mut().flatten() {
+        d.phash = decode::perceptual_hash(&d.pixels, cfg.height as usize, cfg.width as usize);
+    }
+    results
 }
 
 fn progress_bar(len: u64, enabled: bool) -> indicatif::ProgressBar {
@@ -259,11 +319,138 @@ fn progress_bar(len: u64, enabled: bool) -> indicatif::ProgressBar {
     pb
 }
 
-/// Runs the whole preprocess stage. `stop` is polled between chunks (Ctrl-C); when it is set the
+/// The in-order hand-over state shared by the decode workers.
+struct InOrder {
+    /// Results decoded ahead of `handed`, by file index.
+    pending: HashMap<usize, Result<Decoded, SkipReason>>,
+    /// Files handed to the sink so far (all those before this index).
+    handed: usize,
+    /// Workers waiting for room in the window.
+    waiting: usize,
+    /// Set on a sink error or a worker panic: everyone stops.
+    abandoned: bool,
+    error: Option<anyhow::Error>,
+    /// A worker is handing results to the sink (one at a time, in order).
+    writing: bool,
+}
+
+/// Decodes `files` on the rayon pool and hands each result to `sink` in file order. Each worker
+/// takes the next [`BATCH`] files as soon as it is free (no chunk barriers) and, after decoding
+/// them, files the results; if no other worker is already doing it, it then hands every result
+/// that is now next in order to `sink` itself. So no extra writer thread competes for the cores,
+/// a worker never waits for another one's writing, and only the last files are written after the
+/// last decode ends. A worker waits only while it is [`WINDOW`] files ahead of the hand-over,
+/// which bounds memory.
+/// Returns `Ok(false)` when `stop` was set before every file was handed over, and the first
+/// error of `sink` (after which no more files are decoded).
+fn decode_in_order(
+    files: &[SourceFile],
+    cfg: &PreprocessConfig,
+    stop: &AtomicBool,
+    sink: &mut (dyn FnMut(usize, Result<Decoded, SkipReason>) -> Result<()> + Send),
+) -> Result<bool> {
+    let next = AtomicUsize::new(0);
+    let state = Mutex::new(InOrder {
+        pending: HashMap::new(),
+        handed: 0,
+        waiting: 0,
+        abandoned: false,
+        error: None,
+        writing: false,
+    });
+    // Only the worker that set `writing` locks it, so it is never contended.
+    let sink = Mutex::new(sink);
+    let room = Condvar::new();
+    let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
+    let worker = || {
+        // A panicking worker releases the others before unwinding.
+        struct OnPanic<'a>(&'a Mutex<InOrder>, &'a Condvar);
+        impl Drop for OnPanic<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.lock().unwrap_or_else(|e| e.into_inner()).abandoned = true;
+                    self.1.notify_all();
+                }
+            }
+        }
+        let _guard = OnPanic(&state, &room);
+        let mut batch =
+            decode::BatchResizer::new(cfg.height, cfg.width, cfg.crop, cfg.filter, BATCH);
+        loop {
+            let first = next.fetch_add(BATCH, Ordering::Relaxed);
+            if first >= files.len() || stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let end = (first + BATCH).min(files.len());
+            {
+                let mut st = lock();
+                while first >= st.handed + WINDOW && !st.abandoned {
+                    st.waiting += 1;
+                    st = room.wait(st).unwrap_or_else(|e| e.into_inner());
+                    st.waiting -= 1;
+                }
+                if st.abandoned {
+                    return;
+                }
+            }
+            let results = process_batch(&mut batch, &files[first..end], cfg);
+            {
+                let mut st = lock();
+                if st.abandoned {
+                    return;
+                }
+                st.pending.extend((first..).zip(results));
+                if st.writing {
+                    continue; // the writing worker will get to them
+                }
+                st.writing = true;
+            }
+            let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
+            let mut written = false;
+            loop {
+                let (index, result) = {
+                    let mut st = lock();
+                    if written {
+                        st.handed += 1;
+                        if st.waiting > 0 {
+                            room.notify_all();
+                        }
+                    }
+                    let index = st.handed;
+                    match st.pending.remove(&index) {
+                        Some(result) if !st.abandoned => (index, result),
+                        _ => {
+                            st.writing = false;
+                            break;
+                        }
+                    }
+                };
+                if let Err(e) = (*sink)(index, result) {
+                    let mut st = lock();
+                    st.error = Some(e);
+                    st.abandoned = true;
+                    st.writing = false;
+                    room.notify_all();
+                    return;
+                }
+                written = true;
+            }
+        }
+    };
+    rayon::broadcast(|_| worker());
+    let st = state.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Some(e) = st.error {
+        return Err(e);
+    }
+    Ok(st.handed == files.len())
+}
+
+/// Runs the whole preprocess stage. `stop` is polled before each file is decoded (Ctrl-C); when it is set the
 /// run ends with an error and no shard is left behind.
 pub fn run(cfg: &PreprocessConfig, stop: &AtomicBool) -> Result<PreprocessReport> {
     let start = Instant::now();
     let files = scan(&cfg.input)?;
+    tracing::debug!("scan: {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
     if files.is_empty() {
         bail!(
             "{}: no .jpg, .jpeg or .png files found (the scan is recursive)",
@@ -290,99 +477,78 @@ pub fn run(cfg: &PreprocessConfig, stop: &AtomicBool) -> Result<PreprocessReport
     let (mut train, mut holdout) = (0usize, 0usize);
     let pb = progress_bar(files.len() as u64, cfg.progress);
 
-    // Decoding runs on the rayon pool one chunk ahead, while this thread writes the previous
-    // chunk in path order: the output does not depend on the thread count.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Result<Decoded, SkipReason>>)>(1);
-    let decoded = std::thread::scope(|scope| -> Result<()> {
-        let decoder = scope.spawn(|| {
-            for (chunk_no, chunk) in files.chunks(CHUNK).enumerate() {
-                if stop.load(Ordering::SeqCst) {
-                    return false;
-                }
-                let results: Vec<Result<Decoded, SkipReason>> = chunk
-                    .par_iter()
-                    .map_init(fast_image_resize::Resizer::new, |r, f| {
-                        process_one(r, f, cfg)
-                    })
-                    .collect();
-                if tx.send((chunk_no, results)).is_err() {
-                    return true; // the writer stopped on an error
-                }
+    // Files are decoded on the rayon pool and handed to this sink in path order (see
+    // `decode_in_order`), so the output does not depend on the thread count.
+    let mut sink = |file_index: usize, result: Result<Decoded, SkipReason>| -> Result<()> {
+        let file = &files[file_index];
+        let skip = |reason: SkipReason, list: &mut Vec<SkippedFile>| {
+            tracing::debug!("skip {}: {reason}", file.rel);
+            list.push(SkippedFile {
+                path: file.rel.clone(),
+                reason: reason.key(),
+                detail: reason.to_string(),
+            });
+        };
+        pb.inc(1);
+        let d = match result {
+            Ok(d) => d,
+            Err(reason) => {
+                skip(reason, &mut skipped_files);
+                return Ok(());
             }
-            drop(tx);
-            true
-        });
-        for (chunk_no, results) in rx {
-            let chunk = &files[chunk_no * CHUNK..(chunk_no * CHUNK + results.len())];
-            for (j, (file, result)) in chunk.iter().zip(results).enumerate() {
-                let file_index = chunk_no * CHUNK + j;
-                let skip = |reason: SkipReason, list: &mut Vec<SkippedFile>| {
-                    tracing::debug!("skip {}: {reason}", file.rel);
-                    list.push(SkippedFile {
-                        path: file.rel.clone(),
-                        reason: reason.key(),
-                        detail: reason.to_string(),
-                    });
-                };
-                let d = match result {
-                    Ok(d) => d,
-                    Err(reason) => {
-                        skip(reason, &mut skipped_files);
-                        continue;
-                    }
-                };
-                if let Some(&first) = by_content.get(&d.content_hash) {
-                    let of = files[first].rel.clone();
-                    skip(SkipReason::ExactDuplicate { of }, &mut skipped_files);
-                    continue;
-                }
-                by_content.insert(d.content_hash, file_index);
-                if let Some((of_idx, distance)) = near_index.find(d.phash) {
-                    let of = files[of_idx].rel.clone();
-                    near_duplicates.push(NearDuplicate {
-                        path: file.rel.clone(),
-                        of: of.clone(),
-                        distance,
-                        dropped: cfg.dedupe,
-                    });
-                    if cfg.dedupe {
-                        skip(
-                            SkipReason::NearDuplicate { of, distance },
-                            &mut skipped_files,
-                        );
-                        continue;
-                    }
-                }
-                near_index.insert(d.phash, file_index);
-                let split = splitter.split(&file.rel);
-                match split {
-                    Split::Train => train += 1,
-                    Split::Holdout => holdout += 1,
-                }
-                writer.push(
-                    &d.pixels,
-                    ImageMeta {
-                        path: file.rel.clone(),
-                        orig_width: d.orig_width,
-                        orig_height: d.orig_height,
-                        content_hash: d.content_hash,
-                        split,
-                    },
-                )?;
+        };
+        if let Some(&first) = by_content.get(&d.content_hash) {
+            let of = files[first].rel.clone();
+            skip(SkipReason::ExactDuplicate { of }, &mut skipped_files);
+            return Ok(());
+        }
+        by_content.insert(d.content_hash, file_index);
+        if let Some((of_idx, distance)) = near_index.find(d.phash) {
+            let of = files[of_idx].rel.clone();
+            near_duplicates.push(NearDuplicate {
+                path: file.rel.clone(),
+                of: of.clone(),
+                distance,
+                dropped: cfg.dedupe,
+            });
+            if cfg.dedupe {
+                skip(
+                    SkipReason::NearDuplicate { of, distance },
+                    &mut skipped_files,
+                );
+                return Ok(());
             }
-            pb.inc(chunk.len() as u64);
         }
-        let completed = decoder.join().expect("decoder thread panicked");
-        if !completed {
-            pb.abandon_with_message("interrupted");
-            bail!(
-                "interrupted: no shard was written ({} left as it was)",
-                cfg.output.display()
-            );
+        near_index.insert(d.phash, file_index);
+        let split = splitter.split(&file.rel);
+        match split {
+            Split::Train => train += 1,
+            Split::Holdout => holdout += 1,
         }
+        writer.push(
+            &d.pixels,
+            ImageMeta {
+                path: file.rel.clone(),
+                orig_width: d.orig_width,
+                orig_height: d.orig_height,
+                content_hash: d.content_hash,
+                split,
+            },
+        )?;
         Ok(())
-    });
-    decoded?;
+    };
+    let completed = decode_in_order(&files, cfg, stop, &mut sink)?;
+    if !completed {
+        pb.abandon_with_message("interrupted");
+        bail!(
+            "interrupted: no shard was written ({} left as it was)",
+            cfg.output.display()
+        );
+    }
+    tracing::debug!(
+        "decoded and written: {:.1} ms",
+        start.elapsed().as_secs_f64() * 1e3
+    );
     if writer.is_empty() {
         bail!(
             "{}: none of the {} image files could be used; see the reasons with RUST_LOG=debug",
@@ -393,6 +559,7 @@ pub fn run(cfg: &PreprocessConfig, stop: &AtomicBool) -> Result<PreprocessReport
     let kept = writer.len();
     writer.finish(TOOL_VERSION, settings.clone())?;
     pb.finish_and_clear();
+    tracing::debug!("finished: {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
 
     let seconds = start.elapsed().as_secs_f64();
     let mut skipped = BTreeMap::new();
