@@ -7,6 +7,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::tensor::{backend::Backend, Tensor};
 
+use crate::cpu::ops as cpu;
 use crate::layers::{conv3x3, dense, leaky_relu, BatchNorm2d};
 use crate::ModelConfig;
 
@@ -55,14 +56,14 @@ impl<B: Backend> Discriminator<B> {
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         let mut x = images;
         for block in &self.blocks {
-            x = self.dropout.forward(block.conv.forward(x));
-            if let Some(norm) = &block.norm {
-                x = norm.forward(x);
-            }
-            x = leaky_relu(x, self.slope);
+            x = cpu::dropout(&self.dropout, cpu::conv2d(&block.conv, x));
+            x = match &block.norm {
+                Some(norm) => norm.forward_act(x, Some(self.slope)),
+                None => leaky_relu(x, self.slope),
+            };
         }
         let x: Tensor<B, 2> = x.flatten(1, 3);
-        let x = leaky_relu(self.dropout.forward(x), self.slope);
+        let x = leaky_relu(cpu::dropout(&self.dropout, x), self.slope);
         self.head.forward(x)
     }
 }

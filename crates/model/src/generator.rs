@@ -8,6 +8,7 @@ use burn::nn::Linear;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{backend::Backend, Tensor};
 
+use crate::cpu::ops as cpu;
 use crate::layers::{conv3x3, conv_transpose3x3_up, dense, leaky_relu, BatchNorm2d};
 use crate::ModelConfig;
 
@@ -62,12 +63,12 @@ impl<B: Backend> Generator<B> {
         let x = leaky_relu(self.project.forward(z), self.slope);
         let mut x: Tensor<B, 4> = x.reshape([n, c0, h0, w0]);
         for block in &self.blocks {
-            x = block.conv.forward(x);
-            if let Some(norm) = &block.norm {
-                x = norm.forward(x);
-            }
-            x = leaky_relu(x, self.slope);
+            x = cpu::conv_transpose2d(&block.conv, x);
+            x = match &block.norm {
+                Some(norm) => norm.forward_act(x, Some(self.slope)),
+                None => leaky_relu(x, self.slope),
+            };
         }
-        sigmoid(self.to_rgb.forward(x))
+        sigmoid(cpu::conv2d(&self.to_rgb, x))
     }
 }
