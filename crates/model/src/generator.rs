@@ -63,10 +63,11 @@ impl<B: Backend> Generator<B> {
         let x = leaky_relu(self.project.forward(z), self.slope);
         let mut x: Tensor<B, 4> = x.reshape([n, c0, h0, w0]);
         for block in &self.blocks {
-            x = cpu::conv_transpose2d(&block.conv, x);
             x = match &block.norm {
-                Some(norm) => norm.forward_act(x, Some(self.slope)),
-                None => leaky_relu(x, self.slope),
+                Some(norm) => {
+                    norm.forward_act(cpu::conv_transpose2d(&block.conv, x), Some(self.slope))
+                }
+                None => cpu::conv_transpose2d_act(&block.conv, x, Some(self.slope)),
             };
         }
         sigmoid(cpu::conv2d(&self.to_rgb, x))

@@ -148,6 +148,25 @@ fn conv_transpose2d_matches_burn() {
 }
 
 #[test]
+fn conv_transpose2d_with_leaky_relu_matches_burn() {
+    Ad::seed(&dev(), 7);
+    for (n, ci, co, h, w, slope) in [(3, 6, 4, 5, 4, 0.01), (10, 8, 5, 6, 5, 0.2)] {
+        let c = conv_t(ci, co, 2, 1, 1);
+        let x = randn([n, ci, h, w]);
+        let r = randn([n, co, 2 * h, 2 * w]);
+        compare(
+            &format!("conv_transpose2d+leaky {n}x{ci}->{co} {h}x{w} {slope}"),
+            x,
+            r,
+            &|| vec![c.weight.val()],
+            &|| vec![c.bias.as_ref().unwrap().val()],
+            &|x| ops::conv_transpose2d_act(&c, x, Some(slope)),
+            &|x| activation::leaky_relu(c.forward(x), slope),
+        );
+    }
+}
+
+#[test]
 fn inference_convs_match_burn() {
     Ad::seed(&dev(), 3);
     let (c, t) = (conv(5, 7, 2), conv_t(5, 7, 2, 1, 1));

@@ -20,6 +20,8 @@ type Prim = FloatTensor<Ad>;
 pub(crate) struct ConvSpec {
     pub geom: Geom,
     pub transposed: bool,
+    /// LeakyReLU slope applied to the output (transposed convolutions only).
+    pub act: Option<f32>,
     pub n: usize,
     pub ci: usize,
     pub co: usize,
@@ -43,12 +45,13 @@ impl ConvSpec {
         [self.n, self.co, s[0], s[1]]
     }
     fn forward(&self, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
-        let f = if self.transposed {
-            kernels::conv_t_forward
+        let (g, n, ci, co) = (&self.geom, self.n, self.ci, self.co);
+        if self.transposed {
+            kernels::conv_t_forward(g, x, w, Some(b), n, ci, co, self.act)
         } else {
-            kernels::conv2d_forward
-        };
-        f(&self.geom, x, w, Some(b), self.n, self.ci, self.co)
+            assert!(self.act.is_none(), "conv2d has no fused activation");
+            kernels::conv2d_forward(g, x, w, Some(b), n, ci, co)
+        }
     }
 }
 
@@ -67,29 +70,44 @@ pub(crate) fn conv_forward_flex(
 struct ConvOp;
 
 impl Backward<Flex, 3> for ConvOp {
-    type State = (FlexTensor, FlexTensor, ConvSpec);
+    /// Input, weight, output (kept only with a fused activation), shape.
+    type State = (FlexTensor, FlexTensor, Option<FlexTensor>, ConvSpec);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [px, pw, pb] = ops.parents;
         let dy = contiguous(&grads.consume::<Flex>(&ops.node));
-        let (x, w, spec) = ops.state;
-        let f = if spec.transposed {
-            kernels::conv_t_backward
+        let (x, w, y, spec) = ops.state;
+        let (g, n, ci, co) = (&spec.geom, spec.n, spec.ci, spec.co);
+        let want = (px.is_some(), pw.is_some(), pb.is_some());
+        let (dx, dw, db) = if spec.transposed {
+            let act = y.as_ref().zip(spec.act).map(|(y, k)| (data(y), k));
+            kernels::conv_t_backward(
+                g,
+                data(&x),
+                data(&w),
+                data(&dy),
+                n,
+                ci,
+                co,
+                act,
+                want.0,
+                want.1,
+                want.2,
+            )
         } else {
-            kernels::conv2d_backward
+            kernels::conv2d_backward(
+                g,
+                data(&x),
+                data(&w),
+                data(&dy),
+                n,
+                ci,
+                co,
+                want.0,
+                want.1,
+                want.2,
+            )
         };
-        let (dx, dw, db) = f(
-            &spec.geom,
-            data(&x),
-            data(&w),
-            data(&dy),
-            spec.n,
-            spec.ci,
-            spec.co,
-            px.is_some(),
-            pw.is_some(),
-            pb.is_some(),
-        );
         if let (Some(node), Some(dx)) = (px, dx) {
             grads.register::<Flex>(node.id, tensor(dx, &spec.in_shape()));
         }
@@ -111,7 +129,10 @@ pub(crate) fn conv(spec: ConvSpec, x: Prim, w: Prim, b: Prim) -> Prim {
         .compute_bound()
         .stateful()
     {
-        OpsKind::Tracked(prep) => prep.finish((xs, ws, spec), out),
+        OpsKind::Tracked(prep) => {
+            let y = spec.act.map(|_| out.clone());
+            prep.finish((xs, ws, y, spec), out)
+        }
         OpsKind::UnTracked(prep) => prep.finish(out),
     }
 }

@@ -347,7 +347,8 @@ pub fn conv2d_backward(
 }
 
 /// Transposed 2-D convolution forward: `x [n, ci, small]`, `w [ci, co, kh, kw]`, optional
-/// `bias [co]` -> `[n, co, big]`.
+/// `bias [co]` -> `[n, co, big]`, then LeakyReLU(`act`) when given.
+#[allow(clippy::too_many_arguments)]
 pub fn conv_t_forward(
     g: &Geom,
     x: &[f32],
@@ -356,6 +357,7 @@ pub fn conv_t_forward(
     n: usize,
     ci: usize,
     co: usize,
+    act: Option<f32>,
 ) -> Vec<f32> {
     let k = co * g.taps();
     let (bl, sl) = (g.big_len(), g.small_len());
@@ -381,12 +383,16 @@ pub fn conv_t_forward(
                     col2im(g, co, &cols[..k * nc], r0, r1, yb);
                     r0 = r1;
                 }
+                if let Some(slope) = act {
+                    leaky_in_place(yb, slope);
+                }
             },
         );
     y
 }
 
-/// Gradients of [`conv_t_forward`] given `dy [n, co, big]`: `(dx, dw, dbias)`.
+/// Gradients of [`conv_t_forward`] given `dy [n, co, big]` (and its output `y` when it applied
+/// an activation): `(dx, dw, dbias)`.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_t_backward(
     g: &Geom,
@@ -396,6 +402,7 @@ pub fn conv_t_backward(
     n: usize,
     ci: usize,
     co: usize,
+    act: Option<(&[f32], f32)>,
     want_dx: bool,
     want_dw: bool,
     want_db: bool,
@@ -405,63 +412,68 @@ pub fn conv_t_backward(
     let rows = g.tile_rows(k);
     let sw = g.small[1];
     let mut dx = want_dx.then(|| vec![0f32; n * ci * sl]);
-    let mut dw = None;
-    if want_dx || want_dw {
-        // One pass per batch chunk: im2col(dy) feeds both dx (per image) and dw (accumulated).
-        let ranges = chunks(n);
-        let mut dx_parts: Vec<&mut [f32]> = Vec::new();
-        if let Some(dx) = dx.as_mut() {
+    // One pass per fixed batch chunk: im2col(dy) feeds both dx (per image) and dw (summed).
+    let ranges = chunks(n);
+    let mut dx_parts: Vec<Option<&mut [f32]>> = Vec::new();
+    match dx.as_mut() {
+        Some(dx) => {
             let mut rest: &mut [f32] = dx;
             let mut start = 0;
             for &(_, b1) in &ranges {
                 let (head, tail) = rest.split_at_mut((b1 - start) * ci * sl);
-                dx_parts.push(head);
+                dx_parts.push(Some(head));
                 rest = tail;
                 start = b1;
             }
         }
-        let mut dx_iter = dx_parts.into_iter();
-        let jobs: Vec<_> = ranges
-            .iter()
-            .map(|&r| (r, dx_iter.next()))
-            .collect::<Vec<_>>();
-        let parts: Vec<Vec<f32>> = jobs
-            .into_par_iter()
-            .map(|((b0, b1), mut dxp)| {
-                let mut acc = if want_dw {
-                    vec![0f32; ci * k]
-                } else {
-                    Vec::new()
-                };
-                let mut cols = vec![0f32; k * rows * sw];
-                for b in b0..b1 {
-                    let xb = &x[b * ci * sl..][..ci * sl];
-                    let dyb = &dy[b * co * bl..][..co * bl];
-                    let mut r0 = 0;
-                    while r0 < g.small[0] {
-                        let r1 = (r0 + rows).min(g.small[0]);
-                        let nc = (r1 - r0) * sw;
-                        im2col(g, co, dyb, r0, r1, &mut cols[..k * nc]);
-                        if let Some(dxp) = dxp.as_deref_mut() {
-                            let dxb = &mut dxp[(b - b0) * ci * sl..][..ci * sl];
-                            // dx[ci, tile] = w[ci, k] @ cols[k, nc]
-                            mm(ci, nc, k, &mut dxb[r0 * sw..], sl, false, w, k, 1, &cols, nc, 1);
-                        }
-                        if want_dw {
-                            // acc[ci, k] += x[ci, tile] @ cols^T[nc, k]
-                            mm(ci, k, nc, &mut acc, k, true, &xb[r0 * sw..], sl, 1, &cols, 1, nc);
-                        }
-                        r0 = r1;
+        None => dx_parts.extend(ranges.iter().map(|_| None)),
+    }
+    let jobs: Vec<_> = ranges.iter().copied().zip(dx_parts).collect();
+    let parts: Vec<(Vec<f32>, Vec<f32>)> = jobs
+        .into_par_iter()
+        .map(|((b0, b1), mut dxp)| {
+            let mut acc = vec![0f32; if want_dw { ci * k } else { 0 }];
+            let mut acc_b = vec![0f32; co];
+            let mut cols = vec![0f32; k * rows * sw];
+            let mut masked = vec![0f32; if act.is_some() { co * bl } else { 0 }];
+            for b in b0..b1 {
+                let xb = &x[b * ci * sl..][..ci * sl];
+                let mut dyb = &dy[b * co * bl..][..co * bl];
+                if let Some((y, slope)) = act {
+                    leaky_grad_from_output(dyb, &y[b * co * bl..][..co * bl], slope, &mut masked);
+                    dyb = &masked;
+                }
+                if want_db {
+                    for (o, a) in acc_b.iter_mut().enumerate() {
+                        *a += dyb[o * bl..(o + 1) * bl].iter().sum::<f32>();
                     }
                 }
-                acc
-            })
-            .collect();
-        if want_dw {
-            dw = Some(sum_in_order(parts));
-        }
-    }
-    let db = want_db.then(|| channel_sums(dy, n, co, bl));
+                if !(want_dx || want_dw) {
+                    continue;
+                }
+                let mut r0 = 0;
+                while r0 < g.small[0] {
+                    let r1 = (r0 + rows).min(g.small[0]);
+                    let nc = (r1 - r0) * sw;
+                    im2col(g, co, dyb, r0, r1, &mut cols[..k * nc]);
+                    if let Some(dxp) = dxp.as_deref_mut() {
+                        let dxb = &mut dxp[(b - b0) * ci * sl..][..ci * sl];
+                        // dx[ci, tile] = w[ci, k] @ cols[k, nc]
+                        mm(ci, nc, k, &mut dxb[r0 * sw..], sl, false, w, k, 1, &cols, nc, 1);
+                    }
+                    if want_dw {
+                        // acc[ci, k] += x[ci, tile] @ cols^T[nc, k]
+                        mm(ci, k, nc, &mut acc, k, true, &xb[r0 * sw..], sl, 1, &cols, 1, nc);
+                    }
+                    r0 = r1;
+                }
+            }
+            (acc, acc_b)
+        })
+        .collect();
+    let (pw, pb): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+    let dw = want_dw.then(|| sum_in_order(pw));
+    let db = want_db.then(|| sum_in_order(pb));
     (dx, dw, db)
 }
 
@@ -535,6 +547,25 @@ pub fn batchnorm_forward(
     (y, mean, var, inv)
 }
 
+/// Sum of `f(i)` over `0..len` in 8 interleaved f32 lanes (vectorisable, fixed order).
+#[inline(always)]
+fn lane_sum(len: usize, f: impl Fn(usize) -> f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let full = len / 8 * 8;
+    let mut i = 0;
+    while i < full {
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += f(i + l);
+        }
+        i += 8;
+    }
+    let mut tail = 0f32;
+    for j in full..len {
+        tail += f(j);
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// Gradients of [`batchnorm_forward`] (training mode) given `dy`: `(dx, dgamma, dbeta)`.
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_backward(
@@ -549,49 +580,61 @@ pub fn batchnorm_backward(
     hw: usize,
     slope: Option<f32>,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    // dz = dy * act'(z), with z recomputed from x.
-    let dz_at = |b: usize, ch: usize, i: usize| -> (f32, f32) {
-        let idx = (b * c + ch) * hw + i;
-        let d = x[idx] - mean[ch];
-        let xh = d * inv[ch];
-        let g = dy[idx];
-        let dz = match slope {
-            // z exactly as the forward pass computed it
-            Some(k) if d * (gamma[ch] * inv[ch]) + beta[ch] < 0.0 => g * k,
-            _ => g,
-        };
-        (dz, xh)
+    // dz = dy * act'(z), z recomputed from x exactly as the forward pass computed it.
+    let k = slope.unwrap_or(1.0);
+    let dz = |xv: f32, g: f32, m: f32, a: f32, bt: f32| -> f32 {
+        if (xv - m) * a + bt < 0.0 {
+            g * k
+        } else {
+            g
+        }
     };
     let (dbeta, dgamma): (Vec<f32>, Vec<f32>) = (0..c)
         .into_par_iter()
         .map(|ch| {
+            let (m, a, bt) = (mean[ch], gamma[ch] * inv[ch], beta[ch]);
             let (mut sd, mut sdx) = (0f64, 0f64);
             for b in 0..n {
-                let (mut s1, mut s2) = (0f32, 0f32);
-                for i in 0..hw {
-                    let (dz, xh) = dz_at(b, ch, i);
-                    s1 += dz;
-                    s2 += dz * xh;
-                }
-                sd += s1 as f64;
-                sdx += s2 as f64;
+                let xs = &x[(b * c + ch) * hw..][..hw];
+                let gs = &dy[(b * c + ch) * hw..][..hw];
+                sd += lane_sum(hw, |i| dz(xs[i], gs[i], m, a, bt)) as f64;
+                sdx += lane_sum(hw, |i| dz(xs[i], gs[i], m, a, bt) * (xs[i] - m)) as f64;
             }
-            (sd as f32, sdx as f32)
+            (sd as f32, (sdx * inv[ch] as f64) as f32)
         })
         .unzip();
-    let m = (n * hw) as f32;
+    let cnt = (n * hw) as f32;
     let mut dx = vec![0f32; x.len()];
     dx.par_chunks_mut(c * hw).enumerate().for_each(|(b, dxb)| {
         for ch in 0..c {
-            let a = gamma[ch] * inv[ch];
-            let (mb, mg) = (dbeta[ch] / m, dgamma[ch] / m);
-            for (i, o) in dxb[ch * hw..][..hw].iter_mut().enumerate() {
-                let (dz, xh) = dz_at(b, ch, i);
-                *o = a * (dz - mb - xh * mg);
+            let (m, a, bt, iv) = (mean[ch], gamma[ch] * inv[ch], beta[ch], inv[ch]);
+            let (mb, mg) = (dbeta[ch] / cnt, dgamma[ch] / cnt);
+            let xs = &x[(b * c + ch) * hw..][..hw];
+            let gs = &dy[(b * c + ch) * hw..][..hw];
+            for ((o, &xv), &g) in dxb[ch * hw..][..hw].iter_mut().zip(xs).zip(gs) {
+                let xh = (xv - m) * iv;
+                *o = a * (dz(xv, g, m, a, bt) - mb - xh * mg);
             }
         }
     });
     (dx, dgamma, dbeta)
+}
+
+/// LeakyReLU in place.
+fn leaky_in_place(v: &mut [f32], slope: f32) {
+    for o in v.iter_mut() {
+        if *o < 0.0 {
+            *o *= slope;
+        }
+    }
+}
+
+/// `out = dy * act'(z)` with the activation's sign read from its output `y` (LeakyReLU with a
+/// positive slope keeps the sign).
+fn leaky_grad_from_output(dy: &[f32], y: &[f32], slope: f32, out: &mut [f32]) {
+    for ((o, &g), &v) in out.iter_mut().zip(dy).zip(y) {
+        *o = if v < 0.0 { g * slope } else { g };
+    }
 }
 
 /// LeakyReLU forward: `x` where `x >= 0`, else `x * slope`.
@@ -684,5 +727,33 @@ mod tests {
         assert!((kept - 0.9).abs() < 0.005, "{kept}");
         assert_eq!(out, dropout_apply(&v, 42, 0.9, 1.0));
         assert_ne!(out, dropout_apply(&v, 43, 0.9, 1.0));
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use std::time::Instant;
+
+    /// `cargo test --release -p facegan-model timing -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn time_kernels() {
+        let (n, c, hw) = (64, 128, 3840);
+        let x: Vec<f32> = (0..n * c * hw).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+        let dy: Vec<f32> = (0..n * c * hw).map(|i| ((i * 104729) % 997) as f32 / 500.0 - 1.0).collect();
+        let gamma = vec![1.1f32; c];
+        let beta = vec![0.1f32; c];
+        for _ in 0..3 {
+            let t = Instant::now();
+            let (_y, mean, _var, inv) = batchnorm_forward(&x, &gamma, &beta, n, c, hw, 1e-3, Some(0.01));
+            let f = t.elapsed();
+            let t = Instant::now();
+            let _ = batchnorm_backward(&x, &gamma, &beta, &mean, &inv, &dy, n, c, hw, Some(0.01));
+            eprintln!("bn fwd {:?} bwd {:?}", f, t.elapsed());
+            let t = Instant::now();
+            let _ = leaky_forward(&x, 0.01);
+            eprintln!("leaky fwd {:?}", t.elapsed());
+        }
     }
 }

@@ -56,6 +56,7 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
                     pad,
                 },
                 transposed: false,
+                act: None,
                 n,
                 ci,
                 co,
@@ -68,6 +69,16 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
 
 /// `conv.forward(x)` for a transposed convolution, fast on the CPU (no dilation or groups).
 pub fn conv_transpose2d<B: Backend>(conv: &ConvTranspose2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    conv_transpose2d_act(conv, x, None)
+}
+
+/// `leaky_relu(conv.forward(x), slope)` (just `conv.forward(x)` without a slope); on the CPU
+/// the activation is applied inside the convolution's kernel and folded into its backward pass.
+pub fn conv_transpose2d_act<B: Backend>(
+    conv: &ConvTranspose2d<B>,
+    x: Tensor<B, 4>,
+    slope: Option<f64>,
+) -> Tensor<B, 4> {
     let [n, ci, h, w] = x.dims();
     let [_, co, kh, kw] = conv.weight.dims();
     let (s, p, op) = (conv.stride, conv.padding, conv.padding_out);
@@ -79,6 +90,8 @@ pub fn conv_transpose2d<B: Backend>(conv: &ConvTranspose2d<B>, x: Tensor<B, 4>) 
         (Path::Train | Path::Infer, [Some(bh), Some(bw)], Some(bias))
             if conv.dilation == [1, 1]
                 && conv.groups == 1
+                // the backward reads the activation's slope from the output's sign
+                && slope.is_none_or(|k| k > 0.0)
                 && h > 0
                 && w > 0
                 && op[0] < s[0]
@@ -93,13 +106,20 @@ pub fn conv_transpose2d<B: Backend>(conv: &ConvTranspose2d<B>, x: Tensor<B, 4>) 
                     pad: p,
                 },
                 transposed: true,
+                act: slope.map(|k| k as f32),
                 n,
                 ci,
                 co,
             };
             conv_fast(spec, x, conv.weight.val(), bias.val())
         }
-        _ => conv.forward(x),
+        _ => {
+            let y = conv.forward(x);
+            match slope {
+                Some(k) => leaky_relu(y, k),
+                None => y,
+            }
+        }
     }
 }
 
