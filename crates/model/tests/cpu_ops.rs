@@ -102,6 +102,8 @@ fn conv2d_matches_burn() {
         (2, 4, 3, 7, 6, 1),
         (10, 3, 8, 16, 12, 2),
         (2, 64, 3, 24, 40, 1),
+        (3, 16, 3, 12, 10, 1), // taps first (fewer outputs than inputs), like G's to_rgb
+        (3, 16, 5, 11, 9, 2),  // taps first, stride 2, odd sizes
         (2, 32, 64, 12, 10, 2),
     ] {
         let c = conv(ci, co, s);

@@ -228,6 +228,186 @@ pub fn channel_sums(x: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
     sum_in_order(parts)
 }
 
+/// Whether a convolution runs "taps first" (see [`taps_forward`]): when it has fewer output
+/// than input channels (G's `to_rgb`), its per-tap maps `[co * taps, big]` are much smaller than
+/// im2col's `[ci * taps, small]` columns, and fit in cache.
+fn taps_first(g: &Geom, ci: usize, co: usize) -> bool {
+    co < ci && co * g.taps() * g.big_len() <= TILE_FLOATS
+}
+
+/// `w [co, ci, kh, kw]` rearranged to `[(co, tap), ci]`.
+fn taps_by_ci(w: &[f32], ci: usize, co: usize, taps: usize) -> Vec<f32> {
+    let mut out = vec![0f32; co * taps * ci];
+    for o in 0..co {
+        for c in 0..ci {
+            for t in 0..taps {
+                out[(o * taps + t) * ci + c] = w[(o * ci + c) * taps + t];
+            }
+        }
+    }
+    out
+}
+
+/// `small[c, o] += z[(c, i, j), o * s + (i, j) - p]` for `z [c * taps, big]`: each tap's map,
+/// shifted to where that tap reads, summed.
+fn gather_taps(g: &Geom, c: usize, z: &[f32], small: &mut [f32]) {
+    let [kh, kw] = g.kernel;
+    let (bw, sw) = (g.big[1], g.small[1]);
+    let (bl, sl) = (g.big_len(), g.small_len());
+    for ch in 0..c {
+        let out = &mut small[ch * sl..][..sl];
+        for i in 0..kh {
+            let (olo, ohi) = g.valid(0, i);
+            for j in 0..kw {
+                let zr = &z[((ch * kh + i) * kw + j) * bl..][..bl];
+                let (lo, hi) = g.valid(1, j);
+                for oh in olo..ohi {
+                    let ih = oh * g.stride[0] + i - g.pad[0];
+                    let src = &zr[ih * bw..][..bw];
+                    let dst = &mut out[oh * sw..][..sw];
+                    let s = g.stride[1];
+                    let off = lo * s + j - g.pad[1];
+                    for (k, d) in dst[lo..hi].iter_mut().enumerate() {
+                        *d += src[off + k * s];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`gather_taps`]: `u[(c, i, j), o * s + (i, j) - p] = small[c, o]`, 0 elsewhere.
+fn scatter_taps(g: &Geom, c: usize, small: &[f32], u: &mut [f32]) {
+    let [kh, kw] = g.kernel;
+    let (bw, sw) = (g.big[1], g.small[1]);
+    let (bl, sl) = (g.big_len(), g.small_len());
+    u[..c * kh * kw * bl].fill(0.0);
+    for ch in 0..c {
+        let inp = &small[ch * sl..][..sl];
+        for i in 0..kh {
+            let (olo, ohi) = g.valid(0, i);
+            for j in 0..kw {
+                let ur = &mut u[((ch * kh + i) * kw + j) * bl..][..bl];
+                let (lo, hi) = g.valid(1, j);
+                for oh in olo..ohi {
+                    let ih = oh * g.stride[0] + i - g.pad[0];
+                    let dst = &mut ur[ih * bw..][..bw];
+                    let src = &inp[oh * sw..][..sw];
+                    let s = g.stride[1];
+                    let off = lo * s + j - g.pad[1];
+                    for (k, v) in src[lo..hi].iter().enumerate() {
+                        dst[off + k * s] = *v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Taps-first convolution forward: `z = w_taps[(co, tap), ci] @ x[ci, big]`, then
+/// `y = gather_taps(z) + bias`.
+fn taps_forward(
+    g: &Geom,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    n: usize,
+    ci: usize,
+    co: usize,
+) -> Vec<f32> {
+    let (taps, bl, sl) = (g.taps(), g.big_len(), g.small_len());
+    let wt = taps_by_ci(w, ci, co, taps);
+    let mut y = vec![0f32; n * co * sl];
+    y.par_chunks_mut(co * sl)
+        .zip(x.par_chunks(ci * bl))
+        .for_each_init(
+            || vec![0f32; co * taps * bl],
+            |z, (yb, xb)| {
+                mm(co * taps, bl, ci, z, bl, false, &wt, ci, 1, xb, bl, 1);
+                match bias {
+                    Some(bias) => {
+                        for (o, &bv) in bias.iter().enumerate() {
+                            yb[o * sl..(o + 1) * sl].fill(bv);
+                        }
+                    }
+                    None => yb.fill(0.0),
+                }
+                gather_taps(g, co, z, yb);
+            },
+        );
+    y
+}
+
+/// Gradients of [`taps_forward`]: with `u = scatter_taps(dy)` (`[(co, tap), big]`),
+/// `dx = w_taps^T @ u` and `dw_taps += u @ x^T`.
+#[allow(clippy::too_many_arguments)]
+fn taps_backward(
+    g: &Geom,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    n: usize,
+    ci: usize,
+    co: usize,
+    want_dx: bool,
+    want_dw: bool,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    let (taps, bl, sl) = (g.taps(), g.big_len(), g.small_len());
+    let k = co * taps;
+    let wt = taps_by_ci(w, ci, co, taps);
+    let mut dx = want_dx.then(|| vec![0f32; n * ci * bl]);
+    let ranges = chunks(n);
+    let mut dx_parts: Vec<Option<&mut [f32]>> = Vec::new();
+    match dx.as_mut() {
+        Some(dx) => {
+            let mut rest: &mut [f32] = dx;
+            let mut start = 0;
+            for &(_, b1) in &ranges {
+                let (head, tail) = rest.split_at_mut((b1 - start) * ci * bl);
+                dx_parts.push(Some(head));
+                rest = tail;
+                start = b1;
+            }
+        }
+        None => dx_parts.extend(ranges.iter().map(|_| None)),
+    }
+    let jobs: Vec<_> = ranges.iter().copied().zip(dx_parts).collect();
+    let parts: Vec<Vec<f32>> = jobs
+        .into_par_iter()
+        .map(|((b0, b1), mut dxp)| {
+            let mut acc = vec![0f32; if want_dw { k * ci } else { 0 }];
+            let mut u = vec![0f32; k * bl];
+            for b in b0..b1 {
+                scatter_taps(g, co, &dy[b * co * sl..][..co * sl], &mut u);
+                if let Some(dxp) = dxp.as_deref_mut() {
+                    let dxb = &mut dxp[(b - b0) * ci * bl..][..ci * bl];
+                    // dx[ci, big] = wt^T[ci, k] @ u[k, big]
+                    mm(ci, bl, k, dxb, bl, false, &wt, 1, ci, &u, bl, 1);
+                }
+                if want_dw {
+                    // acc[k, ci] += u[k, big] @ x^T[big, ci]
+                    let xb = &x[b * ci * bl..][..ci * bl];
+                    mm(k, ci, bl, &mut acc, ci, true, &u, bl, 1, xb, 1, bl);
+                }
+            }
+            acc
+        })
+        .collect();
+    let dw = want_dw.then(|| {
+        let acc = sum_in_order(parts);
+        let mut dw = vec![0f32; co * ci * taps];
+        for o in 0..co {
+            for c in 0..ci {
+                for t in 0..taps {
+                    dw[(o * ci + c) * taps + t] = acc[(o * taps + t) * ci + c];
+                }
+            }
+        }
+        dw
+    });
+    (dx, dw)
+}
+
 /// 2-D convolution forward: `x [n, ci, big]`, `w [co, ci, kh, kw]`, optional `bias [co]` ->
 /// `[n, co, small]`.
 pub fn conv2d_forward(
@@ -239,6 +419,9 @@ pub fn conv2d_forward(
     ci: usize,
     co: usize,
 ) -> Vec<f32> {
+    if taps_first(g, ci, co) {
+        return taps_forward(g, x, w, bias, n, ci, co);
+    }
     let k = ci * g.taps();
     let (bl, sl) = (g.big_len(), g.small_len());
     let mut y = vec![0f32; n * co * sl];
@@ -295,6 +478,11 @@ pub fn conv2d_backward(
     want_dw: bool,
     want_db: bool,
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>) {
+    if taps_first(g, ci, co) {
+        let (dx, dw) = taps_backward(g, x, w, dy, n, ci, co, want_dx, want_dw);
+        let db = want_db.then(|| channel_sums(dy, n, co, g.small_len()));
+        return (dx, dw, db);
+    }
     let k = ci * g.taps();
     let (bl, sl) = (g.big_len(), g.small_len());
     let rows = g.tile_rows(k);
