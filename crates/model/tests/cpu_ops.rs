@@ -44,7 +44,13 @@ fn conv(cin: usize, cout: usize, stride: usize) -> Conv2d<Ad> {
     c
 }
 
-fn conv_t(cin: usize, cout: usize, stride: usize, pad: usize, pad_out: usize) -> ConvTranspose2d<Ad> {
+fn conv_t(
+    cin: usize,
+    cout: usize,
+    stride: usize,
+    pad: usize,
+    pad_out: usize,
+) -> ConvTranspose2d<Ad> {
     let mut c = ConvTranspose2dConfig::new([cin, cout], [3, 3])
         .with_stride([stride, stride])
         .with_padding([pad, pad])
@@ -54,6 +60,14 @@ fn conv_t(cin: usize, cout: usize, stride: usize, pad: usize, pad_out: usize) ->
     c
 }
 
+/// Output, input gradient, gradients of the 4-d and of the 1-d parameters.
+type Outcome<const D: usize, const E: usize> = (
+    Tensor<Flex, E>,
+    Tensor<Flex, D>,
+    Vec<Tensor<Flex, 4>>,
+    Vec<Tensor<Flex, 1>>,
+);
+
 /// Runs `f` on a fresh tracked copy of `x` and returns (output, d(sum(y * r))/dx, grads of
 /// `params`).
 fn run<const D: usize, const E: usize>(
@@ -62,12 +76,18 @@ fn run<const D: usize, const E: usize>(
     params: &dyn Fn() -> Vec<Tensor<Ad, 4>>,
     params1: &dyn Fn() -> Vec<Tensor<Ad, 1>>,
     f: &dyn Fn(Tensor<Ad, D>) -> Tensor<Ad, E>,
-) -> (Tensor<Flex, E>, Tensor<Flex, D>, Vec<Tensor<Flex, 4>>, Vec<Tensor<Flex, 1>>) {
+) -> Outcome<D, E> {
     let x = x.clone().detach().require_grad();
     let y = f(x.clone());
     let grads = (y.clone() * r.clone()).sum().backward();
-    let gp = params().iter().map(|p| p.grad(&grads).expect("param grad")).collect();
-    let gp1 = params1().iter().map(|p| p.grad(&grads).expect("param grad")).collect();
+    let gp = params()
+        .iter()
+        .map(|p| p.grad(&grads).expect("param grad"))
+        .collect();
+    let gp1 = params1()
+        .iter()
+        .map(|p| p.grad(&grads).expect("param grad"))
+        .collect();
     (y.inner(), x.grad(&grads).expect("x grad"), gp, gp1)
 }
 
@@ -177,8 +197,16 @@ fn inference_convs_match_burn() {
         burn::module::AutodiffModule::valid(&c),
         burn::module::AutodiffModule::valid(&t),
     );
-    assert_close(ops::conv2d(&ci, x.clone()), ci.forward(x.clone()), "conv2d (Flex)");
-    assert_close(ops::conv_transpose2d(&ti, x.clone()), ti.forward(x), "conv_t (Flex)");
+    assert_close(
+        ops::conv2d(&ci, x.clone()),
+        ci.forward(x.clone()),
+        "conv2d (Flex)",
+    );
+    assert_close(
+        ops::conv_transpose2d(&ti, x.clone()),
+        ti.forward(x),
+        "conv_t (Flex)",
+    );
 }
 
 /// The model's BatchNorm formula on Burn ops (its generic path).
@@ -195,7 +223,11 @@ fn batchnorm_reference(bn: &BatchNorm2d<Ad>, x: Tensor<Ad, 4>) -> Tensor<Ad, 4> 
 #[test]
 fn batchnorm_leaky_matches_burn() {
     Ad::seed(&dev(), 4);
-    for (n, c, h, w, slope) in [(4, 3, 5, 6, Some(0.01)), (10, 5, 4, 3, None), (3, 8, 7, 5, Some(0.2))] {
+    for (n, c, h, w, slope) in [
+        (4, 3, 5, 6, Some(0.01)),
+        (10, 5, 4, 3, None),
+        (3, 8, 7, 5, Some(0.2)),
+    ] {
         let mut bn = BatchNorm2d::<Ad>::new(c, 0.01, 1e-3, &dev());
         bn.gamma = Param::from_tensor(randn([c]).mul_scalar(0.5).add_scalar(1.0));
         bn.beta = Param::from_tensor(randn([c]));

@@ -63,7 +63,10 @@ pub(crate) fn conv_forward_flex(
     b: &FlexTensor,
 ) -> FlexTensor {
     let (x, w, b) = (contiguous(x), contiguous(w), contiguous(b));
-    tensor(spec.forward(data(&x), data(&w), data(&b)), &spec.out_shape())
+    tensor(
+        spec.forward(data(&x), data(&w), data(&b)),
+        &spec.out_shape(),
+    )
 }
 
 #[derive(Debug)]

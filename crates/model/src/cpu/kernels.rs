@@ -521,7 +521,20 @@ pub fn conv2d_backward(
                         let nc = (r1 - r0) * sw;
                         im2col(g, ci, xb, r0, r1, &mut cols[..k * nc]);
                         // acc[co, k] += dy[co, tile] @ cols^T[tile, k]
-                        mm(co, k, nc, &mut acc, k, true, &dyb[r0 * sw..], sl, 1, &cols, 1, nc);
+                        mm(
+                            co,
+                            k,
+                            nc,
+                            &mut acc,
+                            k,
+                            true,
+                            &dyb[r0 * sw..],
+                            sl,
+                            1,
+                            &cols,
+                            1,
+                            nc,
+                        );
                         r0 = r1;
                     }
                 }
@@ -647,11 +660,37 @@ pub fn conv_t_backward(
                     if let Some(dxp) = dxp.as_deref_mut() {
                         let dxb = &mut dxp[(b - b0) * ci * sl..][..ci * sl];
                         // dx[ci, tile] = w[ci, k] @ cols[k, nc]
-                        mm(ci, nc, k, &mut dxb[r0 * sw..], sl, false, w, k, 1, &cols, nc, 1);
+                        mm(
+                            ci,
+                            nc,
+                            k,
+                            &mut dxb[r0 * sw..],
+                            sl,
+                            false,
+                            w,
+                            k,
+                            1,
+                            &cols,
+                            nc,
+                            1,
+                        );
                     }
                     if want_dw {
                         // acc[ci, k] += x[ci, tile] @ cols^T[nc, k]
-                        mm(ci, k, nc, &mut acc, k, true, &xb[r0 * sw..], sl, 1, &cols, 1, nc);
+                        mm(
+                            ci,
+                            k,
+                            nc,
+                            &mut acc,
+                            k,
+                            true,
+                            &xb[r0 * sw..],
+                            sl,
+                            1,
+                            &cols,
+                            1,
+                            nc,
+                        );
                     }
                     r0 = r1;
                 }
@@ -665,38 +704,38 @@ pub fn conv_t_backward(
     (dx, dw, db)
 }
 
-/// Per-channel batch statistics of `[n, c, hw]`: `(mean, biased variance)` (two passes, f64
-/// accumulation, fixed order).
+/// Per-channel batch statistics of `[n, c, hw]`: `(mean, biased variance)` (two passes; f32
+/// lanes within an image plane, f64 across planes; fixed order).
 pub fn channel_stats(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f32>, Vec<f32>) {
     let m = (n * hw) as f64;
     (0..c)
         .into_par_iter()
         .map(|ch| {
-            let mut s = 0f64;
-            for b in 0..n {
-                s += x[(b * c + ch) * hw..][..hw]
-                    .iter()
-                    .map(|&v| v as f64)
-                    .sum::<f64>();
-            }
-            let mean = s / m;
-            let mut q = 0f64;
-            for b in 0..n {
-                q += x[(b * c + ch) * hw..][..hw]
-                    .iter()
-                    .map(|&v| {
-                        let d = v as f64 - mean;
+            let plane = |b: usize| &x[(b * c + ch) * hw..][..hw];
+            let s: f64 = (0..n)
+                .map(|b| {
+                    let xs = plane(b);
+                    lane_sum(hw, |i| xs[i]) as f64
+                })
+                .sum();
+            let mean = (s / m) as f32;
+            let q: f64 = (0..n)
+                .map(|b| {
+                    let xs = plane(b);
+                    lane_sum(hw, |i| {
+                        let d = xs[i] - mean;
                         d * d
-                    })
-                    .sum::<f64>();
-            }
-            (mean as f32, (q / m) as f32)
+                    }) as f64
+                })
+                .sum();
+            (mean, (q / m) as f32)
         })
         .unzip()
 }
 
 /// Training BatchNorm forward with an optional LeakyReLU folded in:
 /// `y = act((x - mean) * gamma / sqrt(var + eps) + beta)`. Returns `(y, mean, var, inv_std)`.
+#[allow(clippy::too_many_arguments)]
 pub fn batchnorm_forward(
     x: &[f32],
     gamma: &[f32],
@@ -754,6 +793,29 @@ fn lane_sum(len: usize, f: impl Fn(usize) -> f32) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// [`lane_sum`] of two values at once (one pass over the inputs).
+#[inline(always)]
+fn lane_sum2(len: usize, f: impl Fn(usize) -> (f32, f32)) -> (f32, f32) {
+    let (mut a, mut b) = ([0f32; 8], [0f32; 8]);
+    let full = len / 8 * 8;
+    let mut i = 0;
+    while i < full {
+        for l in 0..8 {
+            let (u, v) = f(i + l);
+            a[l] += u;
+            b[l] += v;
+        }
+        i += 8;
+    }
+    let (mut ta, mut tb) = (0f32, 0f32);
+    for j in full..len {
+        let (u, v) = f(j);
+        ta += u;
+        tb += v;
+    }
+    (a.iter().sum::<f32>() + ta, b.iter().sum::<f32>() + tb)
+}
+
 /// Gradients of [`batchnorm_forward`] (training mode) given `dy`: `(dx, dgamma, dbeta)`.
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_backward(
@@ -785,8 +847,12 @@ pub fn batchnorm_backward(
             for b in 0..n {
                 let xs = &x[(b * c + ch) * hw..][..hw];
                 let gs = &dy[(b * c + ch) * hw..][..hw];
-                sd += lane_sum(hw, |i| dz(xs[i], gs[i], m, a, bt)) as f64;
-                sdx += lane_sum(hw, |i| dz(xs[i], gs[i], m, a, bt) * (xs[i] - m)) as f64;
+                let (s1, s2) = lane_sum2(hw, |i| {
+                    let d = dz(xs[i], gs[i], m, a, bt);
+                    (d, d * (xs[i] - m))
+                });
+                sd += s1 as f64;
+                sdx += s2 as f64;
             }
             (sd as f32, (sdx * inv[ch] as f64) as f32)
         })
@@ -902,7 +968,11 @@ mod tests {
                     })
                     .collect();
                 let (lo, hi) = g.valid(1, tap);
-                assert_eq!(ok, (lo..hi).collect::<Vec<_>>(), "{big} {small} {s} {p} {tap}");
+                assert_eq!(
+                    ok,
+                    (lo..hi).collect::<Vec<_>>(),
+                    "{big} {small} {s} {p} {tap}"
+                );
             }
         }
     }
@@ -928,13 +998,18 @@ mod timing {
     #[ignore]
     fn time_kernels() {
         let (n, c, hw) = (64, 128, 3840);
-        let x: Vec<f32> = (0..n * c * hw).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
-        let dy: Vec<f32> = (0..n * c * hw).map(|i| ((i * 104729) % 997) as f32 / 500.0 - 1.0).collect();
+        let x: Vec<f32> = (0..n * c * hw)
+            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
+        let dy: Vec<f32> = (0..n * c * hw)
+            .map(|i| ((i * 104729) % 997) as f32 / 500.0 - 1.0)
+            .collect();
         let gamma = vec![1.1f32; c];
         let beta = vec![0.1f32; c];
         for _ in 0..3 {
             let t = Instant::now();
-            let (_y, mean, _var, inv) = batchnorm_forward(&x, &gamma, &beta, n, c, hw, 1e-3, Some(0.01));
+            let (_y, mean, _var, inv) =
+                batchnorm_forward(&x, &gamma, &beta, n, c, hw, 1e-3, Some(0.01));
             let f = t.elapsed();
             let t = Instant::now();
             let _ = batchnorm_backward(&x, &gamma, &beta, &mean, &inv, &dy, n, c, hw, Some(0.01));

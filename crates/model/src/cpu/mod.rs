@@ -64,17 +64,13 @@ fn cast<A: 'static, T: 'static>(a: A) -> T {
 }
 
 /// The autodiff primitive of a `Tensor<B, D>` whose `B` is [`Ad`].
-pub(crate) fn ad_prim<B: Backend, const D: usize>(
-    t: Tensor<B, D>,
-) -> FloatTensor<Ad> {
+pub(crate) fn ad_prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<Ad> {
     cast::<Tensor<B, D>, Tensor<Ad, D>>(t)
         .into_primitive()
         .tensor()
 }
 
-pub(crate) fn from_ad_prim<B: Backend, const D: usize>(
-    p: FloatTensor<Ad>,
-) -> Tensor<B, D> {
+pub(crate) fn from_ad_prim<B: Backend, const D: usize>(p: FloatTensor<Ad>) -> Tensor<B, D> {
     cast(Tensor::<Ad, D>::from_primitive(TensorPrimitive::Float(p)))
 }
 

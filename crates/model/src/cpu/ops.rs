@@ -40,7 +40,10 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     let [co, _, kh, kw] = conv.weight.dims();
     match (path(&x), pad, &conv.bias) {
         (Path::Train | Path::Infer, Some(pad), Some(bias))
-            if conv.dilation == [1, 1] && conv.groups == 1 && h + 2 * pad[0] >= kh =>
+            if conv.dilation == [1, 1]
+                && conv.groups == 1
+                && h + 2 * pad[0] >= kh
+                && w + 2 * pad[1] >= kw =>
         {
             let [sh, sw] = conv.stride;
             let small = [
@@ -173,10 +176,10 @@ pub fn dropout<B: Backend, const D: usize>(dropout: &Dropout, x: Tensor<B, D>) -
         .into_data()
         .to_vec::<f32>()
         .expect("f32 draws");
-    let key = draws
-        .iter()
-        .fold(0x6A09_E667_F3BC_C909u64, |k, v| {
-            (k ^ v.to_bits() as u64).rotate_left(23).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        });
+    let key = draws.iter().fold(0x6A09_E667_F3BC_C909u64, |k, v| {
+        (k ^ v.to_bits() as u64)
+            .rotate_left(23)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    });
     from_ad_prim(autodiff::dropout(ad_prim(x), key, 1.0 - dropout.prob))
 }
