@@ -191,6 +191,9 @@ fn mm(
     }
 }
 
+/// `(dx, dw, dbias)`, each present when it was asked for.
+pub type ConvGrads = (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>);
+
 /// Splits `0..n` into at most `GRAD_CHUNKS` contiguous ranges (fixed by `n` only).
 fn chunks(n: usize) -> Vec<(usize, usize)> {
     let parts = GRAD_CHUNKS.min(n.max(1));
@@ -477,7 +480,7 @@ pub fn conv2d_backward(
     want_dx: bool,
     want_dw: bool,
     want_db: bool,
-) -> (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>) {
+) -> ConvGrads {
     if taps_first(g, ci, co) {
         let (dx, dw) = taps_backward(g, x, w, dy, n, ci, co, want_dx, want_dw);
         let db = want_db.then(|| channel_sums(dy, n, co, g.small_len()));
@@ -607,7 +610,7 @@ pub fn conv_t_backward(
     want_dx: bool,
     want_dw: bool,
     want_db: bool,
-) -> (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>) {
+) -> ConvGrads {
     let k = co * g.taps();
     let (bl, sl) = (g.big_len(), g.small_len());
     let rows = g.tile_rows(k);
