@@ -7,10 +7,9 @@
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{Dropout, DropoutConfig, Linear};
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::{backend::Backend, Tensor};
 
+use crate::cpu::ops as cpu;
 use crate::layers::{conv3x3, dense, leaky_relu, minibatch_stddev, BatchNorm2d, SpectralNorm};
 use crate::ModelConfig;
 
@@ -41,13 +40,8 @@ impl<B: Backend> DiscriminatorBlock<B> {
 
     fn conv(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         match &self.sn {
-            None => self.conv.forward(x),
-            Some(sn) => conv2d(
-                x,
-                sn.normalize(self.conv.weight.val()),
-                self.conv.bias.as_ref().map(|b| b.val()),
-                ConvOptions::new(self.conv.stride, [1, 1], [1, 1], 1),
-            ),
+            None => cpu::conv2d(&self.conv, x),
+            Some(sn) => cpu::conv2d_weighted(&self.conv, sn.normalize(self.conv.weight.val()), x),
         }
     }
 }
@@ -92,17 +86,17 @@ impl<B: Backend> Discriminator<B> {
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         let mut x = images;
         for block in &self.blocks {
-            x = self.dropout.forward(block.conv(x));
-            if let Some(norm) = &block.norm {
-                x = norm.forward(x);
-            }
-            x = leaky_relu(x, self.slope);
+            x = cpu::dropout(&self.dropout, block.conv(x));
+            x = match &block.norm {
+                Some(norm) => norm.forward_act(x, Some(self.slope)),
+                None => leaky_relu(x, self.slope),
+            };
         }
         if self.mbstd_group > 0 {
             x = minibatch_stddev(x, self.mbstd_group);
         }
         let x: Tensor<B, 2> = x.flatten(1, 3);
-        let x = leaky_relu(self.dropout.forward(x), self.slope);
+        let x = leaky_relu(cpu::dropout(&self.dropout, x), self.slope);
         // A plain matmul rather than Burn's fused `linear` op: same values, and its backward
         // is itself differentiable, which the R1 penalty needs (Burn 0.21 panics with "Can't
         // differentiate linear_x_backward").

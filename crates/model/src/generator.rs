@@ -9,6 +9,7 @@ use burn::nn::Linear;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{backend::Backend, Tensor};
 
+use crate::cpu::ops as cpu;
 use crate::layers::{conv3x3, conv_transpose3x3_up, dense, leaky_relu, BatchNorm2d};
 use crate::ModelConfig;
 
@@ -42,11 +43,10 @@ fn norm_and_act<B: Backend>(
     norm: &Option<BatchNorm2d<B>>,
     slope: f64,
 ) -> Tensor<B, 4> {
-    let x = match norm {
-        Some(norm) => norm.forward(x),
-        None => x,
-    };
-    leaky_relu(x, slope)
+    match norm {
+        Some(norm) => norm.forward_act(x, Some(slope)),
+        None => leaky_relu(x, slope),
+    }
 }
 
 impl<B: Backend> Generator<B> {
@@ -92,11 +92,16 @@ impl<B: Backend> Generator<B> {
         let x = leaky_relu(self.project.forward(z), self.slope);
         let mut x: Tensor<B, 4> = x.reshape([n, c0, h0, w0]);
         for block in &self.blocks {
-            x = norm_and_act(block.conv.forward(x), &block.norm, self.slope);
+            x = match &block.norm {
+                Some(norm) => {
+                    norm.forward_act(cpu::conv_transpose2d(&block.conv, x), Some(self.slope))
+                }
+                None => cpu::conv_transpose2d_act(&block.conv, x, Some(self.slope)),
+            };
             for refine in &block.refine {
-                x = norm_and_act(refine.conv.forward(x), &refine.norm, self.slope);
+                x = norm_and_act(cpu::conv2d(&refine.conv, x), &refine.norm, self.slope);
             }
         }
-        sigmoid(self.to_rgb.forward(x))
+        sigmoid(cpu::conv2d(&self.to_rgb, x))
     }
 }

@@ -69,11 +69,10 @@ pub fn dense<B: Backend>(din: usize, dout: usize, bias: bool, device: &B::Device
 
 /// LeakyReLU as `x * k` with `k` = 1 where `x >= 0` and `slope` where `x < 0`, `k` built
 /// without a graph. The same values as Burn's `leaky_relu`, but its backward is one multiply,
-/// about twice as fast on the CPU backend (`bench-train --profile`).
+/// about twice as fast on the CPU backend (`bench-train --profile`); on `Autodiff<Flex>` it is one
+/// fused kernel (see [`crate::cpu`]).
 pub fn leaky_relu<B: Backend, const D: usize>(x: Tensor<B, D>, slope: f64) -> Tensor<B, D> {
-    let plain = x.clone().detach();
-    let k = plain.ones_like().mask_fill(plain.lower_elem(0.0), slope);
-    x * k
+    crate::cpu::ops::leaky_relu(x, slope)
 }
 
 /// BatchNorm over `[N, C, H, W]`. Training mode (an autodiff backend) normalises with the batch's
@@ -106,18 +105,32 @@ impl<B: Backend> BatchNorm2d<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward_act(x, None)
+    }
+
+    /// BatchNorm followed by LeakyReLU(`slope`) when given: one fused op on the CPU training
+    /// backend, BatchNorm then [`leaky_relu`] elsewhere.
+    pub fn forward_act(&self, x: Tensor<B, 4>, slope: Option<f64>) -> Tensor<B, 4> {
         let [n, c, h, w] = x.dims();
         let x = x.reshape([n, c, h * w]);
+        let fused = crate::cpu::ops::batchnorm_train(
+            x.clone(),
+            self.gamma.val(),
+            self.beta.val(),
+            self.epsilon,
+            slope,
+        );
+        if let Some((y, mean, var)) = fused {
+            self.update_running(mean, var);
+            return y.reshape([n, c, h, w]);
+        }
         let (mean, var) = if B::ad_enabled(&x.device()) {
             let mean = x.clone().mean_dim(2).mean_dim(0); // [1, C, 1]
             let var = (x.clone() - mean.clone()).square().mean_dim(2).mean_dim(0);
-            let m = self.momentum;
-            let rm = self.running_mean.value_sync().mul_scalar(1.0 - m)
-                + mean.clone().detach().reshape([c]).mul_scalar(m);
-            let rv = self.running_var.value_sync().mul_scalar(1.0 - m)
-                + var.clone().detach().reshape([c]).mul_scalar(m);
-            self.running_mean.update(rm.detach());
-            self.running_var.update(rv.detach());
+            self.update_running(
+                mean.clone().detach().reshape([c]),
+                var.clone().detach().reshape([c]),
+            );
             (mean, var)
         } else {
             (
@@ -127,7 +140,20 @@ impl<B: Backend> BatchNorm2d<B> {
         };
         let scale = self.gamma.val().reshape([1, c, 1]) / (var + self.epsilon).sqrt();
         let y = (x - mean) * scale + self.beta.val().reshape([1, c, 1]);
-        y.reshape([n, c, h, w])
+        let y = y.reshape([n, c, h, w]);
+        match slope {
+            Some(k) => leaky_relu(y, k),
+            None => y,
+        }
+    }
+
+    /// `running = (1 - momentum) * running + momentum * batch`, from detached `[C]` statistics.
+    fn update_running(&self, mean: Tensor<B, 1>, var: Tensor<B, 1>) {
+        let m = self.momentum;
+        let rm = self.running_mean.value_sync().mul_scalar(1.0 - m) + mean.mul_scalar(m);
+        let rv = self.running_var.value_sync().mul_scalar(1.0 - m) + var.mul_scalar(m);
+        self.running_mean.update(rm.detach());
+        self.running_var.update(rv.detach());
     }
 }
 

@@ -11,6 +11,7 @@
 //! running-stat updates). Call `model.valid()` for sampling and evaluation.
 
 pub mod config;
+pub mod cpu;
 pub mod discriminator;
 pub mod generator;
 pub mod layers;

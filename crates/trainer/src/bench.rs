@@ -162,6 +162,7 @@ pub fn profile_ops<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Vec<OpTiming> {
     use burn::tensor::activation::sigmoid;
+    use facegan_model::cpu::ops as cpu;
     use facegan_model::layers::{leaky_relu, BatchNorm2d};
     use facegan_model::{Discriminator, Generator};
     let m = &cfg.model;
@@ -171,27 +172,28 @@ pub fn profile_ops<B: AutodiffBackend>(
     let rand4 =
         |shape: [usize; 4]| Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), device);
     let mut out = Vec::new();
-    // The BatchNorm (if any) and LeakyReLU that follow each conv, at the conv's output shape.
+    // The BatchNorm + LeakyReLU (one fused op) or the LeakyReLU that follow each conv, at the
+    // conv's output shape, as the model runs them.
     let norm_and_activation = |out: &mut Vec<OpTiming>,
                                net: &str,
                                i: usize,
                                shape: [usize; 4],
                                norm: Option<&BatchNorm2d<B>>| {
         let [_, c, h, w] = shape;
-        if let Some(norm) = norm {
-            out.push(time_op(
-                format!("{net} batchnorm{i} {c}@{h}x{w}"),
+        match norm {
+            Some(norm) => out.push(time_op(
+                format!("{net} batchnorm+leaky_relu{i} {c}@{h}x{w}"),
                 rand4(shape),
                 reps,
-                |x| norm.forward(x),
-            ));
+                |x| norm.forward_act(x, Some(m.leaky_slope)),
+            )),
+            None => out.push(time_op(
+                format!("{net} leaky_relu{i} {c}@{h}x{w}"),
+                rand4(shape),
+                reps,
+                |x| leaky_relu(x, m.leaky_slope),
+            )),
         }
-        out.push(time_op(
-            format!("{net} leaky_relu{i} {c}@{h}x{w}"),
-            rand4(shape),
-            reps,
-            |x| leaky_relu(x, m.leaky_slope),
-        ));
     };
     let (mut c, mut h, mut w) = (3, m.height, m.width);
     for (i, block) in d.blocks.iter().enumerate() {
@@ -200,14 +202,14 @@ pub fn profile_ops<B: AutodiffBackend>(
             format!("D conv{i} {c}->{cout} @{h}x{w}"),
             rand4([n, c, h, w]),
             reps,
-            |x| block.conv.forward(x),
+            |x| cpu::conv2d(&block.conv, x),
         ));
         (c, h, w) = (cout, h / 2, w / 2);
         out.push(time_op(
             format!("D dropout{i} {c}@{h}x{w}"),
             rand4([n, c, h, w]),
             reps,
-            |x| d.dropout.forward(x),
+            |x| cpu::dropout(&d.dropout, x),
         ));
         norm_and_activation(&mut out, "D", i, [n, c, h, w], block.norm.as_ref());
     }
@@ -230,20 +232,32 @@ pub fn profile_ops<B: AutodiffBackend>(
     let [mut c, mut h, mut w] = g.start;
     for (i, block) in g.blocks.iter().enumerate() {
         let cout = block.conv.weight.dims()[1];
-        out.push(time_op(
-            format!("G conv_transpose{i} {c}->{cout} @{h}x{w}"),
-            rand4([n, c, h, w]),
-            reps,
-            |x| block.conv.forward(x),
-        ));
-        (c, h, w) = (cout, h * 2, w * 2);
-        norm_and_activation(&mut out, "G", i, [n, c, h, w], block.norm.as_ref());
+        let name = format!("G conv_transpose{i} {c}->{cout} @{h}x{w}");
+        match block.norm.as_ref() {
+            Some(norm) => {
+                out.push(time_op(name, rand4([n, c, h, w]), reps, |x| {
+                    cpu::conv_transpose2d(&block.conv, x)
+                }));
+                (c, h, w) = (cout, h * 2, w * 2);
+                norm_and_activation(&mut out, "G", i, [n, c, h, w], Some(norm));
+            }
+            None => {
+                // No norm: the LeakyReLU is fused into the convolution.
+                out.push(time_op(
+                    format!("{name} +leaky_relu"),
+                    rand4([n, c, h, w]),
+                    reps,
+                    |x| cpu::conv_transpose2d_act(&block.conv, x, Some(m.leaky_slope)),
+                ));
+                (c, h, w) = (cout, h * 2, w * 2);
+            }
+        }
     }
     out.push(time_op(
         format!("G to_rgb conv {c}->3 @{h}x{w}"),
         rand4([n, c, h, w]),
         reps,
-        |x| g.to_rgb.forward(x),
+        |x| cpu::conv2d(&g.to_rgb, x),
     ));
     out.push(time_op(
         format!("G sigmoid 3@{h}x{w}"),

@@ -1,0 +1,224 @@
+//! The model's ops, generic over the backend: on `Autodiff<Flex>` / `Flex` with f32 tensors they
+//! run the fast CPU kernels; on any other backend they are exactly Burn's ops.
+
+use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::nn::{Dropout, PaddingConfig2d};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Tensor, TensorData};
+
+use super::autodiff::{self, ConvSpec};
+use super::kernels::Geom;
+use super::{ad_prim, flex_prim, from_ad_prim, from_flex_prim, path, Path};
+
+/// Runs a convolution through the fast path (`spec` known), or returns `None` for Burn's op.
+fn conv_fast<B: Backend>(
+    spec: ConvSpec,
+    x: Tensor<B, 4>,
+    w: Tensor<B, 4>,
+    b: Tensor<B, 1>,
+) -> Tensor<B, 4> {
+    match path(&x) {
+        Path::Train => from_ad_prim(autodiff::conv(spec, ad_prim(x), ad_prim(w), ad_prim(b))),
+        Path::Infer => from_flex_prim(autodiff::conv_forward_flex(
+            &spec,
+            &flex_prim(x),
+            &flex_prim(w),
+            &flex_prim(b),
+        )),
+        Path::Burn => unreachable!("conv_fast on a non-CPU backend"),
+    }
+}
+
+/// `conv.forward(x)`, fast on the CPU for symmetric explicit padding, no dilation or groups.
+pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    conv_with(conv, None, x)
+}
+
+/// `conv`'s convolution with another `weight` of the same shape (spectral norm's `W / sigma`),
+/// fast on the CPU like [`conv2d`]; the gradient flows into `weight`.
+pub fn conv2d_weighted<B: Backend>(
+    conv: &Conv2d<B>,
+    weight: Tensor<B, 4>,
+    x: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    conv_with(conv, Some(weight), x)
+}
+
+fn conv_with<B: Backend>(
+    conv: &Conv2d<B>,
+    weight: Option<Tensor<B, 4>>,
+    x: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    let [n, ci, h, w] = x.dims();
+    let pad = match conv.padding {
+        PaddingConfig2d::Explicit(t, l, b, r) if t == b && l == r => Some([t, l]),
+        PaddingConfig2d::Valid => Some([0, 0]),
+        _ => None,
+    };
+    let [co, _, kh, kw] = conv.weight.dims();
+    match (path(&x), pad, &conv.bias) {
+        (Path::Train | Path::Infer, Some(pad), Some(bias))
+            if conv.dilation == [1, 1]
+                && conv.groups == 1
+                && h + 2 * pad[0] >= kh
+                && w + 2 * pad[1] >= kw =>
+        {
+            let [sh, sw] = conv.stride;
+            let small = [
+                (h + 2 * pad[0] - kh) / sh + 1,
+                (w + 2 * pad[1] - kw) / sw + 1,
+            ];
+            let spec = ConvSpec {
+                geom: Geom {
+                    big: [h, w],
+                    small,
+                    kernel: [kh, kw],
+                    stride: conv.stride,
+                    pad,
+                },
+                transposed: false,
+                act: None,
+                n,
+                ci,
+                co,
+            };
+            conv_fast(
+                spec,
+                x,
+                weight.unwrap_or_else(|| conv.weight.val()),
+                bias.val(),
+            )
+        }
+        _ => match weight {
+            None => conv.forward(x),
+            Some(weight) => {
+                let pad = pad.expect("a weighted conv needs symmetric explicit padding");
+                burn::tensor::module::conv2d(
+                    x,
+                    weight,
+                    conv.bias.as_ref().map(|b| b.val()),
+                    burn::tensor::ops::ConvOptions::new(
+                        conv.stride,
+                        pad,
+                        conv.dilation,
+                        conv.groups,
+                    ),
+                )
+            }
+        },
+    }
+}
+
+/// `conv.forward(x)` for a transposed convolution, fast on the CPU (no dilation or groups).
+pub fn conv_transpose2d<B: Backend>(conv: &ConvTranspose2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    conv_transpose2d_act(conv, x, None)
+}
+
+/// `leaky_relu(conv.forward(x), slope)` (just `conv.forward(x)` without a slope); on the CPU
+/// the activation is applied inside the convolution's kernel and folded into its backward pass.
+pub fn conv_transpose2d_act<B: Backend>(
+    conv: &ConvTranspose2d<B>,
+    x: Tensor<B, 4>,
+    slope: Option<f64>,
+) -> Tensor<B, 4> {
+    let [n, ci, h, w] = x.dims();
+    let [_, co, kh, kw] = conv.weight.dims();
+    let (s, p, op) = (conv.stride, conv.padding, conv.padding_out);
+    let big = [
+        ((h - 1) * s[0] + kh + op[0]).checked_sub(2 * p[0]),
+        ((w - 1) * s[1] + kw + op[1]).checked_sub(2 * p[1]),
+    ];
+    match (path(&x), big, &conv.bias) {
+        (Path::Train | Path::Infer, [Some(bh), Some(bw)], Some(bias))
+            if conv.dilation == [1, 1]
+                && conv.groups == 1
+                // the backward reads the activation's slope from the output's sign
+                && slope.is_none_or(|k| k > 0.0)
+                && h > 0
+                && w > 0
+                && op[0] < s[0]
+                && op[1] < s[1] =>
+        {
+            let spec = ConvSpec {
+                geom: Geom {
+                    big: [bh, bw],
+                    small: [h, w],
+                    kernel: [kh, kw],
+                    stride: s,
+                    pad: p,
+                },
+                transposed: true,
+                act: slope.map(|k| k as f32),
+                n,
+                ci,
+                co,
+            };
+            conv_fast(spec, x, conv.weight.val(), bias.val())
+        }
+        _ => {
+            let y = conv.forward(x);
+            match slope {
+                Some(k) => leaky_relu(y, k),
+                None => y,
+            }
+        }
+    }
+}
+
+/// LeakyReLU as `x * k` with `k` = 1 where `x >= 0` and `slope` where `x < 0`, `k` built
+/// without a graph (Burn's `leaky_relu` values, a cheaper backward); one fused kernel on the CPU.
+pub fn leaky_relu<B: Backend, const D: usize>(x: Tensor<B, D>, slope: f64) -> Tensor<B, D> {
+    match path(&x) {
+        Path::Train => from_ad_prim(autodiff::leaky_relu(ad_prim(x), slope as f32)),
+        _ => {
+            let plain = x.clone().detach();
+            let k = plain.ones_like().mask_fill(plain.lower_elem(0.0), slope);
+            x * k
+        }
+    }
+}
+
+/// Training-mode BatchNorm of `x [n, c, hw]` with `gamma`, `beta` `[c]`, optionally followed
+/// by LeakyReLU(`slope`). Returns the output and the batch mean and biased variance `[c]`
+/// (detached), or `None` when the backend is not the CPU training backend.
+pub fn batchnorm_train<B: Backend>(
+    x: Tensor<B, 3>,
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+    eps: f64,
+    slope: Option<f64>,
+) -> Option<(Tensor<B, 3>, Tensor<B, 1>, Tensor<B, 1>)> {
+    if path(&x) != Path::Train {
+        return None;
+    }
+    let device = x.device();
+    let (y, mean, var) = autodiff::batchnorm(
+        ad_prim(x),
+        ad_prim(gamma),
+        ad_prim(beta),
+        eps as f32,
+        slope.map(|s| s as f32),
+    );
+    let c = mean.len();
+    let stat = |v: Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(v, [c]), &device);
+    Some((from_ad_prim(y), stat(mean), stat(var)))
+}
+
+/// `dropout.forward(x)`. On the CPU training backend the mask comes from a counter-based hash
+/// keyed by one draw of the backend RNG (so it still depends only on the per-step seed), instead
+/// of one Bernoulli draw per element.
+pub fn dropout<B: Backend, const D: usize>(dropout: &Dropout, x: Tensor<B, D>) -> Tensor<B, D> {
+    if dropout.prob == 0.0 || path(&x) != Path::Train {
+        return dropout.forward(x);
+    }
+    let draws = Tensor::<B, 1>::random([4], Distribution::Default, &x.device())
+        .into_data()
+        .to_vec::<f32>()
+        .expect("f32 draws");
+    let key = draws.iter().fold(0x6A09_E667_F3BC_C909u64, |k, v| {
+        (k ^ v.to_bits() as u64)
+            .rotate_left(23)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    });
+    from_ad_prim(autodiff::dropout(ad_prim(x), key, 1.0 - dropout.prob))
+}
