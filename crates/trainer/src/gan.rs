@@ -48,26 +48,28 @@ fn smoothed_loss<B: Backend>(
             // -(t log p + (1 - t) log(1 - p)), skipping a term whose weight is 0.
             let pos = (t > 0.0).then(|| p.clone().log().mul_scalar(-t));
             let neg = (t < 1.0).then(|| p.neg().add_scalar(1.0).log().mul_scalar(t - 1.0));
-            match (pos, neg) {
-                (Some(a), Some(b)) => (a + b).mean(),
-                (Some(a), None) | (None, Some(a)) => a.mean(),
-                (None, None) => unreachable!(),
-            }
+            mean_of_terms(pos, neg)
         }
         LossKind::Logistic => {
             // -log sigmoid(x) = softplus(-x); -log(1 - sigmoid(x)) = softplus(x)
             let pos = (t > 0.0).then(|| softplus(logits.clone().neg(), 1.0).mul_scalar(t));
             let neg = (t < 1.0).then(|| softplus(logits, 1.0).mul_scalar(1.0 - t));
-            match (pos, neg) {
-                (Some(a), Some(b)) => (a + b).mean(),
-                (Some(a), None) | (None, Some(a)) => a.mean(),
-                (None, None) => unreachable!(),
-            }
+            mean_of_terms(pos, neg)
         }
         LossKind::Hinge => {
             let margin = if target_real { logits.neg() } else { logits };
             burn::tensor::activation::relu(margin.add_scalar(1.0)).mean()
         }
+    }
+}
+
+/// Mean of the sum of a cross-entropy's two per-logit terms, either of which is skipped when
+/// its weight is 0 (so the unsmoothed losses compute exactly what they did before smoothing).
+fn mean_of_terms<B: Backend>(pos: Option<Tensor<B, 2>>, neg: Option<Tensor<B, 2>>) -> Tensor<B, 1> {
+    match (pos, neg) {
+        (Some(a), Some(b)) => (a + b).mean(),
+        (Some(a), None) | (None, Some(a)) => a.mean(),
+        (None, None) => unreachable!("a target in [0, 1] weights at least one term"),
     }
 }
 

@@ -202,6 +202,26 @@ fn chunks(n: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// Splits an optional per-batch buffer into one mutable slice per batch chunk of `ranges`
+/// (`per_image` values each image); `None` for every chunk when there is no buffer.
+fn split_by_chunk<'a>(
+    buf: Option<&'a mut [f32]>,
+    ranges: &[(usize, usize)],
+    per_image: usize,
+) -> Vec<Option<&'a mut [f32]>> {
+    let Some(mut rest) = buf else {
+        return ranges.iter().map(|_| None).collect();
+    };
+    ranges
+        .iter()
+        .map(|&(b0, b1)| {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut((b1 - b0) * per_image);
+            rest = tail;
+            Some(head)
+        })
+        .collect()
+}
+
 /// Sums equally sized partial results in order.
 fn sum_in_order(parts: Vec<Vec<f32>>) -> Vec<f32> {
     let mut it = parts.into_iter();
@@ -360,20 +380,7 @@ fn taps_backward(
     let wt = taps_by_ci(w, ci, co, taps);
     let mut dx = want_dx.then(|| vec![0f32; n * ci * bl]);
     let ranges = chunks(n);
-    let mut dx_parts: Vec<Option<&mut [f32]>> = Vec::new();
-    match dx.as_mut() {
-        Some(dx) => {
-            let mut rest: &mut [f32] = dx;
-            let mut start = 0;
-            for &(_, b1) in &ranges {
-                let (head, tail) = rest.split_at_mut((b1 - start) * ci * bl);
-                dx_parts.push(Some(head));
-                rest = tail;
-                start = b1;
-            }
-        }
-        None => dx_parts.extend(ranges.iter().map(|_| None)),
-    }
+    let dx_parts = split_by_chunk(dx.as_deref_mut(), &ranges, ci * bl);
     let jobs: Vec<_> = ranges.iter().copied().zip(dx_parts).collect();
     let parts: Vec<Vec<f32>> = jobs
         .into_par_iter()
@@ -618,20 +625,7 @@ pub fn conv_t_backward(
     let mut dx = want_dx.then(|| vec![0f32; n * ci * sl]);
     // One pass per fixed batch chunk: im2col(dy) feeds both dx (per image) and dw (summed).
     let ranges = chunks(n);
-    let mut dx_parts: Vec<Option<&mut [f32]>> = Vec::new();
-    match dx.as_mut() {
-        Some(dx) => {
-            let mut rest: &mut [f32] = dx;
-            let mut start = 0;
-            for &(_, b1) in &ranges {
-                let (head, tail) = rest.split_at_mut((b1 - start) * ci * sl);
-                dx_parts.push(Some(head));
-                rest = tail;
-                start = b1;
-            }
-        }
-        None => dx_parts.extend(ranges.iter().map(|_| None)),
-    }
+    let dx_parts = split_by_chunk(dx.as_deref_mut(), &ranges, ci * sl);
     let jobs: Vec<_> = ranges.iter().copied().zip(dx_parts).collect();
     let parts: Vec<(Vec<f32>, Vec<f32>)> = jobs
         .into_par_iter()
