@@ -631,42 +631,76 @@ fn phash_cos() -> &'static [[f32; 8]; PHASH_N] {
 /// term is left out). Robust to re-encoding and small resampling changes; near-duplicates have a
 /// small Hamming distance.
 ///
-/// Every f32 sum adds its terms in the same order as the straightforward loops (cell by cell,
-/// row by row, then over x and y in the transforms), so the hash does not depend on how the loops
-/// are arranged for speed; a test checks it against the plain version.
+/// A cell's gray value is the luma `0.299 R + 0.587 G + 0.114 B` of its mean colour (the mean of
+/// the pixels' lumas, up to rounding): exact integer channel sums, then one f32 expression per
+/// cell. Every f32 sum of the transforms adds its terms in the same order as the straightforward
+/// loops (over x, then over y), so the hash does not depend on how the loops are arranged for
+/// speed; a test checks it against the plain version.
 pub fn perceptual_hash(pixels: &[u8], height: usize, width: usize) -> u64 {
     const N: usize = PHASH_N;
     assert!(height > 0 && width > 0 && pixels.len() >= height * width * 3);
+    let row_len = width * 3;
     // Column bounds of each cell.
     let mut xs = [(0usize, 0usize); N];
     for (gx, b) in xs.iter_mut().enumerate() {
         let x0 = gx * width / N;
         *b = (x0, ((gx + 1) * width / N).max(x0 + 1));
     }
-    let mut luma = vec![0f32; width];
+    // The rows of one band of cells summed byte by byte (vectorises), then each cell's columns.
+    let mut column_sums = vec![0u32; row_len];
     let mut gray = [[0f32; N]; N];
     for (gy, cells) in gray.iter_mut().enumerate() {
         let y0 = gy * height / N;
         let y1 = ((gy + 1) * height / N).max(y0 + 1);
-        let mut sums = [0f32; N];
+        column_sums.fill(0);
         for y in y0..y1 {
-            let row = &pixels[y * width * 3..(y + 1) * width * 3];
-            luma_row(row, &mut luma);
-            for (sum, &(x0, x1)) in sums.iter_mut().zip(&xs) {
-                for &l in &luma[x0..x1] {
-                    *sum += l;
-                }
-            }
+            add_bytes(&mut column_sums, &pixels[y * row_len..(y + 1) * row_len]);
         }
-        for ((cell, sum), &(x0, x1)) in cells.iter_mut().zip(sums).zip(&xs) {
-            *cell = sum / ((y1 - y0) * (x1 - x0)) as f32;
+        for (cell, &(x0, x1)) in cells.iter_mut().zip(&xs) {
+            let mut rgb = [0u32; 3];
+            for px in column_sums[x0 * 3..x1 * 3].chunks_exact(3) {
+                rgb = [rgb[0] + px[0], rgb[1] + px[1], rgb[2] + px[2]];
+            }
+            *cell = cell_gray(rgb, (y1 - y0) * (x1 - x0));
         }
     }
+    dct_hash(&gray)
+}
+
+/// The gray value of a cell from its exact channel sums over `count` pixels.
+#[inline]
+fn cell_gray([r, g, b]: [u32; 3], count: usize) -> f32 {
+    (0.299 * r as f32 + 0.587 * g as f32 + 0.114 * b as f32) / count as f32
+}
+
+/// `sums[i] += bytes[i]`; compiled a second time for AVX2 where the CPU has it.
+fn add_bytes(sums: &mut [u32], bytes: &[u8]) {
+    #[inline(always)]
+    fn portable(sums: &mut [u32], bytes: &[u8]) {
+        for (s, &b) in sums.iter_mut().zip(bytes) {
+            *s += b as u32;
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn avx2(sums: &mut [u32], bytes: &[u8]) {
+        portable(sums, bytes)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above); the function is safe code.
+        return unsafe { avx2(sums, bytes) };
+    }
+    portable(sums, bytes)
+}
+
+/// The hash bits of a 32x32 gray image: the 8x8 lowest DCT-II frequencies (row transform, then
+/// column transform, the 8 frequencies accumulated side by side, each over x then y in order),
+/// one bit per AC coefficient above their median.
+fn dct_hash(gray: &[[f32; PHASH_N]; PHASH_N]) -> u64 {
     let cos = phash_cos();
-    // Row transform, then column transform, for the 8x8 low frequencies only; the 8 frequencies
-    // are accumulated side by side, each over x (then y) in order.
-    let mut rows = [[0f32; 8]; N];
-    for (acc, g) in rows.iter_mut().zip(&gray) {
+    let mut rows = [[0f32; 8]; PHASH_N];
+    for (acc, g) in rows.iter_mut().zip(gray) {
         *acc = cos[0].map(|c| c * g[0]);
         for (c, &g) in cos.iter().zip(g).skip(1) {
             for (a, &c) in acc.iter_mut().zip(c) {
@@ -691,28 +725,6 @@ pub fn perceptual_hash(pixels: &[u8], height: usize, width: usize) -> u64 {
         0u64,
         |bits, (i, &c)| if c > median { bits | (1 << i) } else { bits },
     )
-}
-
-/// The luma `0.299 R + 0.587 G + 0.114 B` (f32, in that order) of each pixel of an RGB row; compiled
-/// a second time for AVX2 where the CPU has it (the same arithmetic, so the same values).
-fn luma_row(row: &[u8], luma: &mut [f32]) {
-    #[inline(always)]
-    fn portable(row: &[u8], luma: &mut [f32]) {
-        for (l, p) in luma.iter_mut().zip(row.chunks_exact(3)) {
-            *l = 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
-        }
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn avx2(row: &[u8], luma: &mut [f32]) {
-        portable(row, luma)
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above); the function is safe code.
-        return unsafe { avx2(row, luma) };
-    }
-    portable(row, luma)
 }
 
 /// Hamming distance between two perceptual hashes.
@@ -754,14 +766,17 @@ mod tests {
             for gx in 0..N {
                 let x0 = gx * width / N;
                 let x1 = ((gx + 1) * width / N).max(x0 + 1);
-                let mut sum = 0f32;
+                let mut rgb = [0u32; 3];
                 for y in y0..y1 {
                     for x in x0..x1 {
-                        let p = &pixels[(y * width + x) * 3..(y * width + x) * 3 + 3];
-                        sum += 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
+                        for (c, sum) in rgb.iter_mut().enumerate() {
+                            *sum += pixels[(y * width + x) * 3 + c] as u32;
+                        }
                     }
                 }
-                gray[gy * N + gx] = sum / ((y1 - y0) * (x1 - x0)) as f32;
+                let [r, g, b] = rgb.map(|v| v as f32);
+                gray[gy * N + gx] =
+                    (0.299 * r + 0.587 * g + 0.114 * b) / ((y1 - y0) * (x1 - x0)) as f32;
             }
         }
         let mut cos = [[0f32; N]; 8];

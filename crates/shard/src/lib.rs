@@ -14,6 +14,7 @@
 //! fsync + rename on [`ShardWriter::finish`], so an interrupted write never leaves a valid-looking shard.
 
 mod format;
+mod payload;
 mod reader;
 mod writer;
 

@@ -1,13 +1,18 @@
 //! Streaming, atomic shard writer: temp file in the destination folder, fsync, rename.
+//!
+//! The payload streams through [`crate::payload::PayloadWriter`] (large aligned blocks, written
+//! by a background thread, `O_DIRECT` where possible); the metadata and then the header are
+//! written last, and the file is synced before it is renamed into place.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::format::{
     page_align, Header, ImageMeta, PixelLayout, ShardMeta, ShardSettings, FORMAT_VERSION,
     HEADER_LEN,
 };
+use crate::payload::{Mode, PayloadWriter};
 use crate::ShardError;
 
 /// Writes a shard image by image. Nothing appears at the final path until [`finish`](Self::finish)
@@ -15,72 +20,15 @@ use crate::ShardError;
 pub struct ShardWriter {
     final_path: PathBuf,
     tmp_path: PathBuf,
-    out: Option<BufWriter<File>>,
+    /// The temp file (for the metadata and header at the end) and the payload stream into it;
+    /// `None` once finished.
+    out: Option<(File, PayloadWriter)>,
     height: u32,
     width: u32,
     meta_capacity: u64,
     payload_offset: u64,
     images: Vec<ImageMeta>,
     hasher: xxhash_rust::xxh3::Xxh3,
-    writeback: Option<Writeback>,
-    unsynced: usize,
-}
-
-/// Payload bytes written between two background writeback requests.
-const WRITEBACK_EVERY: usize = 8 << 20;
-
-/// A thread that flushes the payload written so far to disk (`fdatasync` on a clone of the file)
-/// while the writer goes on, so that [`ShardWriter::finish`]'s fsync only waits for the tail.
-/// Only a speed-up: `finish` still syncs everything, and reports an error the thread met.
-struct Writeback {
-    tx: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
-}
-
-impl Writeback {
-    fn start(file: &File) -> Option<Writeback> {
-        let file = file.try_clone().ok()?;
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("shard-writeback".into())
-            .spawn(move || -> std::io::Result<()> {
-                while rx.recv().is_ok() {
-                    while rx.try_recv().is_ok() {} // coalesce requests
-                    file.sync_data()?;
-                }
-                Ok(())
-            })
-            .ok()?;
-        Some(Writeback {
-            tx: Some(tx),
-            thread: Some(thread),
-        })
-    }
-
-    fn request(&self) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(());
-        }
-    }
-
-    /// Stops the thread, waiting for a sync in progress; returns its first error.
-    fn stop(mut self) -> std::io::Result<()> {
-        self.tx = None;
-        match self.thread.take().map(|t| t.join()) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(std::io::Error::other("writeback thread panicked")),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Writeback {
-    fn drop(&mut self) {
-        self.tx = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 impl ShardWriter {
@@ -110,22 +58,24 @@ impl ShardWriter {
             .open(&tmp_path)
             .map_err(|e| ShardError::io(&tmp_path, e))?;
         let payload_offset = page_align(HEADER_LEN as u64 + meta_capacity);
-        let writeback = Writeback::start(&file);
-        let mut out = BufWriter::with_capacity(1 << 20, file);
-        out.seek(SeekFrom::Start(payload_offset))
-            .map_err(|e| ShardError::io(&tmp_path, e))?;
+        let payload =
+            match PayloadWriter::start(&tmp_path, &file, payload_offset, Mode::DirectIfPossible) {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp_path);
+                    return Err(ShardError::io(&tmp_path, e));
+                }
+            };
         Ok(ShardWriter {
             final_path,
             tmp_path,
-            out: Some(out),
+            out: Some((file, payload)),
             height,
             width,
             meta_capacity,
             payload_offset,
             images: Vec::new(),
             hasher: xxhash_rust::xxh3::Xxh3::new(),
-            writeback,
-            unsynced: 0,
         })
     }
 
@@ -149,20 +99,12 @@ impl ShardWriter {
             self.image_len(),
             "image has the wrong byte length"
         );
-        let out = self.out.as_mut().expect("writer already finished");
-        out.write_all(pixels)
+        let (_, payload) = self.out.as_mut().expect("writer already finished");
+        payload
+            .write(pixels)
             .map_err(|e| ShardError::io(&self.tmp_path, e))?;
         self.hasher.update(pixels);
         self.images.push(meta);
-        self.unsynced += pixels.len();
-        if self.unsynced >= WRITEBACK_EVERY {
-            self.unsynced = 0;
-            if let Some(w) = &self.writeback {
-                // Hand what the buffer holds to the kernel, so the background sync covers it.
-                out.flush().map_err(|e| ShardError::io(&self.tmp_path, e))?;
-                w.request();
-            }
-        }
         Ok(())
     }
 
@@ -172,7 +114,7 @@ impl ShardWriter {
         tool_version: &str,
         settings: ShardSettings,
     ) -> Result<Header, ShardError> {
-        let mut out = self.out.take().expect("writer already finished");
+        let (mut file, payload) = self.out.take().expect("writer already finished");
         let meta = ShardMeta {
             tool_version: tool_version.to_string(),
             settings,
@@ -201,20 +143,18 @@ impl ShardWriter {
         };
         let tmp = self.tmp_path.clone();
         let io = |e| ShardError::io(&tmp, e);
-        if let Some(w) = self.writeback.take() {
-            w.stop().map_err(io)?;
-        }
-        out.flush().map_err(io)?;
-        let mut file = out.into_inner().map_err(|e| io(e.into_error()))?;
-        // An empty shard still needs the file to reach the payload offset.
+        payload.finish().map_err(io)?;
+        // Cuts the last block's padding; an empty shard still needs the file to reach the
+        // payload offset.
         file.set_len(header.payload_offset + header.payload_len)
             .map_err(io)?;
         file.seek(SeekFrom::Start(HEADER_LEN as u64)).map_err(io)?;
         file.write_all(&meta_bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
         // The header goes last: until it is written, the file has no magic and cannot be opened.
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         file.write_all(&header.encode()).map_err(io)?;
+        // One sync before the rename is enough: until the rename the file only exists under its
+        // temp name, so a crash at any point before it leaves nothing at the final path.
         file.sync_all().map_err(io)?;
         drop(file);
         std::fs::rename(&self.tmp_path, &self.final_path)
@@ -235,7 +175,7 @@ impl ShardWriter {
 impl Drop for ShardWriter {
     fn drop(&mut self) {
         if self.out.is_some() {
-            self.writeback = None;
+            // Waits for the payload thread, then deletes the temp file.
             self.out = None;
             let _ = std::fs::remove_file(&self.tmp_path);
         }
