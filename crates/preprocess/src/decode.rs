@@ -409,16 +409,50 @@ impl Prepared {
     }
 }
 
+/// Transposes `rows` rows of `cols` RGB pixels, read from the start of `src` (rows `src_stride`
+/// pixels apart), into `cols` rows of `rows` pixels written from the start of `dst` (rows
+/// `dst_stride` pixels apart): pixel `(y, x)` goes to `(x, y)`.
+fn transpose_rgb(
+    src: &[u8],
+    src_stride: usize,
+    rows: usize,
+    cols: usize,
+    dst: &mut [u8],
+    dst_stride: usize,
+) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    // Blocks of 8 columns: each source row gives 24 contiguous bytes, spread over 8 output
+    // rows that are each written front to back. (Reading one column at a time, a pixel from
+    // every source row, cost about 2% more of the whole preprocess on real faces.)
+    const BLOCK: usize = 8;
+    for x0 in (0..cols).step_by(BLOCK) {
+        let width = BLOCK.min(cols - x0);
+        for y in 0..rows {
+            let from = &src[(y * src_stride + x0) * 3..][..width * 3];
+            for (k, px) in from.chunks_exact(3).enumerate() {
+                let at = ((x0 + k) * dst_stride + y) * 3;
+                dst[at..at + 3].copy_from_slice(px);
+            }
+        }
+    }
+}
+
 /// Resizes runs of same-size images together, with the same result as [`resize_rgb_into`] for
 /// each, but computing fast_image_resize's filter coefficients once per run instead of once per
-/// image (for 178x218 faces that was about a third of the resize time).
+/// image (for 178x218 faces that was about a third of the resize time), and running both passes
+/// as vertical ones.
 ///
 /// fast_image_resize resizes 8-bit images in two passes, vertical then horizontal, each rounding
 /// to u8. A run's images, box-halved as usual, are put side by side in one wide image, which one
-/// vertical-only resize takes to the target height (a vertical pass never mixes columns); the
-/// results are then stacked one below the other, and one horizontal-only resize takes them to
-/// the target width (a horizontal pass never mixes rows). The coefficients and the integer
-/// arithmetic are those of the single-image call, so the bytes are too; a test checks it.
+/// vertical-only resize takes to the target height (a vertical pass never mixes columns). The
+/// results are then transposed, each image's columns becoming rows, again side by side, and a
+/// second vertical-only resize takes them to the target width; transposing back gives the
+/// images. The coefficients and the integer arithmetic are those of the single-image call, and
+/// fast_image_resize's vertical and horizontal kernels give the same bytes for them (tests check
+/// both), but its vertical kernel is about three times faster per tap for 3-byte pixels (6 µs
+/// against 18 µs per 96x80 image here), which is more than the two transposes cost.
 pub struct BatchResizer {
     scratch: ResizeScratch,
     height: u32,
@@ -430,9 +464,12 @@ pub struct BatchResizer {
     count: usize,
     /// The run's box-halved images side by side (laid out for a full run).
     wide: Vec<u8>,
-    /// The vertically resized images one below the other.
-    stacked: Vec<u8>,
+    /// The vertically resized images, side by side.
     tall: Vec<u8>,
+    /// `tall` transposed image by image: image `j`'s column `x` is row `x`, from column
+    /// `j * height` on.
+    transposed: Vec<u8>,
+    /// `transposed` resized vertically (to `width` rows).
     out: Vec<u8>,
 }
 
@@ -448,8 +485,8 @@ impl BatchResizer {
             run: None,
             count: 0,
             wide: Vec::new(),
-            stacked: Vec::new(),
             tall: Vec::new(),
+            transposed: Vec::new(),
             out: Vec::new(),
         }
     }
@@ -511,7 +548,7 @@ impl BatchResizer {
 
     /// Resizes the run and hands each image's `height x width` HWC bytes to `emit`, in the order
     /// they were pushed; the run is then empty.
-    pub fn flush(&mut self, mut emit: impl FnMut(&[u8])) {
+    pub fn flush(&mut self, mut emit: impl FnMut(Vec<u8>)) {
         let Some(p) = self.run.take() else { return };
         let n = std::mem::take(&mut self.count);
         let (height, width) = (self.height as usize, self.width as usize);
@@ -549,38 +586,48 @@ impl BatchResizer {
         resizer
             .resize(&src, &mut dst, &vertical)
             .expect("same pixel types always resize");
-        // One below the other: image j's rows become rows j * height.. of a p.w-wide image.
-        self.stacked.resize(n * p.w * height * 3, 0);
-        for (y, row) in self.tall.chunks_exact(n * pw3).enumerate() {
-            for (j, part) in row.chunks_exact(pw3).enumerate() {
-                self.stacked[(j * height + y) * pw3..][..pw3].copy_from_slice(part);
-            }
+        // Image j's column x becomes row x, columns j * height.. of an (n * height)-wide image.
+        let cols = n * height;
+        self.transposed.resize(p.w * cols * 3, 0);
+        for j in 0..n {
+            transpose_rgb(
+                &self.tall[j * pw3..],
+                n * p.w,
+                height,
+                p.w,
+                &mut self.transposed[j * height * 3..],
+                cols,
+            );
         }
         let src = ImageRef::new(
+            cols as u32,
             p.w as u32,
-            (n * height) as u32,
-            &self.stacked[..n * p.w * height * 3],
+            &self.transposed[..p.w * cols * 3],
             PixelType::U8x3,
         )
-        .expect("stacked buffer size");
-        self.out.resize(n * width * height * 3, 0);
-        let mut dst = Image::from_slice_u8(
-            width as u32,
-            (n * height) as u32,
-            &mut self.out,
-            PixelType::U8x3,
-        )
-        .expect("output buffer size");
-        let horizontal = ResizeOptions::new().resize_alg(self.filter.alg()).crop(
-            p.left,
-            0.0,
-            p.cw,
-            (n * height) as f64,
-        );
+        .expect("transposed buffer size");
+        self.out.resize(width * cols * 3, 0);
+        let mut dst =
+            Image::from_slice_u8(cols as u32, width as u32, &mut self.out, PixelType::U8x3)
+                .expect("output buffer size");
+        let across =
+            ResizeOptions::new()
+                .resize_alg(self.filter.alg())
+                .crop(0.0, p.left, cols as f64, p.cw);
         resizer
-            .resize(&src, &mut dst, &horizontal)
+            .resize(&src, &mut dst, &across)
             .expect("same pixel types always resize");
-        for image in self.out.chunks_exact(width * height * 3) {
+        // Back again: each image's `width` rows of `height` pixels become its `height` rows.
+        for j in 0..n {
+            let mut image = vec![0u8; height * width * 3];
+            transpose_rgb(
+                &self.out[j * height * 3..],
+                cols,
+                width,
+                height,
+                &mut image,
+                width,
+            );
             emit(image);
         }
     }
@@ -828,7 +875,19 @@ mod tests {
     fn fast_box_halve_matches_the_plain_one() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let (mut out, mut sum, mut avg) = (Vec::new(), Vec::new(), Vec::new());
-        for &(w, h) in &[(2, 2), (3, 5), (178, 218), (89, 109), (64, 64), (17, 4)] {
+        for &(w, h) in &[
+            (2, 2),
+            (3, 5),
+            (178, 218),
+            (179, 219),
+            (89, 109),
+            (64, 64),
+            (17, 4),
+            (18, 2),
+            (19, 3),
+            (20, 2),
+            (33, 9),
+        ] {
             for smooth in [false, true] {
                 let src = noise(&mut rng, w * h * 3, smooth);
                 let size = box_halve_into(&src, w, h, &mut out, &mut sum, &mut avg);
@@ -880,7 +939,7 @@ mod tests {
                         let mut got = Vec::new();
                         for img in &images {
                             if !batch.fits(w, h) {
-                                batch.flush(|px| got.push(px.to_vec()));
+                                batch.flush(|px| got.push(px));
                             }
                             if batch.fits(w, h) {
                                 batch.push(img, w, h);
@@ -890,7 +949,7 @@ mod tests {
                                 got.push(out);
                             }
                         }
-                        batch.flush(|px| got.push(px.to_vec()));
+                        batch.flush(|px| got.push(px));
                         assert!(got == want, "{w}x{h} -> {th}x{tw} {crop:?} {filter:?}");
                     }
                 }

@@ -265,7 +265,7 @@ fn process_batch(
         let mut to = waiting.drain(..);
         batch.flush(|px| {
             if let Some(Ok(d)) = to.next().map(|k| &mut results[k]) {
-                d.pixels = px.to_vec();
+                d.pixels = px;
             }
         });
     };
