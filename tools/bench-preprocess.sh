@@ -3,7 +3,7 @@
 #   (a) facegan preprocess, (b) the decode-only floor (same decoder, same files), (c) Pillow.
 # Input: $BENCH_INPUT (any folder of images), else $BENCH_COUNT (10,000) synthetic 178x218 faces,
 # drawn once and reused (so no contender runs while the kernel is still writing them out).
-# Each contender runs $BENCH_REPEAT times (7; Pillow 3), interleaved a, b, c, a, b, ..., so a
+# Each contender runs $BENCH_REPEAT times (9; Pillow 3), interleaved a, b, c, a, b, ..., so a
 # burst of load elsewhere hits them alike. Prints every run as one JSON line, then the medians
 # and the ratios: (a)/(b) as the median of each (a) run over the (b) run right after it.
 set -euo pipefail
@@ -11,7 +11,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 bin="$root/target/release/facegan"
 work="$root/data/bench"
-repeat="${BENCH_REPEAT:-7}"
+repeat="${BENCH_REPEAT:-9}"
 count="${BENCH_COUNT:-10000}"
 mkdir -p "$work"
 if [ -n "${BENCH_INPUT:-}" ]; then
