@@ -1,12 +1,27 @@
 #!/usr/bin/env bash
 # GPU checks in one prepared run, for any Linux machine with an NVIDIA GPU and a CUDA 13 driver,
 # with no Rust and no network there. Build beforehand (here):
-#   make build-cuda && gzip -c target/cuda/release/facegan > dist/facegan-cuda.gz
+#   make build-cuda && mkdir -p dist && gzip -c target/cuda/release/facegan > dist/facegan-cuda.gz
 # Then run on the GPU machine, from the repository root:
-#   OUT=/some/dir FACES=/path/to/jpegs [KERNEL_CACHE_TGZ=kernel-cache.tar.gz] bash tools/gpu-check.sh
-# It writes to $OUT: nvidia-smi.txt, torch-*.json, facegan-bench.json, train.log, metrics.csv,
-# grid.png, report.json, summary.json and kernel-cache.tar.gz (bring it back so the next run
-# on a fresh machine starts warm).
+#   OUT=/some/dir [FACES=/path/to/jpegs] [KERNEL_CACHE_TGZ=kernel-cache.tar.gz] [BUDGET_S=540] \
+#     bash tools/gpu-check.sh
+#
+# The steps run in order of what they tell us, each only if the time left allows it, under a
+# total budget (BUDGET_S seconds, default 540: a lent GPU machine gives one command 600 s):
+#   1. the torch twin (eager TF32, then bf16 + channels-last): the reference numbers;
+#   2. `facegan warmup` twice, in fresh processes: cold start (kernels compiled through NVRTC,
+#      logged by CubeCL to cubecl-first.log) and warm start (the kernel cache just written);
+#   3. `facegan bench-train`, seed preset, batch 64;
+#   4. with FACES: preprocess, a short training run (EPOCHS, default 2), eval.
+# The kernel cache is packed into $OUT/kernel-cache.tar.gz after every facegan step, so a run
+# cut short still brings it back; restore it next time with KERNEL_CACHE_TGZ to start warm.
+# Every step's wall time goes to $OUT/timings.jsonl as it ends; summary.json comes last.
+#
+# From a session with a lent GPU machine (the `run` tool; only git-tracked files and the
+# carried paths travel, 64 MiB at most): copy ~30 MB of JPEGs into data/gpu-faces/ and the last
+# kernel-cache.tar.gz (if any) to data/, then run, carrying dist, data/gpu-faces and the tarball:
+#   OUT=$OUT FACES=data/gpu-faces KERNEL_CACHE_TGZ=data/kernel-cache.tar.gz bash tools/gpu-check.sh
+# with a command timeout of BUDGET_S + 30 s or more.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -15,12 +30,14 @@ mkdir -p "$OUT"
 export LD_LIBRARY_PATH="/usr/local/cuda/lib64:/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}"
 export CUDA_PATH="${CUDA_PATH:-/usr/local/cuda}"
 export FACEGAN_KERNEL_CACHE="${FACEGAN_KERNEL_CACHE:-$root/data/kernel-cache}"
+budget="${BUDGET_S:-540}"
+start=$(date +%s)
 log="$OUT/gpu-check.log"
 exec > >(tee -a "$log") 2>&1
 
 bin="${FACEGAN_BIN:-$root/target/cuda/release/facegan}"
 if [ ! -x "$bin" ] && [ -f dist/facegan-cuda.gz ]; then
-  mkdir -p target/cuda/release && gunzip -c dist/facegan-cuda.gz > "$bin" && chmod +x "$bin"
+  mkdir -p "$(dirname "$bin")" && gunzip -c dist/facegan-cuda.gz > "$bin" && chmod +x "$bin"
 fi
 [ -x "$bin" ] || { echo "no CUDA binary at $bin"; exit 1; }
 if [ -n "${KERNEL_CACHE_TGZ:-}" ] && [ -f "$KERNEL_CACHE_TGZ" ]; then
@@ -28,37 +45,58 @@ if [ -n "${KERNEL_CACHE_TGZ:-}" ] && [ -f "$KERNEL_CACHE_TGZ" ]; then
   echo "kernel cache restored from $KERNEL_CACHE_TGZ"
 fi
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || true
-t() { date +%s.%N; }
-since() { python3 -c "print(round($(t) - $1, 2))"; }
 
-echo "== torch twin (eager TF32, then bf16 + channels-last)"
-python3 tools/torch_dcgan.py --device cuda --warmup 5 --steps 50 > "$OUT/torch-eager.json"
-python3 tools/torch_dcgan.py --device cuda --warmup 5 --steps 50 --amp --channels-last > "$OUT/torch-amp.json"
+left() { echo $((budget - ($(date +%s) - start))); }
+save_cache() {
+  [ -d "$FACEGAN_KERNEL_CACHE" ] &&
+    tar -czf "$OUT/kernel-cache.tar.gz.tmp" -C "$FACEGAN_KERNEL_CACHE" . 2>/dev/null &&
+    mv "$OUT/kernel-cache.tar.gz.tmp" "$OUT/kernel-cache.tar.gz"
+}
+# step NAME MIN_SECONDS COMMAND...: runs COMMAND under a timeout of the time left (less 20 s for
+# packing up) if at least MIN_SECONDS are left, and records its wall time and exit status.
+step() {
+  local name=$1 need=$2
+  shift 2
+  local avail=$(($(left) - 20))
+  if [ "$avail" -lt "$need" ]; then
+    echo "== $name: skipped, ${avail}s left of the budget (needs ${need}s)"
+    echo "{\"step\": \"$name\", \"skipped\": true, \"seconds_left\": $avail}" >> "$OUT/timings.jsonl"
+    return 1
+  fi
+  echo "== $name (up to ${avail}s)"
+  local s=$(date +%s.%N)
+  timeout "$avail" "$@"
+  local rc=$?
+  local wall
+  wall=$(python3 -c "import time; print(round(time.time() - $s, 2))")
+  echo "== $name: exit $rc, ${wall}s"
+  echo "{\"step\": \"$name\", \"exit\": $rc, \"wall_s\": $wall}" >> "$OUT/timings.jsonl"
+  return $rc
+}
 
-echo "== cold start: warmup in a fresh process (cache as restored), then again (warm)"
-for pass in first second; do
-  s=$(t)
-  timeout 900 "$bin" warmup --device cuda --preset seed > "$OUT/warmup-$pass.json"
-  echo "warmup $pass: wall $(since "$s") s"
-done
+step torch-eager 30 sh -c "python3 tools/torch_dcgan.py --device cuda --warmup 5 --steps 50 > '$OUT/torch-eager.json'"
+step torch-amp 30 sh -c "python3 tools/torch_dcgan.py --device cuda --warmup 5 --steps 50 --amp --channels-last > '$OUT/torch-amp.json'"
 
-echo "== facegan bench"
-s=$(t)
-timeout 900 "$bin" bench-train --preset seed --batch 64 --warmup 5 --steps 50 --device cuda > "$OUT/facegan-bench.json"
-echo "bench wall $(since "$s") s"
+# Cold start, with CubeCL's log of every compilation, then warm start from the cache it wrote.
+step warmup-first 60 sh -c "CUBECL_DEBUG_LOG='$OUT/cubecl-first.log' '$bin' warmup --device cuda --preset seed > '$OUT/warmup-first.json'"
+save_cache
+step warmup-second 20 sh -c "'$bin' warmup --device cuda --preset seed > '$OUT/warmup-second.json'"
+save_cache
+
+step facegan-bench 30 sh -c "'$bin' bench-train --preset seed --batch 64 --warmup 5 --steps 50 --device cuda > '$OUT/facegan-bench.json'"
+save_cache
 
 if [ -n "${FACES:-}" ]; then
-  echo "== preprocess + train 3 epochs + eval on $FACES"
-  "$bin" preprocess --input "$FACES" --output data/gpu.shard
-  s=$(t)
-  timeout 1200 "$bin" train --data data/gpu.shard --run runs/gpu --preset seed --epochs "${EPOCHS:-3}" --device cuda --new
-  echo "train wall $(since "$s") s"
+  step preprocess 20 "$bin" preprocess --input "$FACES" --output data/gpu.shard &&
+    step train 60 "$bin" train --data data/gpu.shard --run runs/gpu --preset seed \
+      --epochs "${EPOCHS:-2}" --device cuda --new
   cp runs/gpu/metrics.csv runs/gpu/train.log "$OUT/" 2>/dev/null
-  timeout 600 "$bin" eval --run runs/gpu --device cuda --n 10000
-  cp runs/gpu/eval/grid.png runs/gpu/eval/report.json "$OUT/" 2>/dev/null
+  cp runs/gpu/samples/epoch_*.png "$OUT/" 2>/dev/null
+  save_cache
+  step eval 40 "$bin" eval --run runs/gpu --device cuda --n 2000 &&
+    cp runs/gpu/eval/grid.png runs/gpu/eval/report.json "$OUT/" 2>/dev/null
 fi
 
-tar -czf "$OUT/kernel-cache.tar.gz" -C "$FACEGAN_KERNEL_CACHE" . 2>/dev/null || true
 python3 - "$OUT" <<'PY'
 import json, sys, os
 out = sys.argv[1]
@@ -68,7 +106,12 @@ def load(name):
     except Exception as e:
         return {"error": str(e)}
 f, te, ta = load("facegan-bench.json"), load("torch-eager.json"), load("torch-amp.json")
-summary = {"facegan": f, "torch_eager": te, "torch_amp": ta}
+summary = {"facegan": f, "torch_eager": te, "torch_amp": ta,
+           "warmup_first": load("warmup-first.json"), "warmup_second": load("warmup-second.json")}
+try:
+    summary["steps"] = [json.loads(l) for l in open(os.path.join(out, "timings.jsonl"))]
+except OSError:
+    pass
 if "img_per_s" in f and "img_per_s" in te:
     summary["ratio_vs_torch_eager"] = round(f["img_per_s"] / te["img_per_s"], 3)
 json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=1)
