@@ -8,9 +8,9 @@
 //! buffered and 13 ms with `O_DIRECT` (`dd`, `perf stat -r 8`), against about 1.4 CPU-seconds
 //! for decoding and resizing those 4,000 images. A direct write goes from our block to the disk.
 //!
-//! Where `O_DIRECT` is refused (at open or at the first write: some file systems, non-Linux
-//! systems), the same thread writes through the page cache instead and syncs after each block,
-//! so that the final fsync only waits for the tail. Either way the bytes on disk are the same.
+//! Where `O_DIRECT` is refused (at open or at a write: some file systems, non-Linux systems),
+//! the same thread writes through the page cache instead and syncs after each block, so that
+//! the final fsync only waits for the tail. Either way the bytes on disk are the same.
 
 use std::fs::File;
 use std::io;
@@ -202,11 +202,12 @@ fn write_jobs(
         let data = &job.block.bytes()[..job.len];
         let mut done = false;
         if let Some(f) = &direct {
-            match write_all_at(f, data, job.offset) {
-                Ok(()) => done = true,
-                // Opened, but the file system will not write this way: buffered from now on.
-                Err(e) if e.raw_os_error() == Some(EINVAL) => direct = None,
-                Err(e) => return Err(e),
+            // Opened, but a file system may still refuse to write this way (EINVAL, or another
+            // error on some network and overlay file systems): buffered from then on. A real
+            // I/O error shows again on the buffered write below.
+            done = write_all_at(f, data, job.offset).is_ok();
+            if !done {
+                direct = None;
             }
         }
         if !done {
@@ -218,11 +219,6 @@ fn write_jobs(
     }
     Ok(())
 }
-
-#[cfg(target_os = "linux")]
-const EINVAL: i32 = libc::EINVAL;
-#[cfg(not(target_os = "linux"))]
-const EINVAL: i32 = 22;
 
 /// The file opened a second time for direct writes, if the system allows it.
 #[cfg(target_os = "linux")]
