@@ -2,7 +2,10 @@
 //! values, DiffAugment (shapes, differentiability, exact translation and cutout), the EMA
 //! update, instance noise annealing, and R1's weight gradients against finite differences.
 
-use burn::module::{Module, ModuleVisitor, Param};
+mod common;
+use common::{rng_turn, values};
+
+use burn::module::Param;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use facegan_model::{Discriminator, Generator, ModelConfig};
@@ -17,11 +20,6 @@ use rand_chacha::ChaCha8Rng;
 
 type AD = CpuBackend;
 type B = CpuInference;
-
-static BACKEND_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-fn rng_turn() -> std::sync::MutexGuard<'static, ()> {
-    BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn logits(v: &[f32]) -> Tensor<B, 2> {
     Tensor::from_data(
@@ -175,19 +173,6 @@ fn cutout_zeroes_one_rectangle_per_image_in_every_channel() {
         assert_eq!(plane(0), plane(1));
         assert_eq!(plane(0), plane(2));
     }
-}
-
-/// Every float tensor of a module, flattened.
-struct Collect(Vec<Vec<f32>>);
-impl<Bk: Backend> ModuleVisitor<Bk> for Collect {
-    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<Bk, D>>) {
-        self.0.push(p.val().into_data().to_vec::<f32>().unwrap());
-    }
-}
-fn values<Bk: Backend, M: Module<Bk>>(m: &M) -> Vec<Vec<f32>> {
-    let mut c = Collect(Vec::new());
-    m.visit(&mut c);
-    c.0
 }
 
 #[test]

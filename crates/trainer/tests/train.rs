@@ -1,11 +1,13 @@
 //! Trainer behaviour on the tiny preset and a small synthetic shard: optimizer steps really
 //! update weights, D's loss falls, resume is bit-exact, the NaN guard fires, bad inputs are refused.
 
+mod common;
+use common::{rng_turn, values};
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
-use burn::tensor::backend::Backend;
+use burn::module::{AutodiffModule, Module};
 use burn::tensor::{Tensor, TensorData};
 use facegan_trainer::checkpoint;
 use facegan_trainer::device::{CpuBackend, CpuInference};
@@ -14,32 +16,12 @@ use facegan_trainer::{train, TrainConfig, TrainOptions, TrainOutcome};
 
 type AD = CpuBackend;
 
-/// Burn's CPU backend keeps one global RNG, which every step reseeds from (seed, step). Tests
-/// run in parallel threads of one process, so the ones that train take turns.
-static BACKEND_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-fn rng_turn() -> std::sync::MutexGuard<'static, ()> {
-    BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Equality of tensor lists without printing megabytes on failure.
 fn same(a: &[Vec<f32>], b: &[Vec<f32>]) -> bool {
     a.len() == b.len()
         && a.iter().zip(b).all(|(x, y)| {
             x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits())
         })
-}
-
-/// All float tensors of a module (parameters and BatchNorm running statistics), flattened.
-struct Collect(Vec<Vec<f32>>);
-impl<B: Backend> ModuleVisitor<B> for Collect {
-    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
-        self.0.push(p.val().into_data().to_vec::<f32>().unwrap());
-    }
-}
-fn values<B: Backend, M: Module<B>>(m: &M) -> Vec<Vec<f32>> {
-    let mut c = Collect(Vec::new());
-    m.visit(&mut c);
-    c.0
 }
 
 fn tiny_shard(dir: &Path, n: usize) -> PathBuf {
