@@ -28,20 +28,21 @@ pub(crate) struct ConvSpec {
 }
 
 impl ConvSpec {
-    fn in_shape(&self) -> [usize; 4] {
-        let s = if self.transposed {
-            self.geom.small
+    /// The (input, output) plane sizes: a convolution goes big to small, a transposed one back.
+    fn planes(&self) -> ([usize; 2], [usize; 2]) {
+        let (big, small) = (self.geom.big, self.geom.small);
+        if self.transposed {
+            (small, big)
         } else {
-            self.geom.big
-        };
+            (big, small)
+        }
+    }
+    fn in_shape(&self) -> [usize; 4] {
+        let s = self.planes().0;
         [self.n, self.ci, s[0], s[1]]
     }
     pub fn out_shape(&self) -> [usize; 4] {
-        let s = if self.transposed {
-            self.geom.big
-        } else {
-            self.geom.small
-        };
+        let s = self.planes().1;
         [self.n, self.co, s[0], s[1]]
     }
     fn forward(&self, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {

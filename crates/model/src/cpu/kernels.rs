@@ -39,6 +39,11 @@ impl Geom {
     fn tile_rows(&self, rows_k: usize) -> usize {
         (TILE_FLOATS / (rows_k * self.small[1]).max(1)).clamp(1, self.small[0])
     }
+    /// The tiles of small rows, `r0..r1`, of `rows` rows each (the last may be shorter).
+    fn row_tiles(&self, rows: usize) -> impl Iterator<Item = (usize, usize)> {
+        let h = self.small[0];
+        (0..h).step_by(rows).map(move |r0| (r0, (r0 + rows).min(h)))
+    }
     /// Range of small columns `o` whose big column `o * s + j - p` lies in `[0, big)`.
     fn valid(&self, axis: usize, tap: usize) -> (usize, usize) {
         let (s, p, big, small) = (
@@ -55,6 +60,13 @@ impl Geom {
             0
         };
         (lo.min(hi), hi)
+    }
+}
+
+/// Sets channel `c` of one image (`plane` values each) to `values[c]`.
+fn fill_channels(image: &mut [f32], values: &[f32], plane: usize) {
+    for (channel, &v) in image.chunks_exact_mut(plane).zip(values) {
+        channel.fill(v);
     }
 }
 
@@ -348,11 +360,7 @@ fn taps_forward(
             |z, (yb, xb)| {
                 mm(co * taps, bl, ci, z, bl, false, &wt, ci, 1, xb, bl, 1);
                 match bias {
-                    Some(bias) => {
-                        for (o, &bv) in bias.iter().enumerate() {
-                            yb[o * sl..(o + 1) * sl].fill(bv);
-                        }
-                    }
+                    Some(bias) => fill_channels(yb, bias, sl),
                     None => yb.fill(0.0),
                 }
                 gather_taps(g, co, z, yb);
@@ -443,13 +451,9 @@ pub fn conv2d_forward(
             || vec![0f32; k * rows * sw],
             |cols, (yb, xb)| {
                 if let Some(bias) = bias {
-                    for (o, &bv) in bias.iter().enumerate() {
-                        yb[o * sl..(o + 1) * sl].fill(bv);
-                    }
+                    fill_channels(yb, bias, sl);
                 }
-                let mut r0 = 0;
-                while r0 < g.small[0] {
-                    let r1 = (r0 + rows).min(g.small[0]);
+                for (r0, r1) in g.row_tiles(rows) {
                     let nc = (r1 - r0) * sw;
                     im2col(g, ci, xb, r0, r1, &mut cols[..k * nc]);
                     mm(
@@ -466,7 +470,6 @@ pub fn conv2d_forward(
                         nc,
                         1,
                     );
-                    r0 = r1;
                 }
             },
         );
@@ -504,14 +507,11 @@ pub fn conv2d_backward(
             .for_each_init(
                 || vec![0f32; k * rows * sw],
                 |dcols, (dxb, dyb)| {
-                    let mut r0 = 0;
-                    while r0 < g.small[0] {
-                        let r1 = (r0 + rows).min(g.small[0]);
+                    for (r0, r1) in g.row_tiles(rows) {
                         let nc = (r1 - r0) * sw;
                         // dcols[k, nc] = w^T[k, co] @ dy[co, tile]
                         mm(k, nc, co, dcols, nc, false, w, 1, k, &dyb[r0 * sw..], sl, 1);
                         col2im(g, ci, &dcols[..k * nc], r0, r1, dxb);
-                        r0 = r1;
                     }
                 },
             );
@@ -525,9 +525,7 @@ pub fn conv2d_backward(
                 let mut cols = vec![0f32; k * rows * sw];
                 for b in b0..b1 {
                     let (xb, dyb) = (&x[b * ci * bl..][..ci * bl], &dy[b * co * sl..][..co * sl]);
-                    let mut r0 = 0;
-                    while r0 < g.small[0] {
-                        let r1 = (r0 + rows).min(g.small[0]);
+                    for (r0, r1) in g.row_tiles(rows) {
                         let nc = (r1 - r0) * sw;
                         im2col(g, ci, xb, r0, r1, &mut cols[..k * nc]);
                         // acc[co, k] += dy[co, tile] @ cols^T[tile, k]
@@ -545,7 +543,6 @@ pub fn conv2d_backward(
                             1,
                             nc,
                         );
-                        r0 = r1;
                     }
                 }
                 acc
@@ -581,18 +578,13 @@ pub fn conv_t_forward(
             || vec![0f32; k * rows * sw],
             |cols, (yb, xb)| {
                 if let Some(bias) = bias {
-                    for (o, &bv) in bias.iter().enumerate() {
-                        yb[o * bl..(o + 1) * bl].fill(bv);
-                    }
+                    fill_channels(yb, bias, bl);
                 }
-                let mut r0 = 0;
-                while r0 < g.small[0] {
-                    let r1 = (r0 + rows).min(g.small[0]);
+                for (r0, r1) in g.row_tiles(rows) {
                     let nc = (r1 - r0) * sw;
                     // cols[k, nc] = w^T[k, ci] @ x[ci, tile]
                     mm(k, nc, ci, cols, nc, false, w, 1, k, &xb[r0 * sw..], sl, 1);
                     col2im(g, co, &cols[..k * nc], r0, r1, yb);
-                    r0 = r1;
                 }
                 if let Some(slope) = act {
                     leaky_in_place(yb, slope);
@@ -649,9 +641,7 @@ pub fn conv_t_backward(
                 if !(want_dx || want_dw) {
                     continue;
                 }
-                let mut r0 = 0;
-                while r0 < g.small[0] {
-                    let r1 = (r0 + rows).min(g.small[0]);
+                for (r0, r1) in g.row_tiles(rows) {
                     let nc = (r1 - r0) * sw;
                     im2col(g, co, dyb, r0, r1, &mut cols[..k * nc]);
                     if let Some(dxp) = dxp.as_deref_mut() {
@@ -689,7 +679,6 @@ pub fn conv_t_backward(
                             nc,
                         );
                     }
-                    r0 = r1;
                 }
             }
             (acc, acc_b)
