@@ -475,9 +475,8 @@ fn transpose_rgb(
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above), and the sizes were checked above
         // as `transpose_rgb_avx2` requires.
-        let done = unsafe { transpose_rgb_avx2(src, src_stride, rows, cols, dst, dst_stride) };
-        // What the 4x4 blocks left: the last `cols % 4` columns, then the last `rows % 4` rows.
-        let (rb, cb) = done;
+        let (rb, cb) = unsafe { transpose_rgb_avx2(src, src_stride, rows, cols, dst, dst_stride) };
+        // What the 4x4 blocks left: the columns from `cb` on, then the rows from `rb` on.
         transpose_rgb_scalar(src, src_stride, 0..rows, cb..cols, dst, dst_stride);
         transpose_rgb_scalar(src, src_stride, rb..rows, 0..cb, dst, dst_stride);
         return;
