@@ -99,11 +99,16 @@ fn spawn_long_training(d: &Path, capture_output: bool) -> std::process::Child {
     child
 }
 
+/// The state of the newest rotated checkpoint (`ckpt_<step>`; not `best/`).
 fn latest_state(run: &Path) -> Option<serde_json::Value> {
     let mut dirs: Vec<_> = std::fs::read_dir(run.join("checkpoints"))
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("DONE").is_file())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("ckpt_"))
+        })
         .collect();
     dirs.sort();
     let text = std::fs::read_to_string(dirs.last()?.join("state.json")).ok()?;
@@ -214,7 +219,35 @@ fn pipeline_survives_a_kill_and_produces_every_artifact() {
     let acc = report["d_accuracy_holdout"]["balanced"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&acc));
     assert_eq!(report["nearest_neighbours"].as_array().unwrap().len(), 8);
+    // The trainer's live quality curve scored the final weights as eval does: same holdout
+    // sample, latents and SWD, so its last point is the report's number.
+    let curve = std::fs::read_to_string(d.join("run/quality.csv")).unwrap();
+    let last_probe: Vec<&str> = curve.lines().last().unwrap().split(',').collect();
+    assert_eq!(last_probe[1], last[2], "last probe at the last image count");
+    let probe_swd: f64 = last_probe[3].parse().unwrap();
+    let eval_swd = report["swd_fake_vs_holdout"]["average"].as_f64().unwrap();
+    assert!(
+        (probe_swd - eval_swd).abs() <= 1e-9 * eval_swd,
+        "probe {probe_swd} vs eval {eval_swd}"
+    );
+    // The best checkpoint by that curve evaluates too.
+    let text = ok(
+        &[
+            "eval",
+            "--run",
+            "run",
+            "--checkpoint",
+            "best",
+            "--n",
+            "64",
+            "--device",
+            "cpu",
+        ],
+        d,
+    );
+    assert!(text.contains("SWD"), "{text}");
     let html = std::fs::read_to_string(d.join("run/eval/report.html")).unwrap();
+    assert!(html.contains("Quality during training"));
     assert!(html.contains("data:image/png;base64,") && html.contains("<svg"));
 
     // Sample and export.

@@ -1,20 +1,14 @@
 //! Running a trained generator (eval mode) and discriminator in batches, and spherical
 //! interpolation between latents.
 
-use burn::tensor::{backend::Backend, Distribution, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Tensor, TensorData};
 use facegan_model::{Discriminator, Generator};
-
-use crate::swd::Planes;
 
 const BATCH: usize = 64;
 
 /// Seeded standard-normal latents `[n, latent]`, row-major.
 pub fn latents<B: Backend>(n: usize, latent: usize, seed: u64, device: &B::Device) -> Vec<f32> {
-    B::seed(device, seed);
-    Tensor::<B, 2>::random([n, latent], Distribution::Normal(0.0, 1.0), device)
-        .into_data()
-        .to_vec::<f32>()
-        .expect("f32")
+    facegan_model::generator::seeded_latents::<B>(n, latent, seed, device)
 }
 
 /// Generates images from latents; returns `[n, 3, H, W]` floats in [0, 1].
@@ -24,20 +18,7 @@ pub fn generate<B: Backend>(
     latent: usize,
     device: &B::Device,
 ) -> Vec<f32> {
-    let n = z.len() / latent;
-    let mut out = Vec::new();
-    for start in (0..n).step_by(BATCH) {
-        let m = BATCH.min(n - start);
-        let zt = Tensor::<B, 2>::from_data(
-            TensorData::new(
-                z[start * latent..(start + m) * latent].to_vec(),
-                [m, latent],
-            ),
-            device,
-        );
-        out.extend(g.forward(zt).into_data().to_vec::<f32>().expect("f32"));
-    }
-    out
+    facegan_model::generator::generate_batched(g, z, latent, BATCH, device)
 }
 
 /// D's probability of "real" for each `[3, H, W]` image in [0, 1] (eval mode).
@@ -81,10 +62,4 @@ pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
     a.iter().zip(b).map(|(x, y)| wa * x + wb * y).collect()
 }
 
-/// Splits `[n, 3, H, W]` floats in [0, 1] into planes scaled to [0, 255].
-pub fn to_planes(images: &[f32], h: usize, w: usize) -> Vec<Planes> {
-    images
-        .chunks_exact(3 * h * w)
-        .map(|c| Planes::new(h, w, c.iter().map(|v| v * 255.0).collect()))
-        .collect()
-}
+pub use facegan_metrics::swd::to_planes;

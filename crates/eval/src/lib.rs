@@ -11,7 +11,7 @@ pub mod export;
 pub mod generate;
 pub mod report;
 pub mod sample;
-pub mod swd;
+pub use facegan_metrics::swd;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -21,13 +21,10 @@ use burn::tensor::backend::Backend;
 use facegan_shard::{Shard, Split};
 use facegan_trainer::artifacts::{self, chw_to_rgb_images, grid, grid_from_chw, save_png};
 use facegan_trainer::checkpoint::{self, CheckpointInfo, TrainState};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use generate::{discriminate, generate, latents, slerp, to_planes};
-use swd::{Planes, SwdResult};
+use swd::{sample_ids, Planes, SwdResult};
 
 pub const TOOL_VERSION: &str = concat!("facegan ", env!("CARGO_PKG_VERSION"));
 
@@ -35,18 +32,22 @@ pub const TOOL_VERSION: &str = concat!("facegan ", env!("CARGO_PKG_VERSION"));
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckpointChoice {
     Latest,
+    /// The run's best checkpoint by the trainer's quality probe (`checkpoints/best/`).
+    Best,
     /// The checkpoint written after this many completed epochs.
     Epoch(usize),
 }
 
 impl CheckpointChoice {
     pub fn parse(s: &str) -> Result<Self> {
-        if s == "latest" {
-            return Ok(CheckpointChoice::Latest);
+        match s {
+            "latest" => return Ok(CheckpointChoice::Latest),
+            "best" => return Ok(CheckpointChoice::Best),
+            _ => {}
         }
         s.parse()
             .map(CheckpointChoice::Epoch)
-            .with_context(|| format!("--checkpoint {s:?}: use `latest` or an epoch number"))
+            .with_context(|| format!("--checkpoint {s:?}: use `latest`, `best` or an epoch number"))
     }
 }
 
@@ -64,11 +65,16 @@ pub fn find_checkpoint(
     }
     let found = match choice {
         CheckpointChoice::Latest => checkpoint::latest(run)?,
+        CheckpointChoice::Best => checkpoint::best(run),
         CheckpointChoice::Epoch(e) => checkpoint::by_epoch(run, e)?,
     };
     let Some(info) = found else {
         match choice {
             CheckpointChoice::Latest => bail!("{}: the run has no finished checkpoint yet", run.display()),
+            CheckpointChoice::Best => bail!(
+                "{}: the run has no best checkpoint (the trainer keeps one when its quality probe is on: eval_every > 0 and a shard with a holdout)",
+                run.display()
+            ),
             CheckpointChoice::Epoch(e) => bail!(
                 "{}: no checkpoint after epoch {e} (only the last few are kept; see {}/checkpoints)",
                 run.display(),
@@ -235,14 +241,6 @@ pub fn load_fake_dir(dir: &Path, shard: &Shard, limit: usize) -> Result<Vec<f32>
         );
     }
     Ok(out)
-}
-
-/// `n` evenly spread indices from a list, in a seeded random order.
-fn sample_ids(ids: &[usize], n: usize, seed: u64) -> Vec<usize> {
-    let mut v = ids.to_vec();
-    v.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-    v.truncate(n);
-    v
 }
 
 /// The low-pass pyramid level used for nearest neighbours.

@@ -76,6 +76,18 @@ fn loss_svg(rows: &[EpochMetrics]) -> String {
     )
 }
 
+/// The trainer's quality curve (`RUN/quality.png`, beside the `eval/` folder), when it has one.
+fn quality_figure(dir: &Path) -> String {
+    match dir.parent().map(|run| run.join("quality.png")) {
+        Some(p) if p.is_file() => format!(
+            "<figure>{}<figcaption>SWD of the sampling generator against the holdout while training \
+             (quality.png; the best point is kept as checkpoints/best)</figcaption></figure>",
+            inline_image(&p, "image/png")
+        ),
+        _ => "<p>No quality curve: the run was trained with its quality probe off.</p>".into(),
+    }
+}
+
 pub fn write_html(dir: &Path, r: &EvalReport, metrics: &[EpochMetrics]) -> Result<()> {
     let mut rows = String::new();
     let mut row = |k: &str, v: String| {
@@ -164,6 +176,7 @@ th {{ background: #eee; font-weight: 600; }}
 <figure>{real}<figcaption>Held-out real faces (real.png)</figcaption></figure>
 </div>
 <h2>Metrics</h2><table>{rows}</table>
+<h2>Quality during training</h2>{quality}
 <h2>Training curves</h2>{svg}
 <h2>Interpolation</h2>
 <div class="row"><figure>{interp}<figcaption>Spherical interpolation rows (interp.png)</figcaption></figure>
@@ -180,6 +193,7 @@ th {{ background: #eee; font-weight: 600; }}
         gif = inline_image(&dir.join("interp.gif"), "image/gif"),
         nn = inline_image(&dir.join("nn.png"), "image/png"),
         svg = loss_svg(metrics),
+        quality = quality_figure(dir),
         nh = r.nn_level.0,
         nw = r.nn_level.1,
     );

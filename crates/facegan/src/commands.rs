@@ -305,6 +305,11 @@ pub struct TrainArgs {
     /// Stop with a checkpoint after this many steps in total.
     #[arg(long)]
     max_steps: Option<u64>,
+    /// Train for this many minutes of wall time in total (across resumes), then checkpoint and
+    /// stop; a larger value on a resumed run extends it. Without --epochs the epoch count no
+    /// longer bounds the run.
+    #[arg(long)]
+    minutes: Option<f64>,
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
@@ -344,7 +349,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
         run: a.run,
         config: cfg,
         config_explicit: explicit,
-        epochs_override: a.epochs,
+        // A time budget without --epochs: time, not the preset's epoch count, ends the run.
+        epochs_override: a.epochs.or(a.minutes.map(|_| 1_000_000)),
+        minutes_override: a.minutes,
         new: a.new,
         progress: stderr_is_tty(),
         max_steps: a.max_steps,
@@ -369,7 +376,7 @@ pub struct EvalArgs {
     /// Shard (default: the one the run was trained on, from its config).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// `latest` or an epoch number.
+    /// `latest`, `best` (the best quality probe) or an epoch number.
     #[arg(long, default_value = "latest")]
     checkpoint: String,
     /// Images per side for SWD and D accuracy (capped by the holdout size for reals).

@@ -5,6 +5,19 @@
 
 use serde::{Deserialize, Serialize};
 
+/// How G doubles its resolution at each step (see [`crate::layers::UpConv`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Upsample {
+    /// 3x3 stride-2 transposed convolution (the seed's; uneven overlap, a checkerboard).
+    #[default]
+    Transposed3,
+    /// 4x4 stride-2 transposed convolution (DCGAN's; even overlap).
+    Transposed4,
+    /// Nearest-neighbour x2, then a 3x3 convolution (no checkerboard by construction).
+    Resize,
+}
+
 /// Architecture of both networks. Image size and latent size live here, so a shard of another
 /// size is refused before training starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +55,13 @@ pub struct ModelConfig {
     /// Extra stride-1 3x3 convolutions after each resolution step, in both networks (depth).
     #[serde(default)]
     pub block_convs: usize,
+    /// G's upsampling layer: `transposed3` (the seed's), `transposed4` or `resize`.
+    #[serde(default)]
+    pub g_upsample: Upsample,
+    /// Residual connections around the `block_convs` extra convolutions, in both networks:
+    /// `x + f(x)` instead of `f(x)` (He et al. 2016), so depth adds refinement, not a longer path.
+    #[serde(default)]
+    pub residual: bool,
 }
 
 impl ModelConfig {
@@ -63,6 +83,8 @@ impl ModelConfig {
             spectral_norm: false,
             mbstd_group: 0,
             block_convs: 0,
+            g_upsample: Upsample::Transposed3,
+            residual: false,
         }
     }
 
@@ -135,6 +157,8 @@ impl ModelConfig {
             spectral_norm: true,
             mbstd_group: 4,
             block_convs: 1,
+            g_upsample: Upsample::Transposed3,
+            residual: false,
         }
     }
 

@@ -55,6 +55,7 @@ pub struct Discriminator<B: Backend> {
     pub head_sn: Option<SpectralNorm<B>>,
     pub slope: f64,
     pub mbstd_group: usize,
+    pub residual: bool,
 }
 
 impl<B: Backend> Discriminator<B> {
@@ -79,6 +80,7 @@ impl<B: Backend> Discriminator<B> {
                 .then(|| SpectralNorm::new(features, device)),
             slope: cfg.leaky_slope,
             mbstd_group: cfg.mbstd_group,
+            residual: cfg.residual,
         }
     }
 
@@ -86,10 +88,16 @@ impl<B: Backend> Discriminator<B> {
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         let mut x = images;
         for block in &self.blocks {
-            x = cpu::dropout(&self.dropout, block.conv(x));
-            x = match &block.norm {
-                Some(norm) => norm.forward_act(x, Some(self.slope)),
-                None => leaky_relu(x, self.slope),
+            let y = cpu::dropout(&self.dropout, block.conv(x.clone()));
+            let y = match &block.norm {
+                Some(norm) => norm.forward_act(y, Some(self.slope)),
+                None => leaky_relu(y, self.slope),
+            };
+            // A stride-1 block keeps the shape: with `residual` it adds to its input.
+            x = if self.residual && block.conv.stride == [1, 1] {
+                x + y
+            } else {
+                y
             };
         }
         if self.mbstd_group > 0 {

@@ -4,13 +4,13 @@
 //! For the seed preset: 64 -> 64x6x5 -> 256 -> 128 -> 128 -> 64 -> 3 at 96x80.
 
 use burn::module::Module;
-use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::nn::conv::Conv2d;
 use burn::nn::Linear;
 use burn::tensor::activation::sigmoid;
-use burn::tensor::{backend::Backend, Tensor};
+use burn::tensor::{backend::Backend, Distribution, Tensor, TensorData};
 
 use crate::cpu::ops as cpu;
-use crate::layers::{conv3x3, conv_transpose3x3_up, dense, leaky_relu, BatchNorm2d};
+use crate::layers::{conv3x3, dense, leaky_relu, BatchNorm2d, UpConv};
 use crate::ModelConfig;
 
 /// A stride-1 3x3 convolution, optional BatchNorm, LeakyReLU (the extra depth of a G block).
@@ -20,11 +20,11 @@ pub struct GeneratorRefine<B: Backend> {
     pub norm: Option<BatchNorm2d<B>>,
 }
 
-/// One G stage: transposed conv (x2 upsampling), optional BatchNorm, LeakyReLU, then the
-/// stage's extra convolutions.
+/// One G stage: x2 upsampling layer (see [`UpConv`]), optional BatchNorm, LeakyReLU, then the
+/// stage's extra convolutions (residual when the config says so).
 #[derive(Module, Debug)]
 pub struct GeneratorBlock<B: Backend> {
-    pub conv: ConvTranspose2d<B>,
+    pub conv: UpConv<B>,
     pub norm: Option<BatchNorm2d<B>>,
     pub refine: Vec<GeneratorRefine<B>>,
 }
@@ -36,6 +36,7 @@ pub struct Generator<B: Backend> {
     pub to_rgb: Conv2d<B>,
     pub start: [usize; 3],
     pub slope: f64,
+    pub residual: bool,
 }
 
 fn norm_and_act<B: Backend>(
@@ -63,7 +64,7 @@ impl<B: Backend> Generator<B> {
             .zip(&cfg.g_batchnorm)
             .map(|(&cout, &bn)| {
                 let block = GeneratorBlock {
-                    conv: conv_transpose3x3_up(cin, cout, device),
+                    conv: UpConv::new(cfg.g_upsample, cin, cout, device),
                     norm: bn_layer(bn, cout),
                     refine: (0..cfg.block_convs)
                         .map(|_| GeneratorRefine {
@@ -82,6 +83,7 @@ impl<B: Backend> Generator<B> {
             to_rgb: conv3x3(cin, 3, 1, device),
             start: [c0, h0, w0],
             slope: cfg.leaky_slope,
+            residual: cfg.residual,
         }
     }
 
@@ -93,15 +95,64 @@ impl<B: Backend> Generator<B> {
         let mut x: Tensor<B, 4> = x.reshape([n, c0, h0, w0]);
         for block in &self.blocks {
             x = match &block.norm {
-                Some(norm) => {
-                    norm.forward_act(cpu::conv_transpose2d(&block.conv, x), Some(self.slope))
-                }
-                None => cpu::conv_transpose2d_act(&block.conv, x, Some(self.slope)),
+                Some(norm) => norm.forward_act(block.conv.forward_act(x, None), Some(self.slope)),
+                None => block.conv.forward_act(x, Some(self.slope)),
             };
             for refine in &block.refine {
-                x = norm_and_act(cpu::conv2d(&refine.conv, x), &refine.norm, self.slope);
+                let y = norm_and_act(
+                    cpu::conv2d(&refine.conv, x.clone()),
+                    &refine.norm,
+                    self.slope,
+                );
+                x = if self.residual { x + y } else { y };
             }
         }
         sigmoid(cpu::conv2d(&self.to_rgb, x))
     }
+}
+
+/// Seeded standard-normal latents `[n, latent]`, row-major (reseeds the backend RNG with `seed`).
+/// The trainer's quality probe and `facegan eval` draw their latents with this, so the same seed
+/// scores the same faces.
+pub fn seeded_latents<B: Backend>(
+    n: usize,
+    latent: usize,
+    seed: u64,
+    device: &B::Device,
+) -> Vec<f32> {
+    B::seed(device, seed);
+    Tensor::<B, 2>::random([n, latent], Distribution::Normal(0.0, 1.0), device)
+        .into_data()
+        .to_vec::<f32>()
+        .expect("f32 latents")
+}
+
+/// Runs `g` on row-major latents `z` in batches of `batch`; returns `[n, 3, H, W]` floats in
+/// [0, 1]. Use an inference backend (or `g.valid()`) so BatchNorm uses its running statistics.
+pub fn generate_batched<B: Backend>(
+    g: &Generator<B>,
+    z: &[f32],
+    latent: usize,
+    batch: usize,
+    device: &B::Device,
+) -> Vec<f32> {
+    let n = z.len() / latent;
+    let mut out = Vec::new();
+    for start in (0..n).step_by(batch.max(1)) {
+        let m = batch.max(1).min(n - start);
+        let zt = Tensor::<B, 2>::from_data(
+            TensorData::new(
+                z[start * latent..(start + m) * latent].to_vec(),
+                [m, latent],
+            ),
+            device,
+        );
+        out.extend(
+            g.forward(zt)
+                .into_data()
+                .to_vec::<f32>()
+                .expect("f32 images"),
+        );
+    }
+    out
 }

@@ -7,6 +7,8 @@ use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfi
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 
+use crate::config::Upsample;
+
 /// Glorot/Xavier-uniform tensor: U(-l, l), l = sqrt(6 / (fan_in + fan_out)).
 pub fn glorot_uniform<B: Backend, const D: usize>(
     shape: [usize; D],
@@ -57,6 +59,108 @@ pub fn conv_transpose3x3_up<B: Backend>(
     conv.weight = glorot_uniform([cin, cout, 3, 3], cin * 9, cout * 9, device);
     conv.bias = zeros_bias(cout, device);
     conv
+}
+
+/// A 4x4 stride-2 transposed convolution that doubles H and W (padding 1: the DCGAN paper's
+/// upsampling, each output pixel touched by the same number of taps), Glorot kernel, zero bias.
+pub fn conv_transpose4x4_up<B: Backend>(
+    cin: usize,
+    cout: usize,
+    device: &B::Device,
+) -> ConvTranspose2d<B> {
+    let mut conv = ConvTranspose2dConfig::new([cin, cout], [4, 4])
+        .with_stride([2, 2])
+        .with_padding([1, 1])
+        .init(device);
+    conv.weight = glorot_uniform([cin, cout, 4, 4], cin * 16, cout * 16, device);
+    conv.bias = zeros_bias(cout, device);
+    conv
+}
+
+/// G's x2 upsampling layer, one of three designs ([`Upsample`]): a 3x3 or 4x4 stride-2
+/// transposed convolution, or a resize-convolution (nearest-neighbour x2, then a 3x3
+/// convolution; Odena et al. 2016, the usual cure for the checkerboard of 3x3 transposed
+/// convolutions).
+///
+/// The resize-convolution is computed as the transposed convolution it equals: along each axis,
+/// `conv3(upsample2(x))` gives `out[2i] = w0 x[i-1] + (w1+w2) x[i]` and `out[2i+1] = (w0+w1) x[i]
+/// + w2 x[i+1]`, which is a 4x4 stride-2 padding-1 transposed convolution whose kernel is
+/// `M w M^T` with `M = [[0,0,1],[0,1,1],[1,1,0],[1,0,0]]` (rows: taps 0..3). So it runs on the same
+/// fast kernel as `transposed4`, at 4 multiply-adds per output pixel and channel pair instead of
+/// the 9 of a convolution over the upsampled map; the trained parameter is the 3x3 kernel.
+#[derive(Module, Debug)]
+pub struct UpConv<B: Backend> {
+    /// `transposed3` / `transposed4`: the transposed convolution.
+    pub transposed: Option<ConvTranspose2d<B>>,
+    /// `resize`: the 3x3 convolution applied after nearest-neighbour upsampling.
+    pub resize: Option<Conv2d<B>>,
+}
+
+impl<B: Backend> UpConv<B> {
+    pub fn new(mode: Upsample, cin: usize, cout: usize, device: &B::Device) -> Self {
+        let (transposed, resize) = match mode {
+            Upsample::Transposed3 => (Some(conv_transpose3x3_up(cin, cout, device)), None),
+            Upsample::Transposed4 => (Some(conv_transpose4x4_up(cin, cout, device)), None),
+            Upsample::Resize => (None, Some(conv3x3(cin, cout, 1, device))),
+        };
+        UpConv { transposed, resize }
+    }
+
+    pub fn out_channels(&self) -> usize {
+        match (&self.transposed, &self.resize) {
+            (Some(t), _) => t.weight.dims()[1],
+            (None, Some(c)) => c.weight.dims()[0],
+            (None, None) => unreachable!("an UpConv has one of its two layers"),
+        }
+    }
+
+    /// `[N, C, H, W]` -> `[N, C', 2H, 2W]`, then LeakyReLU(`slope`) when given (fused on the CPU).
+    pub fn forward_act(&self, x: Tensor<B, 4>, slope: Option<f64>) -> Tensor<B, 4> {
+        match (&self.transposed, &self.resize) {
+            (Some(t), _) => crate::cpu::ops::conv_transpose2d_act(t, x, slope),
+            (None, Some(c)) => crate::cpu::ops::conv_transpose2d_weighted(
+                x,
+                resize_conv_kernel(c.weight.val()),
+                c.bias.as_ref().expect("conv3x3 has a bias").val(),
+                [2, 2],
+                [1, 1],
+                [0, 0],
+                slope,
+            ),
+            (None, None) => unreachable!("an UpConv has one of its two layers"),
+        }
+    }
+}
+
+/// The 4x4 transposed-convolution kernel `[ci, co, 4, 4]` equal to nearest x2 upsampling
+/// followed by the 3x3 convolution `w [co, ci, 3, 3]` (padding 1): `M w M^T` per channel pair
+/// (see [`UpConv`]). Differentiable: the gradient flows back to `w`.
+pub fn resize_conv_kernel<B: Backend>(w: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [co, ci, _, _] = w.dims();
+    let device = w.device();
+    #[rustfmt::skip]
+    let m_t = Tensor::<B, 2>::from_data(
+        burn::tensor::TensorData::new(
+            vec![0f32, 0.0, 1.0, 1.0,
+                 0.0, 1.0, 1.0, 0.0,
+                 1.0, 1.0, 0.0, 0.0],
+            [3, 4],
+        ),
+        &device,
+    ); // M^T: [3 taps, 4 taps]
+    let pairs = ci * co;
+    // [ci, co, kh, kw] -> rows (pair, kh), columns kw -> (pair, kh, b)
+    let t = w
+        .swap_dims(0, 1)
+        .reshape([pairs * 3, 3])
+        .matmul(m_t.clone());
+    // -> (pair, b, kh) -> rows (pair, b), columns a
+    let t = t
+        .reshape([pairs, 3, 4])
+        .swap_dims(1, 2)
+        .reshape([pairs * 4, 3]);
+    let t = t.matmul(m_t).reshape([pairs, 4, 4]); // [pair, b, a]
+    t.swap_dims(1, 2).reshape([ci, co, 4, 4])
 }
 
 /// A dense layer with a Glorot kernel (`[in, out]`) and an optional zero bias.

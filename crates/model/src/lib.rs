@@ -16,7 +16,7 @@ pub mod discriminator;
 pub mod generator;
 pub mod layers;
 
-pub use config::ModelConfig;
+pub use config::{ModelConfig, Upsample};
 pub use discriminator::Discriminator;
 pub use generator::Generator;
 

@@ -338,3 +338,88 @@ fn weighted_conv2d_matches_burn() {
         );
     }
 }
+
+/// Nearest-neighbour x2 upsampling with Burn's ops (the reference for the resize-convolution).
+fn upsample_nearest2(x: Tensor<Ad, 4>) -> Tensor<Ad, 4> {
+    let [n, c, h, w] = x.dims();
+    x.reshape([n, c, h, 1, w, 1])
+        .expand([n, c, h, 2, w, 2])
+        .reshape([n, c, 2 * h, 2 * w])
+}
+
+/// Calls of the fast kernels and of Burn fallbacks that `f` makes.
+fn count_paths(f: impl FnOnce()) -> (u64, u64) {
+    let (fast, slow) = (
+        facegan_model::cpu::fast_path_calls(),
+        facegan_model::cpu::fallbacks(),
+    );
+    f();
+    (
+        facegan_model::cpu::fast_path_calls() - fast,
+        facegan_model::cpu::fallbacks() - slow,
+    )
+}
+
+#[test]
+fn resize_conv_equals_nearest_upsample_then_conv() {
+    use facegan_model::layers::UpConv;
+    use facegan_model::Upsample;
+    Ad::seed(&dev(), 11);
+    for (n, ci, co, h, w, slope) in [
+        (3, 5, 4, 6, 5, None),
+        (2, 8, 3, 3, 4, Some(0.2)),
+        (4, 16, 8, 12, 10, Some(0.2)),
+    ] {
+        let mut up = UpConv::<Ad>::new(Upsample::Resize, ci, co, &dev());
+        let conv = up.resize.as_mut().unwrap();
+        conv.bias = Some(Param::from_tensor(randn([co])));
+        let c = conv.clone();
+        let x = randn([n, ci, h, w]);
+        let r = randn([n, co, 2 * h, 2 * w]);
+        let (fast, slow) = count_paths(|| {
+            compare(
+                &format!("resize conv {n}x{ci}->{co} {h}x{w} {slope:?}"),
+                x.clone(),
+                r.clone(),
+                &|| vec![c.weight.val()],
+                &|| vec![c.bias.as_ref().unwrap().val()],
+                &|x| up.forward_act(x, slope),
+                &|x| {
+                    let y = c.forward(upsample_nearest2(x));
+                    match slope {
+                        Some(k) => activation::leaky_relu(y, k),
+                        None => y,
+                    }
+                },
+            )
+        });
+        assert!(
+            fast >= 1,
+            "the resize conv ran on the fast kernels ({fast} calls)"
+        );
+        assert_eq!(slow, 0, "no fallback to Burn's ops");
+    }
+}
+
+#[test]
+fn transposed4_upsampling_matches_burn_on_the_fast_path() {
+    use facegan_model::layers::UpConv;
+    use facegan_model::Upsample;
+    Ad::seed(&dev(), 12);
+    let mut up = UpConv::<Ad>::new(Upsample::Transposed4, 6, 5, &dev());
+    let t = up.transposed.as_mut().unwrap();
+    t.bias = Some(Param::from_tensor(randn([5])));
+    let t = t.clone();
+    let (fast, slow) = count_paths(|| {
+        compare(
+            "transposed4",
+            randn([3, 6, 5, 4]),
+            randn([3, 5, 10, 8]),
+            &|| vec![t.weight.val()],
+            &|| vec![t.bias.as_ref().unwrap().val()],
+            &|x| up.forward_act(x, Some(0.2)),
+            &|x| activation::leaky_relu(t.forward(x), 0.2),
+        )
+    });
+    assert!(fast >= 1 && slow == 0, "fast {fast}, fallbacks {slow}");
+}

@@ -133,15 +133,18 @@ pub struct EpochMetrics {
     pub d_fake: f64,
     pub seconds: f64,
     pub img_per_s: f64,
+    /// The latest quality probe's SWD at the end of the epoch (empty when probes are off).
+    #[serde(default)]
+    pub swd: Option<f64>,
 }
 
 pub const METRICS_HEADER: &str =
-    "epoch,step,images_seen,loss_d,loss_g,d_real,d_fake,seconds,img_per_s";
+    "epoch,step,images_seen,loss_d,loss_g,d_real,d_fake,seconds,img_per_s,swd";
 
 impl EpochMetrics {
     pub fn csv_row(&self) -> String {
         format!(
-            "{},{},{},{:.6},{:.6},{:.6},{:.6},{:.3},{:.2}",
+            "{},{},{},{:.6},{:.6},{:.6},{:.6},{:.3},{:.2},{}",
             self.epoch,
             self.step,
             self.images_seen,
@@ -150,7 +153,8 @@ impl EpochMetrics {
             self.d_real,
             self.d_fake,
             self.seconds,
-            self.img_per_s
+            self.img_per_s,
+            self.swd.map_or(String::new(), |v| format!("{v:.3}"))
         )
     }
 }
@@ -167,7 +171,7 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
         }
         let f: Vec<&str> = line.split(',').collect();
         let bad = || format!("{}:{}: bad metrics row {line:?}", path.display(), i + 1);
-        if f.len() != 9 {
+        if f.len() != 9 && f.len() != 10 {
             anyhow::bail!(bad());
         }
         let num = |k: usize| f[k].parse::<f64>().with_context(bad);
@@ -181,6 +185,10 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
             d_fake: num(6)?,
             seconds: num(7)?,
             img_per_s: num(8)?,
+            swd: match f.get(9) {
+                Some(v) if !v.trim().is_empty() => Some(v.trim().parse().with_context(bad)?),
+                _ => None,
+            },
         });
     }
     Ok(rows)
@@ -263,6 +271,74 @@ pub fn write_loss_plot(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
             .draw()
             .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
         root.present().map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+    }
+    let img = image::RgbImage::from_raw(w, h, buf).expect("plot buffer size");
+    save_png(path, &img)
+}
+
+/// Draws the quality curve (SWD and its floor against training minutes) as `quality.png`.
+pub fn write_quality_plot(path: &Path, rows: &[crate::quality::QualityPoint]) -> Result<()> {
+    use plotters::prelude::*;
+    register_font();
+    let (w, h) = (800u32, 480u32);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("plot: {e}");
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let max_x = rows.iter().map(|r| r.train_minutes).fold(0.1f64, f64::max);
+        let max_y = rows
+            .iter()
+            .flat_map(|r| [r.swd, r.swd_finest])
+            .filter(|v| v.is_finite())
+            .fold(1.0f64, f64::max)
+            * 1.1;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "facegan quality (SWD vs holdout, lower is better)",
+                ("sans-serif", 22),
+            )
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0f64..max_x, 0f64..max_y)
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc("training minutes")
+            .y_desc("SWD x1e3")
+            .draw()
+            .map_err(|e| err(&e))?;
+        type Series = (
+            &'static str,
+            RGBColor,
+            fn(&crate::quality::QualityPoint) -> f64,
+        );
+        let series: [Series; 4] = [
+            ("SWD (average)", RGBColor(40, 80, 200), |r| r.swd),
+            ("SWD finest level", RGBColor(200, 40, 40), |r| r.swd_finest),
+            ("floor (average)", RGBColor(120, 160, 230), |r| r.floor),
+            ("floor finest", RGBColor(230, 140, 140), |r| r.floor_finest),
+        ];
+        for (name, color, f) in series {
+            chart
+                .draw_series(LineSeries::new(
+                    rows.iter().map(|r| (r.train_minutes, f(r))),
+                    color.stroke_width(2),
+                ))
+                .map_err(|e| err(&e))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(&e))?;
+        root.present().map_err(|e| err(&e))?;
     }
     let img = image::RgbImage::from_raw(w, h, buf).expect("plot buffer size");
     save_png(path, &img)

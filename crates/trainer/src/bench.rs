@@ -231,12 +231,12 @@ pub fn profile_ops<B: AutodiffBackend>(
     ));
     let [mut c, mut h, mut w] = g.start;
     for (i, block) in g.blocks.iter().enumerate() {
-        let cout = block.conv.weight.dims()[1];
-        let name = format!("G conv_transpose{i} {c}->{cout} @{h}x{w}");
+        let cout = block.conv.out_channels();
+        let name = format!("G upsample{i} ({:?}) {c}->{cout} @{h}x{w}", m.g_upsample);
         match block.norm.as_ref() {
             Some(norm) => {
                 out.push(time_op(name, rand4([n, c, h, w]), reps, |x| {
-                    cpu::conv_transpose2d(&block.conv, x)
+                    block.conv.forward_act(x, None)
                 }));
                 (c, h, w) = (cout, h * 2, w * 2);
                 norm_and_activation(&mut out, "G", i, [n, c, h, w], Some(norm));
@@ -247,7 +247,7 @@ pub fn profile_ops<B: AutodiffBackend>(
                     format!("{name} +leaky_relu"),
                     rand4([n, c, h, w]),
                     reps,
-                    |x| cpu::conv_transpose2d_act(&block.conv, x, Some(m.leaky_slope)),
+                    |x| block.conv.forward_act(x, Some(m.leaky_slope)),
                 ));
                 (c, h, w) = (cout, h * 2, w * 2);
             }

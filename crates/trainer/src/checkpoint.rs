@@ -50,6 +50,23 @@ pub struct TrainState {
     /// The shard the run trains on (eval's default `--data`).
     #[serde(default)]
     pub data_path: String,
+    /// Training wall time so far, in seconds, across resumes (what `--minutes` counts).
+    #[serde(default)]
+    pub train_seconds: f64,
+    /// The image count at which the next quality probe is due.
+    #[serde(default)]
+    pub next_probe_at: u64,
+    /// The best quality probe so far (lowest SWD), whose weights are in `checkpoints/best/`.
+    #[serde(default)]
+    pub best: Option<BestScore>,
+}
+
+/// The best quality score of a run and when it was reached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BestScore {
+    pub swd: f64,
+    pub step: u64,
+    pub images_seen: u64,
 }
 
 /// A checkpoint on disk.
@@ -116,10 +133,55 @@ pub fn save<B: AutodiffBackend>(
     state: &TrainState,
     keep: usize,
 ) -> Result<PathBuf> {
-    let root = checkpoints_dir(run);
-    std::fs::create_dir_all(&root).with_context(|| format!("{}: cannot create", root.display()))?;
-    let name = format!("{PREFIX}{:09}", state.step);
-    let final_dir = root.join(&name);
+    let final_dir = checkpoints_dir(run).join(format!("{PREFIX}{:09}", state.step));
+    write_checkpoint(&final_dir, gan, state)?;
+    let all = list(run)?;
+    if all.len() > keep {
+        for old in &all[..all.len() - keep] {
+            let _ = std::fs::remove_dir_all(&old.dir);
+        }
+    }
+    Ok(final_dir)
+}
+
+/// Name of the best checkpoint's folder under `checkpoints/` (never rotated out).
+pub const BEST_DIR: &str = "best";
+
+/// Saves the full training state as the run's best checkpoint (`checkpoints/best/`), replacing
+/// the previous best.
+pub fn save_best<B: AutodiffBackend>(
+    run: &Path,
+    gan: &Gan<B>,
+    state: &TrainState,
+) -> Result<PathBuf> {
+    let dir = checkpoints_dir(run).join(BEST_DIR);
+    write_checkpoint(&dir, gan, state)?;
+    Ok(dir)
+}
+
+/// The run's best checkpoint, when it has a complete one.
+pub fn best(run: &Path) -> Option<CheckpointInfo> {
+    let dir = checkpoints_dir(run).join(BEST_DIR);
+    let state = load_state(&dir).ok()?;
+    Some(CheckpointInfo {
+        dir,
+        step: state.step,
+    })
+}
+
+/// Writes one checkpoint folder: a temp folder beside it, files synced, the `DONE` marker, then
+/// a rename over `final_dir` (an older folder of that name is removed first).
+fn write_checkpoint<B: AutodiffBackend>(
+    final_dir: &Path,
+    gan: &Gan<B>,
+    state: &TrainState,
+) -> Result<()> {
+    let root = final_dir.parent().expect("checkpoint dir has a parent");
+    std::fs::create_dir_all(root).with_context(|| format!("{}: cannot create", root.display()))?;
+    let name = final_dir
+        .file_name()
+        .expect("checkpoint dir has a name")
+        .to_string_lossy();
     let tmp = root.join(format!(".tmp-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
@@ -143,20 +205,14 @@ pub fn save<B: AutodiffBackend>(
     }
     crate::artifacts::write_atomic(&tmp.join(DONE_MARKER), b"ok\n")?;
     if final_dir.exists() {
-        std::fs::remove_dir_all(&final_dir)?;
+        std::fs::remove_dir_all(final_dir)?;
     }
-    std::fs::rename(&tmp, &final_dir)
+    std::fs::rename(&tmp, final_dir)
         .with_context(|| format!("{}: cannot rename into place", final_dir.display()))?;
-    if let Ok(d) = std::fs::File::open(&root) {
+    if let Ok(d) = std::fs::File::open(root) {
         let _ = d.sync_all();
     }
-    let all = list(run)?;
-    if all.len() > keep {
-        for old in &all[..all.len() - keep] {
-            let _ = std::fs::remove_dir_all(&old.dir);
-        }
-    }
-    Ok(final_dir)
+    Ok(())
 }
 
 pub fn load_state(dir: &Path) -> Result<TrainState> {

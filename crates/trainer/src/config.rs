@@ -59,6 +59,25 @@ pub struct TrainConfig {
     /// Weight of the R1 gradient penalty on reals, `gamma / 2 * E |grad_x D(x)|^2` (0 = off).
     #[serde(default)]
     pub r1_gamma: f64,
+    /// Score the sampling generator against the holdout (SWD, see [`crate::quality`]) every
+    /// this many images (0 = off); probes are postponed to stay under 5% of training time.
+    #[serde(default = "default_eval_every")]
+    pub eval_every: u64,
+    /// Images per side in those probes (at most the holdout's size).
+    #[serde(default = "default_eval_images")]
+    pub eval_images: usize,
+    /// Wall-time budget in minutes (`--minutes`): training stops with a checkpoint when the run
+    /// has trained this long in total (across resumes); the epoch count still bounds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minutes: Option<f64>,
+}
+
+fn default_eval_every() -> u64 {
+    10_000
+}
+
+fn default_eval_images() -> usize {
+    2_000
 }
 
 impl TrainConfig {
@@ -92,6 +111,9 @@ impl TrainConfig {
             diffaugment: String::new(),
             ema_beta: 0.0,
             r1_gamma: 0.0,
+            eval_every: default_eval_every(),
+            eval_images: default_eval_images(),
+            minutes: None,
         };
         match name {
             "tiny" => {
@@ -173,6 +195,9 @@ impl TrainConfig {
         }
         if !(0.0..1.0).contains(&self.ema_beta) {
             bail!("ema_beta must be in [0, 1)");
+        }
+        if self.minutes.is_some_and(|m| !(m > 0.0 && m.is_finite())) {
+            bail!("minutes must be a positive number");
         }
         crate::augment::DiffAugment::parse(&self.diffaugment)?;
         Ok(())

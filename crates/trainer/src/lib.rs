@@ -5,6 +5,7 @@
 //! - [`gan`]: the networks, optimizers, losses and the two-pass training step.
 //! - [`augment`]: DiffAugment (colour, translation, cutout), differentiable.
 //! - [`ema`]: the exponential moving average of G's weights.
+//! - [`quality`]: the live quality curve (SWD against the holdout every `eval_every` images).
 //! - [`r1`]: the R1 gradient penalty, through a nested autodiff backend.
 //! - [`run`]: the loop: resume, epochs, metrics, grids, checkpoints, guards.
 //! - [`checkpoint`]: atomic checkpoint folders with a `DONE` marker.
@@ -21,6 +22,7 @@ pub mod data;
 pub mod device;
 pub mod ema;
 pub mod gan;
+pub mod quality;
 pub mod r1;
 pub mod run;
 

@@ -12,10 +12,11 @@ use burn::tensor::{Tensor, TensorData};
 use facegan_shard::Shard;
 
 use crate::artifacts::{self, EpochMetrics};
-use crate::checkpoint::{self, EpochSums, TrainState};
+use crate::checkpoint::{self, BestScore, EpochSums, TrainState};
 use crate::config::TrainConfig;
 use crate::data::{batches_per_epoch, epoch_order, train_indices, Prefetcher};
 use crate::gan::{noise, upload_images, Gan};
+use crate::quality::{self, ProbeSchedule, QualityPoint, QualityProbe};
 use crate::{STOP, TOOL_VERSION};
 
 /// Images in every sample grid (8x8).
@@ -32,6 +33,8 @@ pub struct TrainOptions {
     pub config_explicit: bool,
     /// Overrides the epoch count of a resumed run (to extend it).
     pub epochs_override: Option<usize>,
+    /// Overrides the wall-time budget in minutes (`--minutes`; extends a resumed run).
+    pub minutes_override: Option<f64>,
     /// Start over even if the run directory has checkpoints.
     pub new: bool,
     pub progress: bool,
@@ -95,6 +98,8 @@ fn clear_run(run: &Path) -> Result<()> {
         "progress.gif",
         "loss.png",
         "config.toml",
+        "quality.csv",
+        "quality.png",
     ] {
         let _ = std::fs::remove_file(run.join(name));
     }
@@ -166,6 +171,9 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
             if let Some(e) = opts.epochs_override {
                 state.config.epochs = e;
             }
+            if let Some(m) = opts.minutes_override {
+                state.config.minutes = Some(m);
+            }
             state.config.validate()?;
             let gan = checkpoint::load_gan::<B>(&ckpt.dir, &state.config, device)?;
             (gan, state, Some(ckpt.dir))
@@ -177,6 +185,9 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
             let mut cfg = opts.config.clone();
             if let Some(e) = opts.epochs_override {
                 cfg.epochs = e;
+            }
+            if let Some(m) = opts.minutes_override {
+                cfg.minutes = Some(m);
             }
             cfg.validate()?;
             let gan = Gan::<B>::new(&cfg, device);
@@ -190,6 +201,9 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
                 fixed_noise: fixed_noise::<B>(&cfg, device),
                 config: cfg,
                 data_path: String::new(),
+                train_seconds: 0.0,
+                next_probe_at: 0,
+                best: None,
             };
             (gan, state, None)
         }
@@ -246,8 +260,38 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
         ),
     }
 
+    // The live quality curve (see `quality`): rows after the checkpoint are recomputed.
+    let quality_path = run.join("quality.csv");
+    let mut curve: Vec<QualityPoint> = quality::read_quality(&quality_path)?
+        .into_iter()
+        .filter(|q| q.images_seen <= state.images_seen)
+        .collect();
+    let probe = (cfg.eval_every > 0)
+        .then(|| {
+            QualityProbe::new::<B::InnerBackend>(&shard, cfg.model.latent, cfg.eval_images, device)
+        })
+        .flatten();
+    let mut schedule = ProbeSchedule::new(cfg.eval_every);
+    if let Some(p) = &probe {
+        let f = p.floor();
+        print_and_log(
+            run,
+            &format!(
+                "quality probe: SWD of the sampling generator vs {} holdout images every {} images; floor (train vs holdout) {:.1}, finest level {:.1}",
+                p.images(),
+                cfg.eval_every,
+                f.average,
+                f.per_level[0]
+            ),
+        );
+    }
+    let session_clock = Instant::now();
+    let seconds_before = state.train_seconds;
+    let budget_s = cfg.minutes.map(|m| m * 60.0);
+
     let (h, w) = (cfg.model.height, cfg.model.width);
     let mut outcome = TrainOutcome::Completed;
+    let mut budget_hit = false;
     'epochs: while state.epoch < cfg.epochs {
         let epoch = state.epoch;
         let order = epoch_order(&train_ids, cfg.seed, epoch);
@@ -259,14 +303,19 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
             if opts.inject_nan_at_step == Some(state.step) {
                 real = real.mul_scalar(f32::NAN);
             }
-            gan.progress = state.step as f64 / (cfg.epochs * nb).max(1) as f64;
+            let by_steps = state.step as f64 / (cfg.epochs * nb).max(1) as f64;
+            let by_time = budget_s.map_or(0.0, |b| state.train_seconds / b);
+            gan.progress = by_steps.max(by_time).min(1.0);
             pending.push(gan.step(real, state.step));
             state.step += 1;
             state.images_seen += cfg.batch as u64;
             state.batch_in_epoch = batch.index + 1;
+            state.train_seconds = seconds_before + session_clock.elapsed().as_secs_f64();
+            budget_hit = budget_s.is_some_and(|b| state.train_seconds >= b);
             let last = state.batch_in_epoch == nb;
-            let stop =
-                STOP.load(Ordering::SeqCst) || opts.max_steps.is_some_and(|m| state.step >= m);
+            let stop = STOP.load(Ordering::SeqCst)
+                || opts.max_steps.is_some_and(|m| state.step >= m)
+                || budget_hit;
             if pending.len() >= cfg.sync_every || last || stop {
                 let first_step = state.step - pending.len() as u64;
                 let values = Tensor::cat(std::mem::take(&mut pending), 0)
@@ -301,6 +350,19 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
                     e.loss_g / e.steps as f64
                 ));
             }
+            if let Some(p) = &probe {
+                if stop || schedule.due(state.images_seen, state.next_probe_at) {
+                    run_probe(run, p, &gan, &mut state, &mut curve, &quality_path, device)?;
+                    schedule.done(curve.last().map_or(0.0, |q| q.probe_seconds));
+                    if let Some(q) = curve.last() {
+                        if opts.progress {
+                            pb.println(probe_line(q, &state));
+                        } else {
+                            println!("{}", probe_line(q, &state));
+                        }
+                    }
+                }
+            }
             if stop && !last {
                 state.epoch_sums.seconds += clock.elapsed().as_secs_f64();
                 pb.abandon();
@@ -308,10 +370,12 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
                 print_and_log(
                     run,
                     &format!(
-                        "stopped at epoch {}, step {}; checkpoint {}; rerun the same command to resume",
+                        "{} at epoch {}, step {}; checkpoint {}; rerun the same command{} to resume",
+                        if budget_hit { "time budget reached" } else { "stopped" },
                         epoch + 1,
                         state.step,
-                        dir.display()
+                        dir.display(),
+                        if budget_hit { " with a larger --minutes" } else { "" }
                     ),
                 );
                 outcome = TrainOutcome::Stopped { step: state.step };
@@ -334,6 +398,7 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
             d_fake: e.d_fake / steps,
             seconds,
             img_per_s: (e.steps as f64 * cfg.batch as f64) / seconds.max(1e-9),
+            swd: curve.last().map(|q| q.swd),
         };
         metrics.retain(|m| m.epoch != row.epoch);
         metrics.push(row.clone());
@@ -346,6 +411,9 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
         )?;
         artifacts::write_progress_gif(&run.join("samples"), &run.join("progress.gif"), 60)?;
         artifacts::write_loss_plot(&run.join("loss.png"), &metrics)?;
+        if !curve.is_empty() {
+            artifacts::write_quality_plot(&run.join("quality.png"), &curve)?;
+        }
         print_and_log(
             run,
             &format!(
@@ -362,7 +430,9 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
         );
         state.epoch += 1;
         state.batch_in_epoch = 0;
-        let stop = STOP.load(Ordering::SeqCst) || opts.max_steps.is_some_and(|m| state.step >= m);
+        let stop = STOP.load(Ordering::SeqCst)
+            || opts.max_steps.is_some_and(|m| state.step >= m)
+            || budget_hit;
         if (epoch + 1) % cfg.checkpoint_every == 0 || state.epoch == cfg.epochs || stop {
             checkpoint::save(run, &gan, &state, cfg.keep_checkpoints)?;
         }
@@ -370,13 +440,35 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
             print_and_log(
                 run,
                 &format!(
-                    "stopped after epoch {}; rerun the same command to resume",
-                    epoch + 1
+                    "{} after epoch {}; rerun the same command{} to resume",
+                    if budget_hit {
+                        "time budget reached"
+                    } else {
+                        "stopped"
+                    },
+                    epoch + 1,
+                    if budget_hit {
+                        " with a larger --minutes"
+                    } else {
+                        ""
+                    }
                 ),
             );
             outcome = TrainOutcome::Stopped { step: state.step };
             break;
         }
+    }
+    if let Some(p) = &probe {
+        if curve
+            .last()
+            .is_none_or(|q| q.images_seen != state.images_seen)
+        {
+            run_probe(run, p, &gan, &mut state, &mut curve, &quality_path, device)?;
+            if let Some(q) = curve.last() {
+                println!("{}", probe_line(q, &state));
+            }
+        }
+        artifacts::write_quality_plot(&run.join("quality.png"), &curve)?;
     }
     if outcome == TrainOutcome::Completed {
         print_and_log(
@@ -393,6 +485,66 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
         metrics,
         resumed_from,
     })
+}
+
+/// Scores the sampling generator, appends the point to `quality.csv` and `train.log`, and keeps
+/// `checkpoints/best/` when the score is the run's best so far.
+fn run_probe<B: AutodiffBackend>(
+    run: &Path,
+    probe: &QualityProbe,
+    gan: &Gan<B>,
+    state: &mut TrainState,
+    curve: &mut Vec<QualityPoint>,
+    quality_path: &Path,
+    device: &B::Device,
+) -> Result<()> {
+    let g = gan.generator_eval();
+    let (score, seconds) = probe.score::<B::InnerBackend>(&g, device);
+    let floor = probe.floor();
+    let every = state.config.eval_every.max(1);
+    state.next_probe_at = (state.images_seen / every + 1) * every;
+    let point = QualityPoint {
+        step: state.step,
+        images_seen: state.images_seen,
+        train_minutes: state.train_seconds / 60.0,
+        swd: score.average,
+        swd_finest: score.per_level[0],
+        floor: floor.average,
+        floor_finest: floor.per_level[0],
+        probe_seconds: seconds,
+    };
+    curve.retain(|q| q.images_seen != point.images_seen);
+    curve.push(point.clone());
+    quality::write_quality(quality_path, curve)?;
+    let better = state.best.as_ref().is_none_or(|b| point.swd < b.swd);
+    if better {
+        state.best = Some(BestScore {
+            swd: point.swd,
+            step: point.step,
+            images_seen: point.images_seen,
+        });
+        checkpoint::save_best(run, gan, state)?;
+    }
+    artifacts::log_line(run, &probe_line(&point, state));
+    Ok(())
+}
+
+fn probe_line(q: &QualityPoint, state: &TrainState) -> String {
+    let best = state.best.as_ref();
+    format!(
+        "quality at {} images ({:.1} min): SWD {:.1} (finest {:.1}), {:.2}x the floor {:.1}{}",
+        q.images_seen,
+        q.train_minutes,
+        q.swd,
+        q.swd_finest,
+        q.swd / q.floor.max(1e-9),
+        q.floor,
+        if best.is_some_and(|b| b.images_seen == q.images_seen) {
+            "  [best so far, saved to checkpoints/best]".to_string()
+        } else {
+            best.map_or(String::new(), |b| format!("  (best {:.1})", b.swd))
+        }
+    )
 }
 
 fn progress_bar(

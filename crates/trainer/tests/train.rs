@@ -50,6 +50,7 @@ fn opts(data: &Path, run: &Path, cfg: TrainConfig) -> TrainOptions {
         config: cfg,
         config_explicit: true,
         epochs_override: None,
+        minutes_override: None,
         new: false,
         progress: false,
         max_steps: None,
@@ -133,6 +134,97 @@ fn resume_is_bit_exact_with_every_balancing_option() {
     cfg.ema_beta = 0.99;
     cfg.lr_d = 2e-4;
     check_resume_is_bit_exact(cfg);
+}
+
+/// The new generator and discriminator designs: resize-convolution upsampling and residual
+/// blocks (plus 4x4 transposed convolutions) resume bit-exactly too.
+#[test]
+fn resume_is_bit_exact_with_resize_upsampling_and_residual_blocks() {
+    let mut cfg = TrainConfig::preset("tiny").unwrap();
+    cfg.model.g_upsample = facegan_model::Upsample::Resize;
+    cfg.model.block_convs = 1;
+    cfg.model.residual = true;
+    cfg.ema_beta = 0.99;
+    check_resume_is_bit_exact(cfg.clone());
+    cfg.model.g_upsample = facegan_model::Upsample::Transposed4;
+    check_resume_is_bit_exact(cfg);
+}
+
+/// The live quality curve: probes land in `quality.csv` (and the per-epoch `swd` column), the
+/// best one is kept as `checkpoints/best/` with its score in the state, and `quality.png` exists.
+#[test]
+fn quality_probe_writes_a_curve_and_keeps_the_best_checkpoint() {
+    let _turn = rng_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let shard = tiny_shard(dir.path(), 60);
+    let mut cfg = TrainConfig::preset("tiny").unwrap();
+    cfg.epochs = 3;
+    cfg.batch = 8;
+    cfg.eval_every = 16; // every 2 steps
+    let run = dir.path().join("run");
+    let summary = train::<AD>(&opts(&shard, &run, cfg), &Default::default()).unwrap();
+    let curve = facegan_trainer::quality::read_quality(&run.join("quality.csv")).unwrap();
+    // One probe at the start and one at the end; those in between are due every 16 images but
+    // postponed while they would cost over 5% of training time (`ProbeSchedule`'s own test).
+    assert!(curve.len() >= 2, "{curve:?}");
+    assert_eq!(curve[0].step, 1);
+    assert_eq!(curve.last().unwrap().images_seen, summary.state.images_seen);
+    assert!(curve
+        .iter()
+        .all(|q| q.swd > 0.0 && q.floor > 0.0 && q.swd_finest > 0.0));
+    assert!(curve
+        .windows(2)
+        .all(|w| w[0].images_seen < w[1].images_seen));
+    let best_row = curve.iter().min_by(|a, b| a.swd.total_cmp(&b.swd)).unwrap();
+    let best = summary.state.best.clone().expect("a best score");
+    assert_eq!(
+        (best.swd, best.images_seen),
+        (best_row.swd, best_row.images_seen)
+    );
+    let info = checkpoint::best(&run).expect("checkpoints/best is complete");
+    let state = checkpoint::load_state(&info.dir).unwrap();
+    assert_eq!(state.images_seen, best.images_seen);
+    assert_eq!(state.best.unwrap().swd, best.swd);
+    // The best checkpoint is not one of the rotated ones.
+    assert!(checkpoint::list(&run)
+        .unwrap()
+        .iter()
+        .all(|c| c.dir != info.dir));
+    assert!(summary.metrics.iter().all(|m| m.swd.is_some()));
+    assert!(run.join("quality.png").is_file());
+}
+
+/// `minutes`: the run stops with a checkpoint once it has trained that long, and a larger budget
+/// on resume carries on from there.
+#[test]
+fn time_budget_stops_with_a_checkpoint_and_extends_on_resume() {
+    let _turn = rng_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let shard = tiny_shard(dir.path(), 60);
+    let mut cfg = TrainConfig::preset("tiny").unwrap();
+    cfg.epochs = 50;
+    cfg.batch = 8;
+    cfg.eval_every = 0;
+    let run = dir.path().join("run");
+    let mut o = opts(&shard, &run, cfg);
+    o.minutes_override = Some(1e-6); // spent after the first step
+    let first = train::<AD>(&o, &Default::default()).unwrap();
+    assert_eq!(first.outcome, TrainOutcome::Stopped { step: 1 });
+    let state = checkpoint::load_state(&checkpoint::latest(&run).unwrap().unwrap().dir).unwrap();
+    assert_eq!(state.step, 1);
+    assert!(state.train_seconds > 0.0);
+    assert!(std::fs::read_to_string(run.join("train.log"))
+        .unwrap()
+        .contains("time budget reached"));
+    // Resume with a budget that lasts, bounded by the epochs instead.
+    o.minutes_override = Some(60.0);
+    o.epochs_override = Some(1);
+    let second = train::<AD>(&o, &Default::default()).unwrap();
+    assert!(second.resumed_from.is_some());
+    assert_eq!(second.outcome, TrainOutcome::Completed);
+    assert_eq!(second.state.epoch, 1);
+    assert!(second.state.train_seconds >= state.train_seconds);
+    assert_eq!(second.state.config.minutes, Some(60.0));
 }
 
 fn check_resume_is_bit_exact(mut cfg: TrainConfig) {

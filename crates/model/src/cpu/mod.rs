@@ -12,6 +12,7 @@ pub mod kernels;
 pub mod ops;
 
 use std::any::{Any, TypeId};
+use std::cell::Cell;
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
@@ -50,6 +51,41 @@ pub(crate) fn path<B: Backend, const D: usize>(x: &Tensor<B, D>) -> Path {
         Path::Infer
     } else {
         Path::Burn
+    }
+}
+
+thread_local! {
+    static FAST_CALLS: Cell<u64> = const { Cell::new(0) };
+    static FALLBACKS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many convolution calls made on this thread took the fast kernels (a test asks this to
+/// know the fast path really ran).
+pub fn fast_path_calls() -> u64 {
+    FAST_CALLS.with(Cell::get)
+}
+
+/// How many op calls made on this thread on the CPU backends fell back to Burn's op because a
+/// guard failed (an unsupported shape or option); CUDA and other backends never count.
+pub fn fallbacks() -> u64 {
+    FALLBACKS.with(Cell::get)
+}
+
+pub(crate) fn count_fast() {
+    FAST_CALLS.with(|c| c.set(c.get() + 1));
+}
+
+/// Counts (and reports once per op name) a CPU-backend op that a guard sent to Burn's op.
+pub(crate) fn note_fallback(p: Path, op: &'static str) {
+    if p == Path::Burn {
+        return;
+    }
+    FALLBACKS.with(|c| c.set(c.get() + 1));
+    static SEEN: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if !seen.contains(&op) {
+        seen.push(op);
+        eprintln!("facegan: note: {op} ran on Burn's op, not the CPU fast path (unsupported shape or option)");
     }
 }
 

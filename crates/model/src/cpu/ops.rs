@@ -8,7 +8,7 @@ use burn::tensor::{Distribution, Tensor, TensorData};
 
 use super::autodiff::{self, ConvSpec};
 use super::kernels::Geom;
-use super::{ad_prim, flex_prim, from_ad_prim, from_flex_prim, path, Path};
+use super::{ad_prim, flex_prim, from_ad_prim, from_flex_prim, note_fallback, path, Path};
 
 /// Runs a convolution through the fast path (`spec` known), or returns `None` for Burn's op.
 fn conv_fast<B: Backend>(
@@ -17,6 +17,7 @@ fn conv_fast<B: Backend>(
     w: Tensor<B, 4>,
     b: Tensor<B, 1>,
 ) -> Tensor<B, 4> {
+    super::count_fast();
     match path(&x) {
         Path::Train => from_ad_prim(autodiff::conv(spec, ad_prim(x), ad_prim(w), ad_prim(b))),
         Path::Infer => from_flex_prim(autodiff::conv_forward_flex(
@@ -89,9 +90,13 @@ fn conv_with<B: Backend>(
                 bias.val(),
             )
         }
-        _ => match weight {
-            None => conv.forward(x),
+        (p, _, _) => match weight {
+            None => {
+                note_fallback(p, "conv2d");
+                conv.forward(x)
+            }
             Some(weight) => {
+                note_fallback(p, "conv2d");
                 let pad = pad.expect("a weighted conv needs symmetric explicit padding");
                 burn::tensor::module::conv2d(
                     x,
@@ -121,24 +126,52 @@ pub fn conv_transpose2d_act<B: Backend>(
     x: Tensor<B, 4>,
     slope: Option<f64>,
 ) -> Tensor<B, 4> {
+    let bias = conv.bias.as_ref().map(|b| b.val());
+    if conv.dilation != [1, 1] || conv.groups != 1 || bias.is_none() {
+        let y = conv.forward(x);
+        return match slope {
+            Some(k) => leaky_relu(y, k),
+            None => y,
+        };
+    }
+    conv_transpose2d_weighted(
+        x,
+        conv.weight.val(),
+        bias.expect("checked above"),
+        conv.stride,
+        conv.padding,
+        conv.padding_out,
+        slope,
+    )
+}
+
+/// A transposed convolution (no dilation or groups) with explicit weight `[ci, co, kh, kw]` and
+/// bias `[co]`, then LeakyReLU(`slope`) when given: the CPU fast path when it applies (the
+/// activation fused into the kernel), else Burn's op. The gradient flows into `weight`, so the
+/// weight may itself be computed (see [`crate::layers::UpConv`]'s resize mode).
+pub fn conv_transpose2d_weighted<B: Backend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    bias: Tensor<B, 1>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    padding_out: [usize; 2],
+    slope: Option<f64>,
+) -> Tensor<B, 4> {
     let [n, ci, h, w] = x.dims();
-    let [_, co, kh, kw] = conv.weight.dims();
-    let (s, p, op) = (conv.stride, conv.padding, conv.padding_out);
+    let [_, co, kh, kw] = weight.dims();
+    let (s, p, op) = (stride, padding, padding_out);
     let big = [
         ((h - 1) * s[0] + kh + op[0]).checked_sub(2 * p[0]),
         ((w - 1) * s[1] + kw + op[1]).checked_sub(2 * p[1]),
     ];
-    match (path(&x), big, &conv.bias) {
-        (Path::Train | Path::Infer, [Some(bh), Some(bw)], Some(bias))
-            if conv.dilation == [1, 1]
-                && conv.groups == 1
-                // the backward reads the activation's slope from the output's sign
-                && slope.is_none_or(|k| k > 0.0)
-                && h > 0
-                && w > 0
-                && op[0] < s[0]
-                && op[1] < s[1] =>
-        {
+    let fits = slope.is_none_or(|k| k > 0.0) // the backward reads the slope from the output's sign
+        && h > 0
+        && w > 0
+        && op[0] < s[0]
+        && op[1] < s[1];
+    match (path(&x), big) {
+        (Path::Train | Path::Infer, [Some(bh), Some(bw)]) if fits => {
             let spec = ConvSpec {
                 geom: Geom {
                     big: [bh, bw],
@@ -153,10 +186,22 @@ pub fn conv_transpose2d_act<B: Backend>(
                 ci,
                 co,
             };
-            conv_fast(spec, x, conv.weight.val(), bias.val())
+            conv_fast(spec, x, weight, bias)
         }
-        _ => {
-            let y = conv.forward(x);
+        (p, _) => {
+            note_fallback(p, "conv_transpose2d");
+            let y = burn::tensor::module::conv_transpose2d(
+                x,
+                weight,
+                Some(bias),
+                burn::tensor::ops::ConvTransposeOptions::new(
+                    stride,
+                    padding,
+                    padding_out,
+                    [1, 1],
+                    1,
+                ),
+            );
             match slope {
                 Some(k) => leaky_relu(y, k),
                 None => y,

@@ -44,6 +44,24 @@ impl Planes {
     }
 }
 
+/// Splits `[n, 3, H, W]` floats in [0, 1] into planes scaled to [0, 255].
+pub fn to_planes(images: &[f32], h: usize, w: usize) -> Vec<Planes> {
+    images
+        .chunks_exact(3 * h * w)
+        .map(|c| Planes::new(h, w, c.iter().map(|v| v * 255.0).collect()))
+        .collect()
+}
+
+/// `n` of `ids` in a seeded random order: how the evaluator (and the trainer's quality probe)
+/// pick the held-out and train images they score against.
+pub fn sample_ids(ids: &[usize], n: usize, seed: u64) -> Vec<usize> {
+    use rand::seq::SliceRandom;
+    let mut v = ids.to_vec();
+    v.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    v.truncate(n);
+    v
+}
+
 const KERNEL: [f32; 5] = [1.0 / 16.0, 4.0 / 16.0, 6.0 / 16.0, 4.0 / 16.0, 1.0 / 16.0];
 
 /// Mirror index (scipy `mode='mirror'`: no edge repeat).
