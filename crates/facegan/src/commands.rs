@@ -281,7 +281,7 @@ pub struct TrainArgs {
     /// Run directory (created, or resumed).
     #[arg(long, default_value = "runs/default")]
     run: PathBuf,
-    /// Preset: seed, tiny, demo, seed48, celeba48, celeba64, celeba96 (default seed for a new run; a resumed run keeps its own).
+    /// Preset: seed, faces48 (CPU, recommended), faces96, demo, seed48, celeba48, tiny; celeba96 and celeba64 are untested (default seed for a new run; a resumed run keeps its own).
     #[arg(long)]
     preset: Option<String>,
     /// TOML config (may be partial: `preset = ...` plus overrides).
@@ -350,7 +350,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
         config: cfg,
         config_explicit: explicit,
         // A time budget without --epochs: time, not the preset's epoch count, ends the run.
-        epochs_override: a.epochs.or(a.minutes.map(|_| 1_000_000)),
+        epochs_override: a
+            .epochs
+            .or(a.minutes.map(|_| facegan_trainer::run::TIME_BOUND_EPOCHS)),
         minutes_override: a.minutes,
         new: a.new,
         progress: stderr_is_tty(),

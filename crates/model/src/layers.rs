@@ -83,8 +83,8 @@ pub fn conv_transpose4x4_up<B: Backend>(
 /// convolutions).
 ///
 /// The resize-convolution is computed as the transposed convolution it equals: along each axis,
-/// `conv3(upsample2(x))` gives `out[2i] = w0 x[i-1] + (w1+w2) x[i]` and `out[2i+1] = (w0+w1) x[i]
-/// + w2 x[i+1]`, which is a 4x4 stride-2 padding-1 transposed convolution whose kernel is
+/// `conv3(upsample2(x))` gives `out[2i] = w0 x[i-1] + (w1+w2) x[i]` and
+/// `out[2i+1] = (w0+w1) x[i] + w2 x[i+1]`, a 4x4 stride-2 padding-1 transposed convolution whose kernel is
 /// `M w M^T` with `M = [[0,0,1],[0,1,1],[1,1,0],[1,0,0]]` (rows: taps 0..3). So it runs on the same
 /// fast kernel as `transposed4`, at 4 multiply-adds per output pixel and channel pair instead of
 /// the 9 of a convolution over the upsampled map; the trained parameter is the 3x3 kernel.

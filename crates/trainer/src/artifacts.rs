@@ -215,89 +215,31 @@ fn register_font() {
     });
 }
 
-/// Draws the per-epoch losses (and mean D outputs) as `loss.png`.
-pub fn write_loss_plot(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
-    use plotters::prelude::*;
-    register_font();
-    let (w, h) = (800u32, 480u32);
-    let mut buf = vec![255u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        root.fill(&WHITE)
-            .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
-        let max_epoch = rows.iter().map(|r| r.epoch).max().unwrap_or(1).max(1) as f64;
-        let max_loss = rows
-            .iter()
-            .flat_map(|r| [r.loss_d, r.loss_g])
-            .filter(|v| v.is_finite())
-            .fold(1.0f64, f64::max)
-            * 1.1;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("facegan losses per epoch", ("sans-serif", 22))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(48)
-            .build_cartesian_2d(0f64..max_epoch, 0f64..max_loss)
-            .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .y_desc("loss / mean D output")
-            .draw()
-            .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
-        type Series = (&'static str, RGBColor, fn(&EpochMetrics) -> f64);
-        let series: [Series; 4] = [
-            ("loss_d", RGBColor(200, 40, 40), |r| r.loss_d),
-            ("loss_g", RGBColor(40, 80, 200), |r| r.loss_g),
-            ("D(x)", RGBColor(40, 160, 60), |r| r.d_real),
-            ("D(G(z))", RGBColor(230, 140, 20), |r| r.d_fake),
-        ];
-        for (name, color, f) in series {
-            chart
-                .draw_series(LineSeries::new(
-                    rows.iter().map(|r| (r.epoch as f64, f(r))),
-                    color.stroke_width(2),
-                ))
-                .map_err(|e| anyhow::anyhow!("plot: {e}"))?
-                .label(name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
-        root.present().map_err(|e| anyhow::anyhow!("plot: {e}"))?;
-    }
-    let img = image::RgbImage::from_raw(w, h, buf).expect("plot buffer size");
-    save_png(path, &img)
+/// One line of a chart: its legend name, colour and points.
+struct Line {
+    name: &'static str,
+    rgb: (u8, u8, u8),
+    points: Vec<(f64, f64)>,
 }
 
-/// Draws the quality curve (SWD and its floor against training minutes) as `quality.png`.
-pub fn write_quality_plot(path: &Path, rows: &[crate::quality::QualityPoint]) -> Result<()> {
+/// Draws line series on one 800x480 chart (y from 0) and saves it as a PNG.
+fn write_line_chart(
+    path: &Path,
+    caption: &str,
+    (x_desc, y_desc): (&str, &str),
+    (max_x, max_y): (f64, f64),
+    lines: Vec<Line>,
+) -> Result<()> {
     use plotters::prelude::*;
     register_font();
     let (w, h) = (800u32, 480u32);
     let mut buf = vec![255u8; (w * h * 3) as usize];
-    let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("plot: {e}");
+    let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: plot: {e}", path.display());
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
-        let max_x = rows.iter().map(|r| r.train_minutes).fold(0.1f64, f64::max);
-        let max_y = rows
-            .iter()
-            .flat_map(|r| [r.swd, r.swd_finest])
-            .filter(|v| v.is_finite())
-            .fold(1.0f64, f64::max)
-            * 1.1;
         let mut chart = ChartBuilder::on(&root)
-            .caption(
-                "facegan quality (SWD vs holdout, lower is better)",
-                ("sans-serif", 22),
-            )
+            .caption(caption, ("sans-serif", 22))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(48)
@@ -305,29 +247,16 @@ pub fn write_quality_plot(path: &Path, rows: &[crate::quality::QualityPoint]) ->
             .map_err(|e| err(&e))?;
         chart
             .configure_mesh()
-            .x_desc("training minutes")
-            .y_desc("SWD x1e3")
+            .x_desc(x_desc)
+            .y_desc(y_desc)
             .draw()
             .map_err(|e| err(&e))?;
-        type Series = (
-            &'static str,
-            RGBColor,
-            fn(&crate::quality::QualityPoint) -> f64,
-        );
-        let series: [Series; 4] = [
-            ("SWD (average)", RGBColor(40, 80, 200), |r| r.swd),
-            ("SWD finest level", RGBColor(200, 40, 40), |r| r.swd_finest),
-            ("floor (average)", RGBColor(120, 160, 230), |r| r.floor),
-            ("floor finest", RGBColor(230, 140, 140), |r| r.floor_finest),
-        ];
-        for (name, color, f) in series {
+        for line in lines {
+            let color = RGBColor(line.rgb.0, line.rgb.1, line.rgb.2);
             chart
-                .draw_series(LineSeries::new(
-                    rows.iter().map(|r| (r.train_minutes, f(r))),
-                    color.stroke_width(2),
-                ))
+                .draw_series(LineSeries::new(line.points, color.stroke_width(2)))
                 .map_err(|e| err(&e))?
-                .label(name)
+                .label(line.name)
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
                 });
@@ -342,6 +271,58 @@ pub fn write_quality_plot(path: &Path, rows: &[crate::quality::QualityPoint]) ->
     }
     let img = image::RgbImage::from_raw(w, h, buf).expect("plot buffer size");
     save_png(path, &img)
+}
+
+/// The largest finite value of `values` (at least `floor`), times 1.1: a y range.
+fn y_max(values: impl Iterator<Item = f64>, floor: f64) -> f64 {
+    values.filter(|v| v.is_finite()).fold(floor, f64::max) * 1.1
+}
+
+/// Draws the per-epoch losses (and mean D outputs) as `loss.png`.
+pub fn write_loss_plot(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
+    let max_epoch = rows.iter().map(|r| r.epoch).max().unwrap_or(1).max(1) as f64;
+    let max_loss = y_max(rows.iter().flat_map(|r| [r.loss_d, r.loss_g]), 1.0);
+    let line = |name, rgb, f: fn(&EpochMetrics) -> f64| Line {
+        name,
+        rgb,
+        points: rows.iter().map(|r| (r.epoch as f64, f(r))).collect(),
+    };
+    write_line_chart(
+        path,
+        "facegan losses per epoch",
+        ("epoch", "loss / mean D output"),
+        (max_epoch, max_loss),
+        vec![
+            line("loss_d", (200, 40, 40), |r| r.loss_d),
+            line("loss_g", (40, 80, 200), |r| r.loss_g),
+            line("D(x)", (40, 160, 60), |r| r.d_real),
+            line("D(G(z))", (230, 140, 20), |r| r.d_fake),
+        ],
+    )
+}
+
+/// Draws the quality curve (SWD and its floor against training minutes) as `quality.png`.
+pub fn write_quality_plot(path: &Path, rows: &[crate::quality::QualityPoint]) -> Result<()> {
+    type Point = crate::quality::QualityPoint;
+    let max_x = rows.iter().map(|r| r.train_minutes).fold(0.1f64, f64::max);
+    let max_y = y_max(rows.iter().flat_map(|r| [r.swd, r.swd_finest]), 1.0);
+    let line = |name, rgb, f: fn(&Point) -> f64| Line {
+        name,
+        rgb,
+        points: rows.iter().map(|r| (r.train_minutes, f(r))).collect(),
+    };
+    write_line_chart(
+        path,
+        "facegan quality (SWD vs holdout, lower is better)",
+        ("training minutes", "SWD x1e3"),
+        (max_x, max_y),
+        vec![
+            line("SWD (average)", (40, 80, 200), |r| r.swd),
+            line("SWD finest level", (200, 40, 40), |r| r.swd_finest),
+            line("floor (average)", (120, 160, 230), |r| r.floor),
+            line("floor finest", (230, 140, 140), |r| r.floor_finest),
+        ],
+    )
 }
 
 /// Appends a line to `train.log`.

@@ -204,7 +204,8 @@ pub fn profile_ops<B: AutodiffBackend>(
             reps,
             |x| cpu::conv2d(&block.conv, x),
         ));
-        (c, h, w) = (cout, h / 2, w / 2);
+        let s = block.conv.stride;
+        (c, h, w) = (cout, h / s[0], w / s[1]);
         out.push(time_op(
             format!("D dropout{i} {c}@{h}x{w}"),
             rand4([n, c, h, w]),
@@ -213,7 +214,8 @@ pub fn profile_ops<B: AutodiffBackend>(
         ));
         norm_and_activation(&mut out, "D", i, [n, c, h, w], block.norm.as_ref());
     }
-    let feat = c * h * w;
+    // The dense layer's input (the minibatch-stddev channel included).
+    let feat = d.head.weight.dims()[0];
     let flat = Tensor::<B, 2>::random([n, feat], Distribution::Normal(0.0, 1.0), device);
     out.push(time_op(format!("D dense {feat}->1"), flat, reps, |x| {
         d.head.forward(x)

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 use facegan_shard::Shard;
 
 use crate::artifacts::{self, EpochMetrics};
@@ -124,16 +124,13 @@ pub fn sample_grid<B: AutodiffBackend>(
     device: &B::Device,
 ) -> image::RgbImage {
     let g = gan.generator_eval();
-    let latent = gan.cfg.model.latent;
-    let z = Tensor::<B::InnerBackend, 2>::from_data(
-        TensorData::new(fixed.to_vec(), [GRID_SIZE, latent]),
+    let data = facegan_model::generator::generate_batched(
+        &g,
+        fixed,
+        gan.cfg.model.latent,
+        GRID_SIZE,
         device,
     );
-    let data = g
-        .forward(z)
-        .into_data()
-        .to_vec::<f32>()
-        .expect("f32 images");
     artifacts::grid_from_chw(
         &data,
         GRID_SIZE,
@@ -295,7 +292,13 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
     'epochs: while state.epoch < cfg.epochs {
         let epoch = state.epoch;
         let order = epoch_order(&train_ids, cfg.seed, epoch);
-        let pb = progress_bar(opts.progress, nb, state.batch_in_epoch, epoch, cfg.epochs);
+        let pb = progress_bar(
+            opts.progress,
+            nb,
+            state.batch_in_epoch,
+            epoch,
+            of_total(&cfg),
+        );
         let mut pending: Vec<Tensor<B::InnerBackend, 1>> = Vec::new();
         let clock = Instant::now();
         for batch in Prefetcher::start(shard.clone(), order, cfg.batch, state.batch_in_epoch) {
@@ -345,9 +348,12 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
                 let e = &state.epoch_sums;
                 pb.set_position(state.batch_in_epoch as u64);
                 pb.set_message(format!(
-                    "D {:.3} G {:.3}",
+                    "D {:.3} G {:.3}{}",
                     e.loss_d / e.steps as f64,
-                    e.loss_g / e.steps as f64
+                    e.loss_g / e.steps as f64,
+                    curve
+                        .last()
+                        .map_or(String::new(), |q| format!(" SWD {:.1}", q.swd))
                 ));
             }
             if let Some(p) = &probe {
@@ -417,9 +423,9 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
         print_and_log(
             run,
             &format!(
-                "epoch {}/{}  {:.1} s  G loss {:.4}  D loss {:.4}  D(x) {:.3}  D(G(z)) {:.3}  {:.1} img/s",
+                "epoch {}{}  {:.1} s  G loss {:.4}  D loss {:.4}  D(x) {:.3}  D(G(z)) {:.3}  {:.1} img/s",
                 epoch + 1,
-                cfg.epochs,
+                of_total(&cfg),
                 seconds,
                 row.loss_g,
                 row.loss_d,
@@ -547,12 +553,23 @@ fn probe_line(q: &QualityPoint, state: &TrainState) -> String {
     )
 }
 
+/// "/EPOCHS" after an epoch number, or the time budget when time, not epochs, ends the run.
+fn of_total(cfg: &TrainConfig) -> String {
+    match cfg.minutes {
+        Some(m) if cfg.epochs >= TIME_BOUND_EPOCHS => format!(" ({m} min budget)"),
+        _ => format!("/{}", cfg.epochs),
+    }
+}
+
+/// The epoch count `--minutes` without `--epochs` sets: time ends the run, not epochs.
+pub const TIME_BOUND_EPOCHS: usize = 1_000_000;
+
 fn progress_bar(
     enabled: bool,
     nb: usize,
     start: usize,
     epoch: usize,
-    epochs: usize,
+    of_total: String,
 ) -> indicatif::ProgressBar {
     if !enabled {
         return indicatif::ProgressBar::hidden();
@@ -560,7 +577,7 @@ fn progress_bar(
     let pb = indicatif::ProgressBar::new(nb as u64);
     pb.set_style(
         indicatif::ProgressStyle::with_template(&format!(
-            "epoch {}/{epochs} [{{bar:30}}] {{pos}}/{{len}} ETA {{eta}} {{msg}}",
+            "epoch {}{of_total} [{{bar:30}}] {{pos}}/{{len}} ETA {{eta}} {{msg}}",
             epoch + 1
         ))
         .expect("valid template")
