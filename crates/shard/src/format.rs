@@ -11,6 +11,14 @@ pub const HEADER_LEN: usize = 128;
 /// Payload alignment: the payload starts on a page boundary so it can be mapped and sliced freely.
 pub const PAGE: u64 = 4096;
 
+/// The largest image side a shard may declare: with it, every size and offset computed from the
+/// header fits in 64 bits (a hostile header cannot make `height x width x 3` wrap).
+pub const MAX_SIDE: u32 = 16_384;
+
+/// The most bytes the metadata decoder may claim for one string or list: a corrupt length
+/// prefix is an error, not a multi-exabyte allocation.
+pub const META_DECODE_LIMIT: usize = 512 << 20;
+
 /// How pixels of one image are laid out in the payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[repr(u32)]

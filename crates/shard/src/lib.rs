@@ -20,7 +20,7 @@ mod writer;
 
 pub use format::{
     Header, ImageMeta, PixelLayout, ShardMeta, ShardSettings, Split, FORMAT_VERSION, HEADER_LEN,
-    MAGIC, PAGE,
+    MAGIC, MAX_SIDE, META_DECODE_LIMIT, PAGE,
 };
 pub use reader::Shard;
 pub use writer::ShardWriter;

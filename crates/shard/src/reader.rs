@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use crate::format::{
-    Header, PixelLayout, ShardMeta, Split, FORMAT_VERSION, HEADER_LEN, MAGIC, PAGE,
+    Header, PixelLayout, ShardMeta, Split, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_SIDE,
+    META_DECODE_LIMIT, PAGE,
 };
 use crate::ShardError;
 
@@ -81,7 +82,8 @@ fn parse_header(path: &Path, b: &[u8]) -> Result<Header, ShardError> {
         payload_offset: u64_at(b, 56),
         payload_len: u64_at(b, 64),
     };
-    if h.height == 0 || h.width == 0 || h.channels != 3 {
+    if h.height == 0 || h.width == 0 || h.channels != 3 || h.height > MAX_SIDE || h.width > MAX_SIDE
+    {
         return Err(ShardError::corrupt(
             path,
             format!("bad image size {}x{}x{}", h.height, h.width, h.channels),
@@ -145,9 +147,11 @@ impl Shard {
         let header = parse_header(path, &map)?;
         let meta_bytes =
             &map[header.meta_offset as usize..(header.meta_offset + header.meta_len) as usize];
-        let (meta, used): (ShardMeta, usize) =
-            bincode::serde::decode_from_slice(meta_bytes, bincode::config::standard())
-                .map_err(|e| ShardError::corrupt(path, format!("metadata does not decode: {e}")))?;
+        let (meta, used): (ShardMeta, usize) = bincode::serde::decode_from_slice(
+            meta_bytes,
+            bincode::config::standard().with_limit::<META_DECODE_LIMIT>(),
+        )
+        .map_err(|e| ShardError::corrupt(path, format!("metadata does not decode: {e}")))?;
         if used as u64 != header.meta_len {
             return Err(ShardError::corrupt(path, "metadata length mismatch"));
         }

@@ -219,3 +219,42 @@ fn existing_shard_survives_an_interrupted_rewrite() {
     }
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
+
+/// Issue 14, case 9: a header whose height x width x 3 wraps 64 bits (checksum fixed up) is
+/// refused as a bad image size, so nothing downstream computes with the wrapped value.
+#[test]
+fn huge_image_sides_are_refused_before_any_size_is_computed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.shard");
+    write_shard(&path, 3, 8, 8);
+    patch_header(&path, 24, &2_154_230_017u32.to_le_bytes());
+    patch_header(&path, 28, &2_854_344_542u32.to_le_bytes());
+    let err = Shard::open(&path).err().expect("refused");
+    assert!(matches!(err, ShardError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("bad image size"), "{err}");
+    assert!(err.to_string().contains("big.shard"), "{err}");
+}
+
+/// Issue 14, case 2: one metadata byte (a string's length prefix set to 0xFD, so the next 8
+/// bytes claim exabytes) is a clear "metadata does not decode" error, not an allocation abort.
+#[test]
+fn a_corrupt_metadata_length_prefix_is_an_error_not_an_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.shard");
+    write_shard(&path, 3, 8, 8);
+    let mut b = std::fs::read(&path).unwrap();
+    let needle = b"dir/img_000.jpg";
+    let at = b
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the first path is in the metadata");
+    assert_eq!(b[at - 1] as usize, needle.len(), "its length prefix");
+    b[at - 1] = 0xFD;
+    std::fs::write(&path, &b).unwrap();
+    let err = Shard::open(&path).err().expect("refused");
+    assert!(matches!(err, ShardError::Corrupt { .. }), "{err}");
+    assert!(
+        err.to_string().contains("metadata does not decode"),
+        "{err}"
+    );
+}
