@@ -15,6 +15,34 @@ use crate::format::{
 use crate::payload::{Mode, PayloadWriter};
 use crate::ShardError;
 
+/// Between a shard's name and the writing process's id in its temp file's name.
+const TMP_INFIX: &str = ".tmp-";
+
+/// Deletes temp files of `name` left in `dir` by writers whose process is gone (killed or
+/// crashed): `.NAME.tmp-PID` with no live PID. Only on Linux, where `/proc` says which processes
+/// live; elsewhere they stay.
+fn remove_stale_temps(dir: &Path, name: &str) {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let prefix = format!(".{name}{TMP_INFIX}");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file_name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file_name
+            .strip_prefix(&prefix)
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Writes a shard image by image. Nothing appears at the final path until [`finish`](Self::finish)
 /// succeeds; dropping an unfinished writer deletes its temp file.
 pub struct ShardWriter {
@@ -50,7 +78,17 @@ impl ShardWriter {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "shard".into());
-        let tmp_path = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        if final_path.is_dir() {
+            return Err(ShardError::io(
+                &final_path,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "is a folder; name a shard file to write",
+                ),
+            ));
+        }
+        remove_stale_temps(dir, &name);
+        let tmp_path = dir.join(format!(".{name}{TMP_INFIX}{}", std::process::id()));
         let file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -114,7 +152,7 @@ impl ShardWriter {
         tool_version: &str,
         settings: ShardSettings,
     ) -> Result<Header, ShardError> {
-        let (mut file, payload) = self.out.take().expect("writer already finished");
+        let (file, payload) = self.out.take().expect("writer already finished");
         let meta = ShardMeta {
             tool_version: tool_version.to_string(),
             settings,
@@ -141,24 +179,12 @@ impl ShardWriter {
             payload_offset: self.payload_offset,
             payload_len: count * self.image_len() as u64,
         };
-        let tmp = self.tmp_path.clone();
-        let io = |e| ShardError::io(&tmp, e);
-        payload.finish().map_err(io)?;
-        // Cuts the last block's padding; an empty shard still needs the file to reach the
-        // payload offset.
-        file.set_len(header.payload_offset + header.payload_len)
-            .map_err(io)?;
-        file.seek(SeekFrom::Start(HEADER_LEN as u64)).map_err(io)?;
-        file.write_all(&meta_bytes).map_err(io)?;
-        // The header goes last: until it is written, the file has no magic and cannot be opened.
-        file.seek(SeekFrom::Start(0)).map_err(io)?;
-        file.write_all(&header.encode()).map_err(io)?;
-        // One sync before the rename is enough: until the rename the file only exists under its
-        // temp name, so a crash at any point before it leaves nothing at the final path.
-        file.sync_all().map_err(io)?;
-        drop(file);
-        std::fs::rename(&self.tmp_path, &self.final_path)
-            .map_err(|e| ShardError::io(&self.final_path, e))?;
+        // On any failure below, the temp file goes (nothing half-written is left behind).
+        let written = self.write_tail(file, payload, &meta_bytes, &header);
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&self.tmp_path);
+            return Err(e);
+        }
         if let Some(dir) = self.final_path.parent() {
             if let Ok(d) = File::open(if dir.as_os_str().is_empty() {
                 Path::new(".")
@@ -169,6 +195,36 @@ impl ShardWriter {
             }
         }
         Ok(header)
+    }
+
+    /// The end of [`finish`](Self::finish): payload flushed, metadata and header written, the
+    /// file synced and renamed into place.
+    fn write_tail(
+        &self,
+        mut file: File,
+        payload: PayloadWriter,
+        meta_bytes: &[u8],
+        header: &Header,
+    ) -> Result<(), ShardError> {
+        let tmp = self.tmp_path.clone();
+        let io = |e| ShardError::io(&tmp, e);
+        payload.finish().map_err(io)?;
+        // Cuts the last block's padding; an empty shard still needs the file to reach the
+        // payload offset.
+        file.set_len(header.payload_offset + header.payload_len)
+            .map_err(io)?;
+        file.seek(SeekFrom::Start(HEADER_LEN as u64)).map_err(io)?;
+        file.write_all(meta_bytes).map_err(io)?;
+        // The header goes last: until it is written, the file has no magic and cannot be opened.
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        file.write_all(&header.encode()).map_err(io)?;
+        // One sync before the rename is enough: until the rename the file only exists under its
+        // temp name, so a crash at any point before it leaves nothing at the final path.
+        file.sync_all().map_err(io)?;
+        drop(file);
+        std::fs::rename(&self.tmp_path, &self.final_path)
+            .map_err(|e| ShardError::io(&self.final_path, e))?;
+        Ok(())
     }
 }
 

@@ -258,3 +258,37 @@ fn a_corrupt_metadata_length_prefix_is_an_error_not_an_abort() {
         "{err}"
     );
 }
+
+/// Issue 14, case 7: an output path that is a folder is refused up front, naming it, and leaves
+/// no temp file; temp files of dead writers are cleaned up by the next writer of that name.
+#[test]
+fn folder_output_is_refused_and_stale_temps_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.shard");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("keep.txt"), b"x").unwrap();
+    let err = ShardWriter::create(&out, 8, 8, 4096)
+        .err()
+        .expect("a folder is refused");
+    assert!(err.to_string().contains("out.shard"), "{err}");
+    assert!(err.to_string().contains("is a folder"), "{err}");
+    assert!(out.join("keep.txt").is_file(), "the folder is untouched");
+    let names = |d: &Path| -> Vec<String> {
+        std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert!(names(dir.path()).iter().all(|n| !n.contains(".tmp-")));
+
+    // A temp file of a process that no longer exists (pid above Linux's pid_max), and one of
+    // another shard name: the next writer of `s.shard` removes only its own dead one.
+    let stale = dir.path().join(".s.shard.tmp-4194305");
+    let other = dir.path().join(".t.shard.tmp-4194305");
+    std::fs::write(&stale, vec![0u8; 1000]).unwrap();
+    std::fs::write(&other, b"x").unwrap();
+    write_shard(&dir.path().join("s.shard"), 2, 8, 8);
+    assert_eq!(stale.exists(), !cfg!(target_os = "linux"));
+    assert!(other.exists());
+    assert!(Shard::open(dir.path().join("s.shard")).is_ok());
+}
