@@ -184,7 +184,12 @@ pub fn scan(input: &Path) -> Result<Vec<SourceFile>> {
     }
     let mut out = Vec::new();
     let mut stack = vec![input.to_path_buf()];
+    // Folders already listed, by identity: symlinks that loop back (`ln -s . again`) end here.
+    let mut visited = std::collections::HashSet::new();
     while let Some(dir) = stack.pop() {
+        if !visited.insert(folder_identity(&dir)) {
+            continue;
+        }
         let entries = std::fs::read_dir(&dir)
             .with_context(|| format!("{}: cannot list folder", dir.display()))?;
         for e in entries {
@@ -204,6 +209,12 @@ pub fn scan(input: &Path) -> Result<Vec<SourceFile>> {
             };
             if file_type.is_dir() {
                 stack.push(path);
+            } else if is_image_name(&path) && !file_type.is_file() {
+                // A FIFO, socket or device with an image's name: opening it could block forever.
+                eprintln!(
+                    "{}: not a regular file (a FIFO, socket or device); skipped",
+                    path.display()
+                );
             } else if is_image_name(&path) {
                 let rel = path
                     .strip_prefix(input)
@@ -218,6 +229,23 @@ pub fn scan(input: &Path) -> Result<Vec<SourceFile>> {
     }
     out.sort_by(|a, b| a.rel.cmp(&b.rel));
     Ok(out)
+}
+
+/// What identifies a folder however it was reached: (device, inode) on Unix, the canonical
+/// path elsewhere.
+fn folder_identity(dir: &Path) -> (u64, u64, PathBuf) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(m) = std::fs::metadata(dir) {
+            return (m.dev(), m.ino(), PathBuf::new());
+        }
+    }
+    (
+        0,
+        0,
+        std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
+    )
 }
 
 /// The result of decoding one file.

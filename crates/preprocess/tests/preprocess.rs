@@ -190,3 +190,36 @@ fn synth_is_deterministic_and_face_sized() {
     assert_ne!(draw_face(1, 2), draw_face(1, 3));
     assert_eq!(draw_face(0, 0).dimensions(), (178, 218));
 }
+
+/// Issue 14, cases 3 and 4: symlinks that loop back to their folder end the scan instead of
+/// growing it without bound, and a FIFO with an image's name is skipped rather than opened
+/// (opening it would block forever).
+#[cfg(unix)]
+#[test]
+fn symlink_loops_end_and_fifos_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    make_input(&input, 3);
+    let plain: Vec<String> = facegan_preprocess::scan(&input)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.rel)
+        .collect();
+    std::os::unix::fs::symlink(".", input.join("again")).unwrap();
+    std::os::unix::fs::symlink("..", input.join("up")).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(input.join("f.jpg"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let names: Vec<String> = facegan_preprocess::scan(&input)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.rel)
+        .collect();
+    assert_eq!(names, plain, "each image once, the FIFO not at all");
+    // The whole run finishes too.
+    let out = dir.path().join("o.shard");
+    run(&cfg(&input, &out), &AtomicBool::new(false)).unwrap();
+    assert!(Shard::open(&out).is_ok());
+}
