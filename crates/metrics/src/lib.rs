@@ -1,6 +1,8 @@
 //! Image-quality metrics, below every stage that scores images: the trainer's live quality curve
-//! and the eval stage both use [`swd`], so the number a run prints while training is the number
-//! `facegan eval` reports (same patches, same directions, same scale).
+//! and the eval stage both use [`swd`] with the same seed, holdout sample and latents, so when
+//! they score the same number of images (eval's `--n` and the trainer's `eval_images` both cap
+//! at the holdout's size) the number a run prints while training is the number `facegan eval`
+//! reports for the same weights.
 //!
 //! - [`swd`]: sliced Wasserstein distance between Laplacian-pyramid patch sets (ProGAN's).
 

@@ -1,5 +1,6 @@
 //! The discriminator: stride-2 3x3 convolutions (Dropout, optional BatchNorm, LeakyReLU each),
-//! optionally followed by `block_convs` stride-1 ones per resolution step, then an optional
+//! optionally followed by `block_convs` stride-1 ones per resolution step (each added to its
+//! input when `residual` is set), then an optional
 //! minibatch-stddev channel, then Flatten -> Dropout -> LeakyReLU -> Linear -> one logit per
 //! image. With `spectral_norm`, every weight is divided by its largest singular value.
 //! For the seed preset: 3->32->64->128->128 channels, 96x80 -> 6x5, 3840 features.

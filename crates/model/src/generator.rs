@@ -1,6 +1,7 @@
-//! The generator: Linear (no bias) -> LeakyReLU -> reshape to C0 x H0 x W0, then stride-2
-//! transposed convolutions (optional BatchNorm, LeakyReLU each, plus `block_convs` stride-1 3x3
-//! convolutions per resolution step), then a 3x3 conv to RGB and a sigmoid.
+//! The generator: Linear (no bias) -> LeakyReLU -> reshape to C0 x H0 x W0, then x2 upsampling
+//! layers ([`UpConv`]: 3x3 or 4x4 transposed convolutions, or resize-convolutions; optional
+//! BatchNorm, LeakyReLU each, plus `block_convs` stride-1 3x3 convolutions per resolution step,
+//! residual when `residual` is set), then a 3x3 conv to RGB and a sigmoid.
 //! For the seed preset: 64 -> 64x6x5 -> 256 -> 128 -> 128 -> 64 -> 3 at 96x80.
 
 use burn::module::Module;

@@ -1,8 +1,9 @@
 //! The live quality curve: every `eval_every` images the trainer scores the generator it samples
 //! from (the EMA when there is one, in eval mode) against the shard's holdout, with the eval
-//! stage's sliced Wasserstein distance ([`facegan_metrics::swd`]) on fixed latents. With the same
-//! seed and image count as `facegan eval` (seed 7, up to `eval_images` per side), the last point
-//! of the curve is the number `facegan eval` reports for the same weights.
+//! stage's sliced Wasserstein distance ([`facegan_metrics::swd`]) on fixed latents. It uses eval's
+//! seed (7) and holdout sample, so when both score as many images (`eval_images` per side here,
+//! `--n` there; both capped at the holdout's size) the last point of the curve is the number
+//! `facegan eval` reports for the same weights (the end-to-end test checks this).
 //!
 //! The holdout's pyramids and the train-vs-holdout floor are computed once, when training starts;
 //! each probe then costs one batched G forward, the fakes' pyramids and one SWD.

@@ -49,7 +49,8 @@ pub struct TrainOptions {
 pub enum TrainOutcome {
     /// All epochs done.
     Completed,
-    /// Ctrl-C or `max_steps`: a checkpoint was written; rerun to continue.
+    /// Ctrl-C, `max_steps` or the `--minutes` budget: a checkpoint was written; rerun (with a
+    /// larger budget) to continue.
     Stopped { step: u64 },
 }
 
@@ -269,6 +270,14 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
         })
         .flatten();
     let mut schedule = ProbeSchedule::new(cfg.eval_every);
+    // A crash after a best checkpoint but before the next regular one leaves the better score
+    // only in `checkpoints/best/`: start from whichever is lower.
+    let saved_best = checkpoint::best(run).and_then(|b| checkpoint::load_state(&b.dir).ok()?.best);
+    if let Some(saved) = saved_best {
+        if state.best.as_ref().is_none_or(|b| saved.swd < b.swd) {
+            state.best = Some(saved);
+        }
+    }
     if let Some(p) = &probe {
         let f = p.floor();
         print_and_log(
@@ -288,7 +297,23 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
 
     let (h, w) = (cfg.model.height, cfg.model.width);
     let mut outcome = TrainOutcome::Completed;
-    let mut budget_hit = false;
+    let mut budget_hit = budget_s.is_some_and(|b| state.train_seconds >= b);
+    if budget_hit && state.epoch < cfg.epochs {
+        print_and_log(
+            run,
+            &format!(
+                "the time budget of {} min is spent ({:.1} min trained); rerun with a larger --minutes to continue",
+                cfg.minutes.unwrap_or_default(),
+                state.train_seconds / 60.0
+            ),
+        );
+        return Ok(TrainSummary {
+            outcome: TrainOutcome::Stopped { step: state.step },
+            state,
+            metrics,
+            resumed_from,
+        });
+    }
     'epochs: while state.epoch < cfg.epochs {
         let epoch = state.epoch;
         let order = epoch_order(&train_ids, cfg.seed, epoch);
@@ -306,9 +331,9 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
             if opts.inject_nan_at_step == Some(state.step) {
                 real = real.mul_scalar(f32::NAN);
             }
-            let by_steps = state.step as f64 / (cfg.epochs * nb).max(1) as f64;
-            let by_time = budget_s.map_or(0.0, |b| state.train_seconds / b);
-            gan.progress = by_steps.max(by_time).min(1.0);
+            // By steps only (wall time would make runs irreproducible): with a time budget
+            // and no epoch count, instance noise is not annealed.
+            gan.progress = state.step as f64 / (cfg.epochs * nb).max(1) as f64;
             pending.push(gan.step(real, state.step));
             state.step += 1;
             state.images_seen += cfg.batch as u64;
@@ -357,7 +382,10 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
                 ));
             }
             if let Some(p) = &probe {
-                if stop || schedule.due(state.images_seen, state.next_probe_at) {
+                // Always at a stop and on the run's last batch, so the last point precedes the
+                // last checkpoint (and any best score is in its state).
+                let final_batch = last && epoch + 1 == cfg.epochs;
+                if stop || final_batch || schedule.due(state.images_seen, state.next_probe_at) {
                     run_probe(run, p, &gan, &mut state, &mut curve, &quality_path, device)?;
                     schedule.done(curve.last().map_or(0.0, |q| q.probe_seconds));
                     if let Some(q) = curve.last() {
@@ -464,16 +492,7 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
             break;
         }
     }
-    if let Some(p) = &probe {
-        if curve
-            .last()
-            .is_none_or(|q| q.images_seen != state.images_seen)
-        {
-            run_probe(run, p, &gan, &mut state, &mut curve, &quality_path, device)?;
-            if let Some(q) = curve.last() {
-                println!("{}", probe_line(q, &state));
-            }
-        }
+    if !curve.is_empty() {
         artifacts::write_quality_plot(&run.join("quality.png"), &curve)?;
     }
     if outcome == TrainOutcome::Completed {

@@ -185,6 +185,10 @@ fn quality_probe_writes_a_curve_and_keeps_the_best_checkpoint() {
     let state = checkpoint::load_state(&info.dir).unwrap();
     assert_eq!(state.images_seen, best.images_seen);
     assert_eq!(state.best.unwrap().swd, best.swd);
+    // The last probe precedes the last checkpoint, whose state carries the best score too.
+    let latest = checkpoint::load_state(&checkpoint::latest(&run).unwrap().unwrap().dir).unwrap();
+    assert_eq!(latest.best, summary.state.best);
+    assert_eq!(latest.images_seen, curve.last().unwrap().images_seen);
     // The best checkpoint is not one of the rotated ones.
     assert!(checkpoint::list(&run)
         .unwrap()
@@ -216,6 +220,13 @@ fn time_budget_stops_with_a_checkpoint_and_extends_on_resume() {
     assert!(std::fs::read_to_string(run.join("train.log"))
         .unwrap()
         .contains("time budget reached"));
+    // Rerun with the same, spent budget: nothing more is trained.
+    let again = train::<AD>(&o, &Default::default()).unwrap();
+    assert_eq!(again.outcome, TrainOutcome::Stopped { step: 1 });
+    assert_eq!(again.state.step, 1);
+    assert!(std::fs::read_to_string(run.join("train.log"))
+        .unwrap()
+        .contains("is spent"));
     // Resume with a budget that lasts, bounded by the epochs instead.
     o.minutes_override = Some(60.0);
     o.epochs_override = Some(1);

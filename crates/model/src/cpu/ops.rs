@@ -128,6 +128,7 @@ pub fn conv_transpose2d_act<B: Backend>(
 ) -> Tensor<B, 4> {
     let bias = conv.bias.as_ref().map(|b| b.val());
     if conv.dilation != [1, 1] || conv.groups != 1 || bias.is_none() {
+        note_fallback(path(&x), "conv_transpose2d");
         let y = conv.forward(x);
         return match slope {
             Some(k) => leaky_relu(y, k),
@@ -162,8 +163,8 @@ pub fn conv_transpose2d_weighted<B: Backend>(
     let [_, co, kh, kw] = weight.dims();
     let (s, p, op) = (stride, padding, padding_out);
     let big = [
-        ((h - 1) * s[0] + kh + op[0]).checked_sub(2 * p[0]),
-        ((w - 1) * s[1] + kw + op[1]).checked_sub(2 * p[1]),
+        (h.saturating_sub(1) * s[0] + kh + op[0]).checked_sub(2 * p[0]),
+        (w.saturating_sub(1) * s[1] + kw + op[1]).checked_sub(2 * p[1]),
     ];
     let fits = slope.is_none_or(|k| k > 0.0) // the backward reads the slope from the output's sign
         && h > 0
