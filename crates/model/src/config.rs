@@ -267,6 +267,24 @@ impl ModelConfig {
         if self.latent == 0 {
             return Err("latent must be > 0".into());
         }
+        if !(self.bn_momentum > 0.0 && self.bn_momentum <= 1.0) {
+            return Err(format!(
+                "bn_momentum must be in (0, 1] (got {})",
+                self.bn_momentum
+            ));
+        }
+        if !(self.bn_epsilon > 0.0 && self.bn_epsilon.is_finite()) {
+            return Err(format!(
+                "bn_epsilon must be a finite number > 0 (got {})",
+                self.bn_epsilon
+            ));
+        }
+        if !(self.leaky_slope >= 0.0 && self.leaky_slope < 1.0) {
+            return Err(format!(
+                "leaky_slope must be in [0, 1) (got {})",
+                self.leaky_slope
+            ));
+        }
         if self.mbstd_group == 1 {
             return Err("mbstd_group must be 0 (off) or >= 2".into());
         }

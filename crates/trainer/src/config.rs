@@ -72,6 +72,9 @@ pub struct TrainConfig {
     pub minutes: Option<f64>,
 }
 
+/// The most D updates per G update a config may ask for (more makes one step take minutes).
+pub const MAX_D_STEPS: usize = 100;
+
 fn default_eval_every() -> u64 {
     10_000
 }
@@ -204,8 +207,30 @@ impl TrainConfig {
         if self.label_smoothing > 0.0 && self.loss == LossKind::Hinge {
             bail!("label_smoothing applies to the seed and logistic losses, not hinge");
         }
-        if self.instance_noise < 0.0 || self.r1_gamma < 0.0 {
-            bail!("instance_noise and r1_gamma must be >= 0");
+        if !(self.instance_noise >= 0.0 && self.instance_noise.is_finite())
+            || !(self.r1_gamma >= 0.0 && self.r1_gamma.is_finite())
+        {
+            bail!("instance_noise and r1_gamma must be finite numbers >= 0");
+        }
+        for (name, v) in [
+            ("lr_d", self.lr_d),
+            ("lr_g", self.lr_g),
+            ("adam_epsilon", self.adam_epsilon),
+        ] {
+            if !(v > 0.0 && v.is_finite()) {
+                bail!("{name} must be a finite number > 0 (got {v})");
+            }
+        }
+        for (name, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&v) {
+                bail!("{name} must be in [0, 1) (got {v})");
+            }
+        }
+        if self.d_steps > MAX_D_STEPS {
+            bail!(
+                "d_steps must be at most {MAX_D_STEPS} (got {})",
+                self.d_steps
+            );
         }
         if !(0.0..1.0).contains(&self.ema_beta) {
             bail!("ema_beta must be in [0, 1)");

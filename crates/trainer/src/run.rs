@@ -84,15 +84,30 @@ pub fn check_shard_matches(shard: &Shard, cfg: &TrainConfig) -> Result<()> {
     Ok(())
 }
 
-/// Removes what a previous run left (for `--new`).
+/// Removes what a previous facegan run left in `run` (for `--new`, or a run directory without a
+/// finished checkpoint): only the files and folders facegan writes, so anything else a user
+/// keeps there survives.
 fn clear_run(run: &Path) -> Result<()> {
-    for name in ["checkpoints", "samples"] {
-        let p = run.join(name);
-        if p.exists() {
-            std::fs::remove_dir_all(&p)
-                .with_context(|| format!("{}: cannot remove", p.display()))?;
+    let remove_dir = |p: &Path| {
+        std::fs::remove_dir_all(p).with_context(|| format!("{}: cannot remove", p.display()))
+    };
+    let ckpts = checkpoint::checkpoints_dir(run);
+    for e in std::fs::read_dir(&ckpts).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("ckpt_") || name.starts_with(".tmp-") || name == checkpoint::BEST_DIR {
+            remove_dir(&e.path())?;
         }
     }
+    let samples = run.join("samples");
+    for e in std::fs::read_dir(&samples).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("epoch_") && name.ends_with(".png") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    // Folders facegan made go too, when nothing else is in them.
+    let _ = std::fs::remove_dir(&ckpts);
+    let _ = std::fs::remove_dir(&samples);
     for name in [
         "metrics.csv",
         "train.log",
@@ -105,6 +120,37 @@ fn clear_run(run: &Path) -> Result<()> {
         let _ = std::fs::remove_file(run.join(name));
     }
     Ok(())
+}
+
+/// An exclusive lock on a run directory (`RUN/.lock`), held while this value lives; the OS
+/// releases it when the process dies, so a killed run never leaves the directory locked.
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+impl RunLock {
+    pub fn acquire(run: &Path) -> Result<RunLock> {
+        std::fs::create_dir_all(run)
+            .with_context(|| format!("{}: cannot create the run directory", run.display()))?;
+        let path = run.join(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("{}: cannot open", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(RunLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => bail!(
+                "{}: another facegan process is training this run (it holds {}); wait for it or use another --run",
+                run.display(),
+                path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("{}: cannot lock", path.display()))
+            }
+        }
+    }
 }
 
 fn fixed_noise<B: AutodiffBackend>(cfg: &TrainConfig, device: &B::Device) -> Vec<f32> {
@@ -146,13 +192,13 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
     let shard = Arc::new(Shard::open(&opts.data)?);
     let run = &opts.run;
 
-    // Resume or start.
+    // Resume or start: everything is checked before anything in the run directory is touched.
     let latest = if opts.new {
         None
     } else {
         checkpoint::latest(run)?
     };
-    let (mut gan, mut state, resumed_from) = match latest {
+    let resumed = match &latest {
         Some(ckpt) => {
             let mut state = checkpoint::load_state(&ckpt.dir)?;
             if opts.config_explicit
@@ -172,14 +218,13 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
             if let Some(m) = opts.minutes_override {
                 state.config.minutes = Some(m);
             }
-            state.config.validate()?;
-            let gan = checkpoint::load_gan::<B>(&ckpt.dir, &state.config, device)?;
-            (gan, state, Some(ckpt.dir))
+            Some(state)
         }
+        None => None,
+    };
+    let cfg = match &resumed {
+        Some(state) => state.config.clone(),
         None => {
-            if run.exists() {
-                clear_run(run)?;
-            }
             let mut cfg = opts.config.clone();
             if let Some(e) = opts.epochs_override {
                 cfg.epochs = e;
@@ -187,7 +232,29 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
             if let Some(m) = opts.minutes_override {
                 cfg.minutes = Some(m);
             }
-            cfg.validate()?;
+            cfg
+        }
+    };
+    cfg.validate()?;
+    check_shard_matches(&shard, &cfg)?;
+    let train_ids = train_indices(&shard);
+    let nb = batches_per_epoch(train_ids.len(), cfg.batch);
+    if nb == 0 {
+        bail!(
+            "{}: the train split has {} images, fewer than one batch of {}",
+            opts.data.display(),
+            train_ids.len(),
+            cfg.batch
+        );
+    }
+    let _lock = RunLock::acquire(run)?;
+    let (mut gan, mut state, resumed_from) = match (latest, resumed) {
+        (Some(ckpt), Some(state)) => {
+            let gan = checkpoint::load_gan::<B>(&ckpt.dir, &state.config, device)?;
+            (gan, state, Some(ckpt.dir))
+        }
+        _ => {
+            clear_run(run)?;
             let gan = Gan::<B>::new(&cfg, device);
             let state = TrainState {
                 tool_version: TOOL_VERSION.into(),
@@ -197,7 +264,7 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
                 images_seen: 0,
                 epoch_sums: EpochSums::default(),
                 fixed_noise: fixed_noise::<B>(&cfg, device),
-                config: cfg,
+                config: cfg.clone(),
                 data_path: String::new(),
                 train_seconds: 0.0,
                 next_probe_at: 0,
@@ -210,22 +277,10 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
         .unwrap_or_else(|_| opts.data.clone())
         .display()
         .to_string();
-    let cfg = state.config.clone();
-    check_shard_matches(&shard, &cfg)?;
     std::fs::create_dir_all(run.join("samples"))
         .with_context(|| format!("{}: cannot create", run.display()))?;
     artifacts::write_atomic(&run.join("config.toml"), cfg.to_toml().as_bytes())?;
 
-    let train_ids = train_indices(&shard);
-    let nb = batches_per_epoch(train_ids.len(), cfg.batch);
-    if nb == 0 {
-        bail!(
-            "{}: the train split has {} images, fewer than one batch of {}",
-            opts.data.display(),
-            train_ids.len(),
-            cfg.batch
-        );
-    }
     // Metrics of epochs after the checkpoint are discarded: they will be recomputed identically.
     let metrics_path = run.join("metrics.csv");
     let mut metrics: Vec<EpochMetrics> = artifacts::read_metrics(&metrics_path)?

@@ -453,3 +453,83 @@ fn checkpoint_keeps_batchnorm_running_statistics() {
     );
     let _ = g.forward(z);
 }
+
+/// Issue 14, case 5: NaN, zero or negative values that would give an unusable run are refused
+/// when the config is read, naming the setting.
+#[test]
+fn non_finite_and_out_of_range_settings_are_refused() {
+    for (line, key) in [
+        ("[model]\nbn_momentum = nan", "bn_momentum"),
+        ("[model]\nbn_epsilon = -1.0", "bn_epsilon"),
+        ("r1_gamma = nan", "r1_gamma"),
+        ("instance_noise = nan", "instance_noise"),
+        ("instance_noise = inf", "instance_noise"),
+        ("lr_d = 0.0", "lr_d"),
+        ("lr_g = -1e-4", "lr_g"),
+        ("adam_epsilon = -1e-8", "adam_epsilon"),
+        ("beta1 = nan", "beta1"),
+        ("d_steps = 1000000", "d_steps"),
+        ("minutes = nan", "minutes"),
+    ] {
+        let text = format!("preset = \"tiny\"\n{line}\n");
+        let err = TrainConfig::from_toml_str(&text).unwrap_err();
+        assert!(format!("{err:#}").contains(key), "{line}: {err:#}");
+    }
+}
+
+/// Issue 14, case 1: a run that is refused (a shard of the wrong size, or too few images for a
+/// batch) deletes nothing, not even with `--new`; and `--new` deletes only what facegan wrote.
+#[test]
+fn refused_runs_delete_nothing_and_new_keeps_foreign_files() {
+    let _turn = rng_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let shard = tiny_shard(dir.path(), 40);
+    let run = dir.path().join("u");
+    std::fs::create_dir_all(run.join("samples")).unwrap();
+    std::fs::write(run.join("samples/keep.txt"), b"x").unwrap();
+    std::fs::write(run.join("notes.md"), b"mine").unwrap();
+    // Wrong image size: refused, nothing touched.
+    let mut wrong = TrainConfig::preset("demo").unwrap();
+    wrong.eval_every = 0;
+    assert!(train::<AD>(&opts(&shard, &run, wrong), &Default::default()).is_err());
+    assert!(run.join("samples/keep.txt").is_file() && run.join("notes.md").is_file());
+    // A real run, then `--new` with a batch larger than the train split: refused, checkpoints kept.
+    let mut cfg = TrainConfig::preset("tiny").unwrap();
+    cfg.epochs = 1;
+    cfg.batch = 8;
+    cfg.eval_every = 0;
+    train::<AD>(&opts(&shard, &run, cfg.clone()), &Default::default()).unwrap();
+    let before = checkpoint::list(&run).unwrap().len();
+    assert!(before > 0);
+    let mut o = opts(&shard, &run, cfg.clone());
+    o.new = true;
+    o.config.batch = 1000;
+    let err = train::<AD>(&o, &Default::default()).unwrap_err();
+    assert!(err.to_string().contains("fewer than one batch"), "{err}");
+    assert_eq!(checkpoint::list(&run).unwrap().len(), before);
+    assert!(run.join("metrics.csv").is_file());
+    // `--new` that trains: facegan's files are replaced, the user's stay.
+    o.config.batch = 8;
+    train::<AD>(&o, &Default::default()).unwrap();
+    assert!(run.join("samples/keep.txt").is_file() && run.join("notes.md").is_file());
+    assert!(run.join("samples/epoch_0001.png").is_file());
+}
+
+/// Issue 14, case 6: a second trainer on the same run directory is refused while the first
+/// holds its lock (the lock dies with its process).
+#[test]
+fn a_locked_run_directory_is_refused() {
+    let _turn = rng_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let shard = tiny_shard(dir.path(), 40);
+    let run = dir.path().join("r");
+    let held = facegan_trainer::run::RunLock::acquire(&run).unwrap();
+    let mut cfg = TrainConfig::preset("tiny").unwrap();
+    cfg.eval_every = 0;
+    let err = train::<AD>(&opts(&shard, &run, cfg.clone()), &Default::default()).unwrap_err();
+    assert!(err.to_string().contains("another facegan process"), "{err}");
+    drop(held);
+    cfg.epochs = 1;
+    cfg.batch = 8;
+    train::<AD>(&opts(&shard, &run, cfg), &Default::default()).unwrap();
+}
