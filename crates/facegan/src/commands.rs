@@ -303,13 +303,18 @@ pub struct TrainArgs {
     #[arg(long)]
     new: bool,
     /// Stop with a checkpoint after this many steps in total.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_steps: Option<u64>,
     /// Train for this many minutes of wall time in total (across resumes), then checkpoint and
     /// stop; a larger value on a resumed run extends it. Without --epochs the epoch count no
     /// longer bounds the run.
     #[arg(long)]
     minutes: Option<f64>,
+}
+
+/// A count that must be at least 1 (`--n 0` would score or draw nothing).
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
@@ -382,7 +387,7 @@ pub struct EvalArgs {
     #[arg(long, default_value = "latest")]
     checkpoint: String,
     /// Images per side for SWD and D accuracy (capped by the holdout size for reals).
-    #[arg(long, default_value_t = 10000)]
+    #[arg(long, default_value_t = 10000, value_parser = at_least_one())]
     n: usize,
     /// Evaluate this folder of images instead of the run's generator.
     #[arg(long)]
@@ -414,7 +419,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
 pub struct SampleArgs {
     #[arg(long, default_value = "runs/default")]
     run: PathBuf,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = at_least_one())]
     n: usize,
     #[arg(long, default_value_t = 7)]
     seed: u64,

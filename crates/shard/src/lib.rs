@@ -30,11 +30,12 @@ use std::path::PathBuf;
 /// Everything that can be wrong with a shard file. Each variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ShardError {
-    #[error("{path}: {source}")]
+    /// The OS error's text is part of the message and not also a `source`, so error chains
+    /// (`{:#}`) print it once.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: not a facegan shard (bad magic bytes)")]
     Foreign { path: PathBuf },
@@ -58,10 +59,10 @@ pub enum ShardError {
 }
 
 impl ShardError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         ShardError::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
     pub(crate) fn corrupt(path: impl Into<PathBuf>, what: impl Into<String>) -> Self {

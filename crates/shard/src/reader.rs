@@ -140,6 +140,21 @@ impl Shard {
     /// Maps and validates a shard. Never panics on bad input.
     pub fn open(path: impl AsRef<Path>) -> Result<Shard, ShardError> {
         let path = path.as_ref();
+        // A folder cannot be mapped and opening a FIFO blocks forever: look before opening.
+        let kind = std::fs::metadata(path).map_err(|e| ShardError::io(path, e))?;
+        if !kind.is_file() {
+            return Err(ShardError::io(
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    if kind.is_dir() {
+                        "is a folder, not a shard file"
+                    } else {
+                        "is not a regular file (a FIFO, socket or device), not a shard file"
+                    },
+                ),
+            ));
+        }
         let file = File::open(path).map_err(|e| ShardError::io(path, e))?;
         // SAFETY: the file is opened read-only; shards are written once via rename and never
         // modified in place, which is the contract for every facegan shard.

@@ -292,3 +292,39 @@ fn folder_output_is_refused_and_stale_temps_are_removed() {
     assert!(other.exists());
     assert!(Shard::open(dir.path().join("s.shard")).is_ok());
 }
+
+/// Issue 14, cases 4 and 11: a folder or a FIFO given as the shard is a clear error at once (a
+/// FIFO used to block forever; a folder said "No such device").
+#[test]
+fn folders_and_fifos_are_not_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Shard::open(dir.path()).err().expect("a folder is refused");
+    assert!(err.to_string().contains("is a folder"), "{err}");
+    // The OS text is said once, also through an error chain.
+    let chained = anyhow_like(&err);
+    assert_eq!(chained.matches("is a folder").count(), 1, "{chained}");
+    #[cfg(unix)]
+    {
+        let fifo = dir.path().join("f.shard");
+        let ok = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let err = Shard::open(&fifo).err().expect("a FIFO is refused");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
+}
+
+/// The message and its source chain joined by ": ", as `anyhow`'s `{:#}` prints them.
+fn anyhow_like(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
