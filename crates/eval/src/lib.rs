@@ -82,6 +82,7 @@ pub fn find_checkpoint(
             ),
         }
     };
+    checkpoint::verify(&info.dir)?;
     let state = checkpoint::load_state(&info.dir)?;
     Ok((info, state))
 }

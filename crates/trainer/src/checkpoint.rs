@@ -117,8 +117,46 @@ pub fn by_epoch(run: &Path, epoch: usize) -> Result<Option<CheckpointInfo>> {
     Ok(None)
 }
 
+/// The newest finished checkpoint whose files match their recorded checksums. A newer one that
+/// does not (a flipped or truncated file) is skipped with a warning on stderr naming it.
 pub fn latest(run: &Path) -> Result<Option<CheckpointInfo>> {
-    Ok(list(run)?.pop())
+    for c in list(run)?.into_iter().rev() {
+        match verify(&c.dir) {
+            Ok(()) => return Ok(Some(c)),
+            Err(e) => eprintln!("warning: {e:#}; falling back to an older checkpoint"),
+        }
+    }
+    Ok(None)
+}
+
+/// Name of the per-file checksum list in a checkpoint folder.
+pub const CHECKSUMS_FILE: &str = "checksums.json";
+
+fn file_checksum(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    Ok(format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)))
+}
+
+/// Checks every file of a checkpoint against `checksums.json` (xxh3-64 per file, written before
+/// the `DONE` marker). Checkpoints from before checksums existed have none and pass.
+pub fn verify(dir: &Path) -> Result<()> {
+    let list = dir.join(CHECKSUMS_FILE);
+    let Ok(text) = std::fs::read_to_string(&list) else {
+        return Ok(());
+    };
+    let sums: std::collections::BTreeMap<String, String> = serde_json::from_str(&text)
+        .with_context(|| format!("{}: bad checksum list", list.display()))?;
+    for (name, want) in &sums {
+        let got = file_checksum(&dir.join(name))
+            .with_context(|| format!("{}: checkpoint is damaged", dir.display()))?;
+        if &got != want {
+            bail!(
+                "{}: checkpoint is damaged: {name} does not match its checksum",
+                dir.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<()> {
@@ -163,6 +201,10 @@ pub fn save_best<B: AutodiffBackend>(
 pub fn best(run: &Path) -> Option<CheckpointInfo> {
     let dir = checkpoints_dir(run).join(BEST_DIR);
     let state = load_state(&dir).ok()?;
+    if let Err(e) = verify(&dir) {
+        eprintln!("warning: {e:#}; ignoring the best checkpoint");
+        return None;
+    }
     Some(CheckpointInfo {
         dir,
         step: state.step,
@@ -200,6 +242,18 @@ fn write_checkpoint<B: AutodiffBackend>(
     rec.record(gan.opt_d.to_record(), tmp.join("optim_d"))
         .with_context(|| ctx("D optimizer"))?;
     write_json_atomic(&tmp.join("state.json"), state)?;
+    let mut sums = std::collections::BTreeMap::new();
+    for f in std::fs::read_dir(&tmp)? {
+        let path = f?.path();
+        sums.insert(
+            path.file_name()
+                .expect("a file name")
+                .to_string_lossy()
+                .into_owned(),
+            file_checksum(&path)?,
+        );
+    }
+    write_json_atomic(&tmp.join(CHECKSUMS_FILE), &sums)?;
     for f in std::fs::read_dir(&tmp)? {
         std::fs::File::open(f?.path())?.sync_all()?;
     }

@@ -190,6 +190,9 @@ pub fn sample_grid<B: AutodiffBackend>(
 /// Trains on backend `B` until the configured epochs are done, Ctrl-C, or `max_steps`.
 pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Result<TrainSummary> {
     let shard = Arc::new(Shard::open(&opts.data)?);
+    // The payload checksum (one pass over the mapped pixels): flipped pixels are refused
+    // instead of trained on.
+    shard.verify()?;
     let run = &opts.run;
 
     // Resume or start: everything is checked before anything in the run directory is touched.

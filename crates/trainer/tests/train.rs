@@ -533,3 +533,56 @@ fn a_locked_run_directory_is_refused() {
     cfg.batch = 8;
     train::<AD>(&opts(&shard, &run, cfg), &Default::default()).unwrap();
 }
+
+/// Issue 14, case 8: a flipped byte or a truncated file in the newest checkpoint is noticed by
+/// its checksum, and training resumes from the newest intact one; a shard with flipped pixels
+/// is refused before training.
+#[test]
+fn damaged_checkpoints_are_skipped_and_damaged_shards_refused() {
+    let _turn = rng_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let shard = tiny_shard(dir.path(), 40);
+    let run = dir.path().join("r");
+    let mut cfg = TrainConfig::preset("tiny").unwrap();
+    cfg.epochs = 3;
+    cfg.batch = 8;
+    cfg.eval_every = 0;
+    train::<AD>(&opts(&shard, &run, cfg.clone()), &Default::default()).unwrap();
+    let all = checkpoint::list(&run).unwrap();
+    assert_eq!(all.len(), 3);
+    let (older, newest) = (&all[1], &all[2]);
+    assert_eq!(checkpoint::latest(&run).unwrap().unwrap().dir, newest.dir);
+    // One flipped bit in the generator's weights.
+    let g = newest.dir.join("generator.bin");
+    let mut b = std::fs::read(&g).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 1;
+    std::fs::write(&g, &b).unwrap();
+    let err = checkpoint::verify(&newest.dir).unwrap_err();
+    assert!(format!("{err:#}").contains("generator.bin"), "{err:#}");
+    assert_eq!(checkpoint::latest(&run).unwrap().unwrap().dir, older.dir);
+    // A truncated discriminator in the older one too: the oldest is what is left.
+    let d = older.dir.join("discriminator.bin");
+    let len = std::fs::metadata(&d).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&d)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    assert_eq!(checkpoint::latest(&run).unwrap().unwrap().dir, all[0].dir);
+    // Resuming (more epochs) picks that one up and trains on from it.
+    let mut o = opts(&shard, &run, cfg);
+    o.epochs_override = Some(4);
+    let summary = train::<AD>(&o, &Default::default()).unwrap();
+    assert_eq!(summary.resumed_from.as_deref(), Some(all[0].dir.as_path()));
+    assert_eq!(summary.state.epoch, 4);
+
+    // Flipped pixels in the shard's payload: refused with the checksum named.
+    let mut bytes = std::fs::read(&shard).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&shard, &bytes).unwrap();
+    let err = train::<AD>(&o, &Default::default()).unwrap_err();
+    assert!(err.to_string().contains("checksum"), "{err}");
+}
