@@ -26,7 +26,7 @@ else
   BUILD := build
 endif
 
-.PHONY: help build build-cuda test check fmt preprocess train eval demo bench-preprocess bench-train bench-swd clean-demo
+.PHONY: help build build-cuda test check fmt preprocess train eval demo bench-preprocess bench-train bench-presets bench-swd clean-demo
 
 help:
 	@echo "make build                      release build (CPU)"
@@ -37,7 +37,7 @@ help:
 	@echo "make train [SHARD=..] [RUN=$(RUN)] [PRESET=$(PRESET)] [EPOCHS=..] [DEVICE=$(DEVICE)]"
 	@echo "make eval [RUN=$(RUN)] [DEVICE=$(DEVICE)]"
 	@echo "make demo                       synth -> preprocess -> train (CPU, minutes) -> eval"
-	@echo "make bench-preprocess | bench-train [DEVICE=cpu|cuda] | bench-swd"
+	@echo "make bench-preprocess | bench-train [DEVICE=cpu|cuda] | bench-presets | bench-swd"
 
 build:
 	$(CARGO) build --release -p facegan
@@ -73,6 +73,13 @@ bench-preprocess: build
 
 bench-train: $(BUILD)
 	@DEVICE=$(if $(filter auto,$(DEVICE)),cpu,$(DEVICE)) FACEGAN_BIN=$(FACEGAN) bash tools/bench-train.sh
+
+# Quiet-machine training speed of each preset (img/s): what turns images shown into minutes
+# when runs that shared the CPU are compared (docs/results.md).
+bench-presets: build
+	@for p in $(or $(PRESETS),seed seed48 celeba48 faces48 faces96 demo); do \
+	  $(BIN) bench-train --preset $$p --warmup 2 --steps 15 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({"preset": d["preset"], "batch": d["batch"], "img_per_s": round(d["img_per_s"], 1)}))'; \
+	done
 
 bench-swd: build
 	$(BIN) bench-swd --n 10000

@@ -519,8 +519,13 @@ pub fn bench_decode(a: BenchDecodeArgs) -> Result<()> {
 pub struct BenchTrainArgs {
     #[arg(long, default_value = "seed")]
     preset: String,
-    #[arg(long, default_value_t = 64)]
-    batch: usize,
+    /// TOML config to time instead of a preset (as `train --config`: a base preset plus
+    /// overrides), so a sweep's configurations get their quiet-machine speed.
+    #[arg(long, conflicts_with = "preset")]
+    config: Option<PathBuf>,
+    /// Batch size (default: the preset's or the config's).
+    #[arg(long)]
+    batch: Option<usize>,
     #[arg(long, default_value_t = 2)]
     warmup: usize,
     #[arg(long, default_value_t = 10)]
@@ -533,8 +538,13 @@ pub struct BenchTrainArgs {
 }
 
 pub fn bench_train(a: BenchTrainArgs) -> Result<()> {
-    let mut cfg = TrainConfig::preset(&a.preset)?;
-    cfg.batch = a.batch;
+    let mut cfg = match &a.config {
+        Some(path) => TrainConfig::from_toml_file(path)?,
+        None => TrainConfig::preset(&a.preset)?,
+    };
+    if let Some(b) = a.batch {
+        cfg.batch = b;
+    }
     let dev = pick_device(&a.device)?;
     let json = with_train_backend!(dev, |B, device| facegan_trainer::bench::bench_steps::<B>(
         &cfg, a.warmup, a.steps, &device
