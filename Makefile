@@ -14,6 +14,7 @@ CROP ?= none
 RUN ?= runs/default
 PRESET ?= seed
 EPOCHS ?=
+MINUTES ?=
 DEVICE ?= auto
 N ?= 10000
 
@@ -34,7 +35,7 @@ help:
 	@echo "make test                       the whole test suite"
 	@echo "make check                      rustfmt and clippy, as CI runs them"
 	@echo "make preprocess DATA=DIR [SHARD=$(SHARD)] [SIZE=$(SIZE)] [CROP=$(CROP)]"
-	@echo "make train [SHARD=..] [RUN=$(RUN)] [PRESET=$(PRESET)] [EPOCHS=..] [DEVICE=$(DEVICE)]"
+	@echo "make train [SHARD=..] [RUN=$(RUN)] [PRESET=$(PRESET)] [EPOCHS=..] [MINUTES=..] [DEVICE=$(DEVICE)]"
 	@echo "make eval [RUN=$(RUN)] [DEVICE=$(DEVICE)]"
 	@echo "make demo                       synth -> preprocess -> train (CPU, minutes) -> eval"
 	@echo "make bench-preprocess | bench-train [DEVICE=cpu|cuda] | bench-presets | bench-swd"
@@ -60,7 +61,7 @@ preprocess: build
 	$(BIN) preprocess --input "$(DATA)" --output "$(SHARD)" --size $(SIZE) --crop $(CROP)
 
 train: $(BUILD)
-	$(FACEGAN) train --data "$(SHARD)" --run "$(RUN)" --preset $(PRESET) --device $(DEVICE) $(if $(EPOCHS),--epochs $(EPOCHS))
+	$(FACEGAN) train --data "$(SHARD)" --run "$(RUN)" --preset $(PRESET) --device $(DEVICE) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(MINUTES),--minutes $(MINUTES))
 
 eval: $(BUILD)
 	$(FACEGAN) eval --run "$(RUN)" --device $(DEVICE) --n $(N)
