@@ -417,3 +417,37 @@ fn bad_inputs_give_clear_errors_and_nonzero_exit() {
     );
     assert!(err.contains("unknown preset"), "{err}");
 }
+
+/// Issue 14, case 10: a shard truncated while a run reads it ends the run with a message that
+/// says what happened (SIGBUS from the memory map used to kill it silently), and the last
+/// checkpoint stays usable.
+#[cfg(unix)]
+#[test]
+fn a_shard_truncated_under_training_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    make_faces_shard(d, 120, 5);
+    let mut child = spawn_long_training(d, true);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(d.join("faces.shard"))
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "training still running a minute after its shard was truncated"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains("truncated or changed while in use"), "{text}");
+    assert!(
+        latest_state(&d.join("run")).is_some(),
+        "a checkpoint survives"
+    );
+}

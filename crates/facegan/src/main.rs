@@ -60,6 +60,16 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Shards and checkpoints are memory-mapped: a shard truncated or replaced in place while
+    // in use turns reads into SIGBUS. Say so instead of dying silently.
+    #[cfg(unix)]
+    // SAFETY: installs an async-signal-safe handler (write(2) and _exit(2) only) at start-up.
+    unsafe {
+        libc::signal(
+            libc::SIGBUS,
+            on_sigbus as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
     // Training allocates and frees the same large activation buffers every step. glibc serves
     // blocks over its mmap threshold (at most 32 MiB) with fresh mmaps, so each step paid the
     // kernel's page faults and zeroing again; keeping them in the heap lets them be reused.
@@ -113,6 +123,21 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// SIGBUS: a memory-mapped file (the shard) shrank or changed under the process. Only
+/// async-signal-safe calls: one write to stderr, then exit with status 3. The last checkpoint is
+/// complete (checkpoints are renamed into place), so the run resumes from it.
+#[cfg(unix)]
+extern "C" fn on_sigbus(_: libc::c_int) {
+    const MSG: &[u8] = b"\nerror: a memory-mapped file (the shard) was truncated or changed while in use (SIGBUS). \
+Do not overwrite a shard that a run is reading: write a new file and rename it. The last \
+checkpoint is intact; rerun the same command to resume.\n";
+    // SAFETY: write(2) and _exit(2) are async-signal-safe.
+    unsafe {
+        libc::write(2, MSG.as_ptr().cast(), MSG.len());
+        libc::_exit(3);
     }
 }
 
