@@ -207,10 +207,13 @@ impl TrainConfig {
         if self.label_smoothing > 0.0 && self.loss == LossKind::Hinge {
             bail!("label_smoothing applies to the seed and logistic losses, not hinge");
         }
-        if !(self.instance_noise >= 0.0 && self.instance_noise.is_finite())
-            || !(self.r1_gamma >= 0.0 && self.r1_gamma.is_finite())
-        {
-            bail!("instance_noise and r1_gamma must be finite numbers >= 0");
+        for (name, v) in [
+            ("instance_noise", self.instance_noise),
+            ("r1_gamma", self.r1_gamma),
+        ] {
+            if !(v >= 0.0 && v.is_finite()) {
+                bail!("{name} must be a finite number >= 0 (got {v})");
+            }
         }
         for (name, v) in [
             ("lr_d", self.lr_d),
