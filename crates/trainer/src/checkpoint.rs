@@ -106,11 +106,13 @@ pub fn list(run: &Path) -> Result<Vec<CheckpointInfo>> {
     Ok(out)
 }
 
-/// A run's checkpoint by the number of completed epochs it holds (e.g. 3 = after epoch 3).
+/// A run's checkpoint by the number of completed epochs it holds (e.g. 3 = after epoch 3); an
+/// error when that checkpoint fails its checksums.
 pub fn by_epoch(run: &Path, epoch: usize) -> Result<Option<CheckpointInfo>> {
     for c in list(run)?.into_iter().rev() {
         let s = load_state(&c.dir)?;
         if s.epoch == epoch && s.batch_in_epoch == 0 {
+            verify(&c.dir)?;
             return Ok(Some(c));
         }
     }
@@ -242,21 +244,16 @@ fn write_checkpoint<B: AutodiffBackend>(
     rec.record(gan.opt_d.to_record(), tmp.join("optim_d"))
         .with_context(|| ctx("D optimizer"))?;
     write_json_atomic(&tmp.join("state.json"), state)?;
+    // One pass: each file is hashed and synced; the checksum list itself is written atomically
+    // (synced) after them.
     let mut sums = std::collections::BTreeMap::new();
     for f in std::fs::read_dir(&tmp)? {
         let path = f?.path();
-        sums.insert(
-            path.file_name()
-                .expect("a file name")
-                .to_string_lossy()
-                .into_owned(),
-            file_checksum(&path)?,
-        );
+        let name = path.file_name().expect("a file name").to_string_lossy();
+        sums.insert(name.into_owned(), file_checksum(&path)?);
+        std::fs::File::open(&path)?.sync_all()?;
     }
     write_json_atomic(&tmp.join(CHECKSUMS_FILE), &sums)?;
-    for f in std::fs::read_dir(&tmp)? {
-        std::fs::File::open(f?.path())?.sync_all()?;
-    }
     crate::artifacts::write_atomic(&tmp.join(DONE_MARKER), b"ok\n")?;
     if final_dir.exists() {
         std::fs::remove_dir_all(final_dir)?;

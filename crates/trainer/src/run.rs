@@ -203,7 +203,7 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
     };
     let resumed = match &latest {
         Some(ckpt) => {
-            let mut state = checkpoint::load_state(&ckpt.dir)?;
+            let state = checkpoint::load_state(&ckpt.dir)?;
             if opts.config_explicit
                 && (state.config.preset != opts.config.preset
                     || state.config.model != opts.config.model)
@@ -215,29 +215,21 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
                     opts.config.preset
                 );
             }
-            if let Some(e) = opts.epochs_override {
-                state.config.epochs = e;
-            }
-            if let Some(m) = opts.minutes_override {
-                state.config.minutes = Some(m);
-            }
             Some(state)
         }
         None => None,
     };
-    let cfg = match &resumed {
+    // The run's own config when resuming, else the one asked for; then the overrides.
+    let mut cfg = match &resumed {
         Some(state) => state.config.clone(),
-        None => {
-            let mut cfg = opts.config.clone();
-            if let Some(e) = opts.epochs_override {
-                cfg.epochs = e;
-            }
-            if let Some(m) = opts.minutes_override {
-                cfg.minutes = Some(m);
-            }
-            cfg
-        }
+        None => opts.config.clone(),
     };
+    if let Some(e) = opts.epochs_override {
+        cfg.epochs = e;
+    }
+    if let Some(m) = opts.minutes_override {
+        cfg.minutes = Some(m);
+    }
     cfg.validate()?;
     check_shard_matches(&shard, &cfg)?;
     let train_ids = train_indices(&shard);
@@ -252,7 +244,8 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
     }
     let _lock = RunLock::acquire(run)?;
     let (mut gan, mut state, resumed_from) = match (latest, resumed) {
-        (Some(ckpt), Some(state)) => {
+        (Some(ckpt), Some(mut state)) => {
+            state.config = cfg.clone();
             let gan = checkpoint::load_gan::<B>(&ckpt.dir, &state.config, device)?;
             (gan, state, Some(ckpt.dir))
         }
@@ -444,14 +437,12 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
                 // last checkpoint (and any best score is in its state).
                 let final_batch = last && epoch + 1 == cfg.epochs;
                 if stop || final_batch || schedule.due(state.images_seen, state.next_probe_at) {
-                    run_probe(run, p, &gan, &mut state, &mut curve, &quality_path, device)?;
-                    schedule.done(curve.last().map_or(0.0, |q| q.probe_seconds));
-                    if let Some(q) = curve.last() {
-                        if opts.progress {
-                            pb.println(probe_line(q, &state));
-                        } else {
-                            println!("{}", probe_line(q, &state));
-                        }
+                    let q = run_probe(run, p, &gan, &mut state, &mut curve, &quality_path, device)?;
+                    schedule.done(q.probe_seconds);
+                    if opts.progress {
+                        pb.println(probe_line(&q, &state));
+                    } else {
+                        println!("{}", probe_line(&q, &state));
                     }
                 }
             }
@@ -571,7 +562,7 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
 }
 
 /// Scores the sampling generator, appends the point to `quality.csv` and `train.log`, and keeps
-/// `checkpoints/best/` when the score is the run's best so far.
+/// `checkpoints/best/` when the score is the run's best so far. Returns the new point.
 fn run_probe<B: AutodiffBackend>(
     run: &Path,
     probe: &QualityProbe,
@@ -580,7 +571,7 @@ fn run_probe<B: AutodiffBackend>(
     curve: &mut Vec<QualityPoint>,
     quality_path: &Path,
     device: &B::Device,
-) -> Result<()> {
+) -> Result<QualityPoint> {
     let g = gan.generator_eval();
     let (score, seconds) = probe.score::<B::InnerBackend>(&g, device);
     let floor = probe.floor();
@@ -609,7 +600,7 @@ fn run_probe<B: AutodiffBackend>(
         checkpoint::save_best(run, gan, state)?;
     }
     artifacts::log_line(run, &probe_line(&point, state));
-    Ok(())
+    Ok(point)
 }
 
 fn probe_line(q: &QualityPoint, state: &TrainState) -> String {
