@@ -27,7 +27,7 @@ else
   BUILD := build
 endif
 
-.PHONY: help build build-cuda test check fmt preprocess train eval demo bench-preprocess bench-train bench-presets bench-swd clean-demo
+.PHONY: help build build-cuda test check check-seed fmt preprocess train eval demo bench-preprocess bench-train bench-presets bench-swd clean-demo
 
 help:
 	@echo "make build                      release build (CPU)"
@@ -38,6 +38,7 @@ help:
 	@echo "make train [SHARD=..] [RUN=$(RUN)] [PRESET=$(PRESET)] [EPOCHS=..] [MINUTES=..] [DEVICE=$(DEVICE)]"
 	@echo "make eval [RUN=$(RUN)] [DEVICE=$(DEVICE)]"
 	@echo "make demo                       synth -> preprocess -> train (CPU, minutes) -> eval"
+	@echo "make check-seed                 the seed step against the tutorial's Keras code (tensorflow-cpu)"
 	@echo "make bench-preprocess | bench-train [DEVICE=cpu|cuda] | bench-presets | bench-swd"
 
 build:
@@ -51,6 +52,13 @@ test:
 
 fmt:
 	$(CARGO) fmt --all
+
+# The seed preset against the tutorial's own Keras code (tensorflow-cpu from PyPI, into .venv on
+# first use): forward outputs, losses and weights after 3 steps; one JSON line.
+SEED_CHECK_DIR ?= data/seed-check
+check-seed:
+	$(CARGO) run --release -q -p facegan-trainer --example seed_check_dump -- $(SEED_CHECK_DIR)
+	"$$(bash tools/venv.sh tensorflow-cpu)" tools/keras_seed_oracle.py $(SEED_CHECK_DIR)
 
 check:
 	$(CARGO) fmt --all -- --check

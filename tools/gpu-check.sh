@@ -21,6 +21,7 @@
 # carried paths travel, 64 MiB at most): copy ~30 MB of JPEGs into data/gpu-faces/ and the last
 # kernel-cache.tar.gz (if any) to data/, then run, carrying dist, data/gpu-faces and the tarball:
 #   OUT=$OUT FACES=data/gpu-faces KERNEL_CACHE_TGZ=data/kernel-cache.tar.gz bash tools/gpu-check.sh
+# (add REF=.gpu/bench/torch_dcgan.py, carrying .gpu, to time the shared reference as well)
 # with a command timeout of BUDGET_S + 30 s or more.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -40,6 +41,8 @@ if [ ! -x "$bin" ] && [ -f dist/facegan-cuda.gz ]; then
   mkdir -p "$(dirname "$bin")" && gunzip -c dist/facegan-cuda.gz > "$bin" && chmod +x "$bin"
 fi
 [ -x "$bin" ] || { echo "no CUDA binary at $bin"; exit 1; }
+# The newest cache brought back from a lease is kept in git (tools/gpu/): start from it.
+KERNEL_CACHE_TGZ="${KERNEL_CACHE_TGZ:-tools/gpu/kernel-cache-h200.tar.gz}"
 if [ -n "${KERNEL_CACHE_TGZ:-}" ] && [ -f "$KERNEL_CACHE_TGZ" ]; then
   mkdir -p "$FACEGAN_KERNEL_CACHE" && tar -xzf "$KERNEL_CACHE_TGZ" -C "$FACEGAN_KERNEL_CACHE"
   echo "kernel cache restored from $KERNEL_CACHE_TGZ"
@@ -76,6 +79,12 @@ step() {
 
 step torch-eager 30 sh -c "python3 tools/torch_dcgan.py --device cuda --warmup 5 --steps 50 > '$OUT/torch-eager.json'"
 step torch-amp 30 sh -c "python3 tools/torch_dcgan.py --device cuda --warmup 5 --steps 50 --amp --channels-last > '$OUT/torch-amp.json'"
+# The independent reference (REF: a copy of the shared torch_dcgan.py, carried in an ignored
+# folder), in its defaults: the tutorial's simultaneous step and Keras padding.
+if [ -n "${REF:-}" ] && [ -f "$REF" ]; then
+  step ref-eager 30 sh -c "python3 '$REF' --device cuda --warmup 5 --steps 50 > '$OUT/ref-eager.json'"
+  step ref-amp 30 sh -c "python3 '$REF' --device cuda --warmup 5 --steps 50 --amp --channels-last > '$OUT/ref-amp.json'"
+fi
 
 # Cold start, with CubeCL's log of every compilation, then warm start from the cache it wrote.
 step warmup-first 60 sh -c "CUBECL_DEBUG_LOG='$OUT/cubecl-first.log' '$bin' warmup --device cuda --preset seed > '$OUT/warmup-first.json'"
@@ -107,6 +116,7 @@ def load(name):
         return {"error": str(e)}
 f, te, ta = load("facegan-bench.json"), load("torch-eager.json"), load("torch-amp.json")
 summary = {"facegan": f, "torch_eager": te, "torch_amp": ta,
+           "ref_eager": load("ref-eager.json"), "ref_amp": load("ref-amp.json"),
            "warmup_first": load("warmup-first.json"), "warmup_second": load("warmup-second.json")}
 try:
     summary["steps"] = [json.loads(l) for l in open(os.path.join(out, "timings.jsonl"))]
@@ -114,6 +124,8 @@ except OSError:
     pass
 if "img_per_s" in f and "img_per_s" in te:
     summary["ratio_vs_torch_eager"] = round(f["img_per_s"] / te["img_per_s"], 3)
+if "img_per_s" in f and "img_per_s" in ta:
+    summary["ratio_vs_torch_amp"] = round(f["img_per_s"] / ta["img_per_s"], 3)
 json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=1)
 print(json.dumps(summary))
 PY

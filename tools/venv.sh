@@ -12,6 +12,7 @@ missing=()
 for pkg in "$@"; do
   mod="$pkg"
   [ "$pkg" = pillow ] && mod=PIL
+  [ "$pkg" = tensorflow-cpu ] && mod=tensorflow
   "$venv/bin/python" -c "import $mod" 2>/dev/null || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -144,6 +144,37 @@ pub struct InspectArgs {
     /// Comma-separated source paths (as stored in the shard) for --grid.
     #[arg(long, value_delimiter = ',')]
     paths: Vec<String>,
+    /// Also write the train split, in id order, as a NumPy `.npy` of u8
+    /// `[N, H, W, 3]` (for other frameworks to train on the same pixels, e.g. the PyTorch twin).
+    #[arg(long)]
+    export_train: Option<PathBuf>,
+}
+
+/// The train split as a `.npy` file (format 1.0, u8, `[N, H, W, C]`), written atomically.
+fn export_train_npy(shard: &Shard, out: &std::path::Path) -> Result<()> {
+    let ids = shard.indices(Split::Train);
+    let (h, w, c) = (shard.height(), shard.width(), shard.channels());
+    let dict = format!(
+        "{{'descr': '|u1', 'fortran_order': False, 'shape': ({}, {h}, {w}, {c}), }}",
+        ids.len()
+    );
+    // Header padded with spaces so magic + lengths + dict + newline is a multiple of 64 bytes.
+    let unpadded = 10 + dict.len() + 1;
+    let header = format!(
+        "{dict}{}\n",
+        " ".repeat(unpadded.next_multiple_of(64) - unpadded)
+    );
+    let mut bytes = Vec::with_capacity(10 + header.len() + ids.len() * h * w * c);
+    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for &i in &ids {
+        bytes.extend_from_slice(shard.image(i));
+    }
+    facegan_shard::write_atomic(out, &bytes)
+        .with_context(|| format!("{}: cannot write the train split", out.display()))?;
+    eprintln!("wrote {} train images to {}", ids.len(), out.display());
+    Ok(())
 }
 
 pub fn inspect(a: InspectArgs) -> Result<()> {
@@ -155,6 +186,9 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     let m = shard.meta();
     let train = shard.indices(Split::Train).len();
     let holdout = shard.len() - train;
+    if let Some(out) = &a.export_train {
+        export_train_npy(&shard, out)?;
+    }
     if let Some(out) = &a.grid {
         let ids: Vec<usize> = if a.paths.is_empty() {
             (0..shard.len().min(64)).collect()

@@ -18,6 +18,19 @@ pub enum Upsample {
     Resize,
 }
 
+/// How the stride-2 3x3 layers pad (see [`crate::layers::conv3x3`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Padding {
+    /// PyTorch's convention: 1 on every side (transposed: padding 1, output padding 1).
+    #[default]
+    Symmetric,
+    /// Keras' `padding="same"` on an even size: 0 before, 1 after (bottom and right); the
+    /// transposed convolution is that convolution's transpose (padding 0, its last row and
+    /// column cropped). The tutorial's, so the `seed` presets'.
+    Keras,
+}
+
 /// Architecture of both networks. Image size and latent size live here, so a shard of another
 /// size is refused before training starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +75,10 @@ pub struct ModelConfig {
     /// `x + f(x)` instead of `f(x)` (He et al. 2016), so depth adds refinement, not a longer path.
     #[serde(default)]
     pub residual: bool,
+    /// Padding of the stride-2 3x3 convolutions and transposed convolutions: `symmetric`
+    /// (PyTorch's, the default) or `keras` (the tutorial's "same": 0 before, 1 after).
+    #[serde(default)]
+    pub padding: Padding,
 }
 
 impl ModelConfig {
@@ -85,6 +102,7 @@ impl ModelConfig {
             block_convs: 0,
             g_upsample: Upsample::Transposed3,
             residual: false,
+            padding: Padding::Keras,
         }
     }
 
@@ -146,6 +164,7 @@ impl ModelConfig {
             block_convs: 1,
             g_upsample: Upsample::Transposed3,
             residual: false,
+            padding: Padding::Symmetric,
         }
     }
 
@@ -198,6 +217,7 @@ impl ModelConfig {
             block_convs: 0,
             g_upsample: Upsample::Resize,
             residual: false,
+            padding: Padding::Symmetric,
         }
     }
 

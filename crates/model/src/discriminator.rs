@@ -33,7 +33,7 @@ impl<B: Backend> DiscriminatorBlock<B> {
         device: &B::Device,
     ) -> Self {
         DiscriminatorBlock {
-            conv: conv3x3(cin, cout, stride, device),
+            conv: conv3x3(cin, cout, stride, cfg.padding, device),
             norm: bn.then(|| BatchNorm2d::new(cout, cfg.bn_momentum, cfg.bn_epsilon, device)),
             sn: cfg.spectral_norm.then(|| SpectralNorm::new(cout, device)),
         }
@@ -83,6 +83,19 @@ impl<B: Backend> Discriminator<B> {
             mbstd_group: cfg.mbstd_group,
             residual: cfg.residual,
         }
+    }
+
+    /// A copy for a pass that only G learns from (the simultaneous step's G loss): its
+    /// parameters are not tracked, so no weight gradients are computed (gradients still flow
+    /// to the input), and its BatchNorm layers leave the running statistics as they are.
+    pub fn frozen(&self) -> Self {
+        let mut d = self.clone().no_grad();
+        for block in &mut d.blocks {
+            if let Some(norm) = &mut block.norm {
+                norm.momentum = 0.0;
+            }
+        }
+        d
     }
 
     /// `images` in [0, 1], `[N, 3, H, W]` -> logits `[N, 1]`.

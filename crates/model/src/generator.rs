@@ -65,11 +65,11 @@ impl<B: Backend> Generator<B> {
             .zip(&cfg.g_batchnorm)
             .map(|(&cout, &bn)| {
                 let block = GeneratorBlock {
-                    conv: UpConv::new(cfg.g_upsample, cin, cout, device),
+                    conv: UpConv::new(cfg.g_upsample, cfg.padding, cin, cout, device),
                     norm: bn_layer(bn, cout),
                     refine: (0..cfg.block_convs)
                         .map(|_| GeneratorRefine {
-                            conv: conv3x3(cout, cout, 1, device),
+                            conv: conv3x3(cout, cout, 1, cfg.padding, device),
                             norm: bn_layer(bn, cout),
                         })
                         .collect(),
@@ -81,7 +81,7 @@ impl<B: Backend> Generator<B> {
         Generator {
             project: dense(cfg.latent, c0 * h0 * w0, false, device),
             blocks,
-            to_rgb: conv3x3(cin, 3, 1, device),
+            to_rgb: conv3x3(cin, 3, 1, cfg.padding, device),
             start: [c0, h0, w0],
             slope: cfg.leaky_slope,
             residual: cfg.residual,

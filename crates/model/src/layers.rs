@@ -7,7 +7,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfi
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 
-use crate::config::Upsample;
+use crate::config::{Padding, Upsample};
 
 /// Glorot/Xavier-uniform tensor: U(-l, l), l = sqrt(6 / (fan_in + fan_out)).
 pub fn glorot_uniform<B: Backend, const D: usize>(
@@ -28,33 +28,47 @@ fn zeros_bias<B: Backend>(n: usize, device: &B::Device) -> Option<Param<Tensor<B
     Some(Param::from_tensor(Tensor::zeros([n], device)))
 }
 
-/// A 3x3 convolution with padding 1 ("same"), Glorot kernel, zero bias.
+/// A 3x3 convolution that keeps the size (stride 1) or halves an even size (stride 2), Glorot
+/// kernel, zero bias. Padding 1 on every side, except a stride-2 convolution with
+/// [`Padding::Keras`]: 0 before and 1 after, as Keras' `padding="same"` pads an even size.
 pub fn conv3x3<B: Backend>(
     cin: usize,
     cout: usize,
     stride: usize,
+    padding: Padding,
     device: &B::Device,
 ) -> Conv2d<B> {
+    let pad = match (padding, stride) {
+        (Padding::Keras, 2) => PaddingConfig2d::Explicit(0, 0, 1, 1),
+        _ => PaddingConfig2d::Explicit(1, 1, 1, 1),
+    };
     let mut conv = Conv2dConfig::new([cin, cout], [3, 3])
         .with_stride([stride, stride])
-        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .with_padding(pad)
         .init(device);
     conv.weight = glorot_uniform([cout, cin, 3, 3], cin * 9, cout * 9, device);
     conv.bias = zeros_bias(cout, device);
     conv
 }
 
-/// A 3x3 stride-2 transposed convolution that doubles H and W (padding 1, output padding 1:
-/// Keras' "same"), Glorot kernel, zero bias.
+/// A 3x3 stride-2 transposed convolution that doubles H and W, Glorot kernel, zero bias.
+/// [`Padding::Symmetric`]: padding 1, output padding 1 (PyTorch's). [`Padding::Keras`]: padding
+/// 0, so the output is `2H+1 x 2W+1`, and [`UpConv`] crops its last row and column: the transpose
+/// of Keras' stride-2 "same" convolution, as `Conv2DTranspose(padding="same")` computes.
 pub fn conv_transpose3x3_up<B: Backend>(
     cin: usize,
     cout: usize,
+    padding: Padding,
     device: &B::Device,
 ) -> ConvTranspose2d<B> {
+    let (pad, pad_out) = match padding {
+        Padding::Symmetric => (1, 1),
+        Padding::Keras => (0, 0),
+    };
     let mut conv = ConvTranspose2dConfig::new([cin, cout], [3, 3])
         .with_stride([2, 2])
-        .with_padding([1, 1])
-        .with_padding_out([1, 1])
+        .with_padding([pad, pad])
+        .with_padding_out([pad_out, pad_out])
         .init(device);
     conv.weight = glorot_uniform([cin, cout, 3, 3], cin * 9, cout * 9, device);
     conv.bias = zeros_bias(cout, device);
@@ -94,16 +108,30 @@ pub struct UpConv<B: Backend> {
     pub transposed: Option<ConvTranspose2d<B>>,
     /// `resize`: the 3x3 convolution applied after nearest-neighbour upsampling.
     pub resize: Option<Conv2d<B>>,
+    /// Rows (and columns) cropped from the end of the transposed convolution's output: 1 for
+    /// a Keras-padded 3x3 one (see [`conv_transpose3x3_up`]), else 0.
+    pub crop_end: usize,
 }
 
 impl<B: Backend> UpConv<B> {
-    pub fn new(mode: Upsample, cin: usize, cout: usize, device: &B::Device) -> Self {
+    pub fn new(
+        mode: Upsample,
+        padding: Padding,
+        cin: usize,
+        cout: usize,
+        device: &B::Device,
+    ) -> Self {
         let (transposed, resize) = match mode {
-            Upsample::Transposed3 => (Some(conv_transpose3x3_up(cin, cout, device)), None),
+            Upsample::Transposed3 => (Some(conv_transpose3x3_up(cin, cout, padding, device)), None),
             Upsample::Transposed4 => (Some(conv_transpose4x4_up(cin, cout, device)), None),
-            Upsample::Resize => (None, Some(conv3x3(cin, cout, 1, device))),
+            Upsample::Resize => (None, Some(conv3x3(cin, cout, 1, padding, device))),
         };
-        UpConv { transposed, resize }
+        let crop_end = usize::from(mode == Upsample::Transposed3 && padding == Padding::Keras);
+        UpConv {
+            transposed,
+            resize,
+            crop_end,
+        }
     }
 
     pub fn out_channels(&self) -> usize {
@@ -117,14 +145,17 @@ impl<B: Backend> UpConv<B> {
     /// `[N, C, H, W]` -> `[N, C', 2H, 2W]`, then LeakyReLU(`slope`) when given (fused on the CPU).
     pub fn forward_act(&self, x: Tensor<B, 4>, slope: Option<f64>) -> Tensor<B, 4> {
         match (&self.transposed, &self.resize) {
-            (Some(t), _) => crate::cpu::ops::conv_transpose2d_act(t, x, slope),
+            (Some(t), _) => crate::cpu::ops::conv_transpose2d_act(t, x, self.crop_end, slope),
             (None, Some(c)) => crate::cpu::ops::conv_transpose2d_weighted(
                 x,
                 resize_conv_kernel(c.weight.val()),
                 c.bias.as_ref().expect("conv3x3 has a bias").val(),
-                [2, 2],
-                [1, 1],
-                [0, 0],
+                crate::cpu::ops::TransposedGeometry {
+                    stride: [2, 2],
+                    padding: [1, 1],
+                    padding_out: [0, 0],
+                    crop_end: 0,
+                },
                 slope,
             ),
             (None, None) => unreachable!("an UpConv has one of its two layers"),
@@ -254,6 +285,9 @@ impl<B: Backend> BatchNorm2d<B> {
     /// `running = (1 - momentum) * running + momentum * batch`, from detached `[C]` statistics.
     fn update_running(&self, mean: Tensor<B, 1>, var: Tensor<B, 1>) {
         let m = self.momentum;
+        if m == 0.0 {
+            return; // a frozen copy (`Discriminator::frozen`); configs refuse momentum 0
+        }
         let rm = self.running_mean.value_sync().mul_scalar(1.0 - m) + mean.mul_scalar(m);
         let rv = self.running_var.value_sync().mul_scalar(1.0 - m) + var.mul_scalar(m);
         self.running_mean.update(rm.detach());

@@ -17,7 +17,7 @@ pub mod discriminator;
 pub mod generator;
 pub mod layers;
 
-pub use config::{ModelConfig, Upsample};
+pub use config::{ModelConfig, Padding, Upsample};
 pub use discriminator::Discriminator;
 pub use generator::Generator;
 

@@ -8,6 +8,7 @@ use burn::nn::DropoutConfig;
 use burn::tensor::activation;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
+use facegan_model::config::Padding;
 use facegan_model::cpu::ops;
 use facegan_model::layers::{conv3x3, BatchNorm2d};
 
@@ -39,7 +40,7 @@ fn assert_close<const D: usize>(a: Tensor<Flex, D>, b: Tensor<Flex, D>, what: &s
 
 /// A conv with a random (non-zero) bias.
 fn conv(cin: usize, cout: usize, stride: usize) -> Conv2d<Ad> {
-    let mut c = conv3x3::<Ad>(cin, cout, stride, &dev());
+    let mut c = conv3x3::<Ad>(cin, cout, stride, Padding::Symmetric, &dev());
     c.bias = Some(Param::from_tensor(randn([cout])));
     c
 }
@@ -182,7 +183,7 @@ fn conv_transpose2d_with_leaky_relu_matches_burn() {
             r,
             &|| vec![c.weight.val()],
             &|| vec![c.bias.as_ref().unwrap().val()],
-            &|x| ops::conv_transpose2d_act(&c, x, Some(slope)),
+            &|x| ops::conv_transpose2d_act(&c, x, 0, Some(slope)),
             &|x| activation::leaky_relu(c.forward(x), slope),
         );
     }
@@ -227,6 +228,8 @@ fn batchnorm_leaky_matches_burn() {
         (4, 3, 5, 6, Some(0.01)),
         (10, 5, 4, 3, None),
         (3, 8, 7, 5, Some(0.2)),
+        (8, 256, 12, 10, Some(0.01)), // the seed G's BatchNorm shapes
+        (8, 128, 48, 40, Some(0.01)),
     ] {
         let mut bn = BatchNorm2d::<Ad>::new(c, 0.01, 1e-3, &dev());
         bn.gamma = Param::from_tensor(randn([c]).mul_scalar(0.5).add_scalar(1.0));
@@ -370,7 +373,7 @@ fn resize_conv_equals_nearest_upsample_then_conv() {
         (2, 8, 3, 3, 4, Some(0.2)),
         (4, 16, 8, 12, 10, Some(0.2)),
     ] {
-        let mut up = UpConv::<Ad>::new(Upsample::Resize, ci, co, &dev());
+        let mut up = UpConv::<Ad>::new(Upsample::Resize, Padding::Symmetric, ci, co, &dev());
         let conv = up.resize.as_mut().unwrap();
         conv.bias = Some(Param::from_tensor(randn([co])));
         let c = conv.clone();
@@ -406,7 +409,7 @@ fn transposed4_upsampling_matches_burn_on_the_fast_path() {
     use facegan_model::layers::UpConv;
     use facegan_model::Upsample;
     Ad::seed(&dev(), 12);
-    let mut up = UpConv::<Ad>::new(Upsample::Transposed4, 6, 5, &dev());
+    let mut up = UpConv::<Ad>::new(Upsample::Transposed4, Padding::Symmetric, 6, 5, &dev());
     let t = up.transposed.as_mut().unwrap();
     t.bias = Some(Param::from_tensor(randn([5])));
     let t = t.clone();
@@ -422,4 +425,81 @@ fn transposed4_upsampling_matches_burn_on_the_fast_path() {
         )
     });
     assert!(fast >= 1 && slow == 0, "fast {fast}, fallbacks {slow}");
+}
+
+/// Keras' "same" padding of a stride-2 3x3 convolution on even sizes (0 before, 1 after): the
+/// fast kernels against Burn's asymmetric convolution, values and gradients, with no fallback.
+#[test]
+fn keras_padded_conv2d_matches_burn_on_the_fast_path() {
+    Ad::seed(&dev(), 13);
+    for (n, ci, co, h, w) in [(3, 5, 4, 12, 10), (10, 3, 8, 16, 12), (2, 32, 16, 12, 10)] {
+        let mut c = conv3x3::<Ad>(ci, co, 2, Padding::Keras, &dev());
+        c.bias = Some(Param::from_tensor(randn([co])));
+        let x = randn([n, ci, h, w]);
+        let r = randn([n, co, h / 2, w / 2]);
+        let (fast, slow) = count_paths(|| {
+            compare(
+                &format!("keras conv2d {n}x{ci}->{co} {h}x{w}"),
+                x.clone(),
+                r.clone(),
+                &|| vec![c.weight.val()],
+                &|| vec![c.bias.as_ref().unwrap().val()],
+                &|x| ops::conv2d(&c, x),
+                &|x| {
+                    burn::tensor::module::conv2d(
+                        x,
+                        c.weight.val(),
+                        c.bias.as_ref().map(|b| b.val()),
+                        burn::tensor::ops::PaddedConvOptions::asymmetric(
+                            [2, 2],
+                            [0, 0],
+                            [1, 1],
+                            [1, 1],
+                            1,
+                        ),
+                    )
+                },
+            )
+        });
+        assert!(fast >= 1, "the Keras-padded conv ran on the fast kernels");
+        assert_eq!(slow, 0, "no fallback to Burn's ops");
+    }
+}
+
+/// Keras' stride-2 3x3 `Conv2DTranspose(padding="same")`: padding 0 and the last row and column
+/// cropped, on the fast kernels, against Burn's transposed convolution cropped by a slice.
+#[test]
+fn keras_padded_transposed3_matches_burn_on_the_fast_path() {
+    use facegan_model::layers::UpConv;
+    use facegan_model::Upsample;
+    Ad::seed(&dev(), 14);
+    for (n, ci, co, h, w, slope) in [(3, 6, 4, 6, 5, Some(0.01)), (10, 8, 5, 3, 4, None)] {
+        let mut up = UpConv::<Ad>::new(Upsample::Transposed3, Padding::Keras, ci, co, &dev());
+        assert_eq!(up.crop_end, 1);
+        let t = up.transposed.as_mut().unwrap();
+        t.bias = Some(Param::from_tensor(randn([co])));
+        let t = t.clone();
+        let (fast, slow) = count_paths(|| {
+            compare(
+                &format!("keras transposed3 {n}x{ci}->{co} {h}x{w} {slope:?}"),
+                randn([n, ci, h, w]),
+                randn([n, co, 2 * h, 2 * w]),
+                &|| vec![t.weight.val()],
+                &|| vec![t.bias.as_ref().unwrap().val()],
+                &|x| up.forward_act(x, slope),
+                &|x| {
+                    let y = t.forward(x).slice([0..n, 0..co, 0..2 * h, 0..2 * w]);
+                    match slope {
+                        Some(k) => activation::leaky_relu(y, k),
+                        None => y,
+                    }
+                },
+            )
+        });
+        assert!(
+            fast >= 1,
+            "the Keras-padded transposed conv ran on the fast kernels"
+        );
+        assert_eq!(slow, 0, "no fallback to Burn's ops");
+    }
 }

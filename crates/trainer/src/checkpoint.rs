@@ -338,11 +338,11 @@ pub fn load_gan<B: AutodiffBackend>(
     let rec = Rec::new();
     let g = load_generator::<B>(dir, cfg, device)?;
     let d = load_discriminator::<B>(dir, cfg, device)?;
-    let opt_g = adam(cfg).init().load_record(
+    let opt_g = adam(cfg).load_record(
         rec.load(dir.join("optim_g"), device)
             .with_context(|| format!("{}: cannot load the G optimizer", dir.display()))?,
     );
-    let opt_d = adam(cfg).init().load_record(
+    let opt_d = adam(cfg).load_record(
         rec.load(dir.join("optim_d"), device)
             .with_context(|| format!("{}: cannot load the D optimizer", dir.display()))?,
     );

@@ -9,13 +9,30 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LossKind {
-    /// The seed's: sigmoid, then binary cross-entropy on probabilities clipped to
-    /// [1e-7, 1 - 1e-7] (Keras' `BinaryCrossentropy()`).
+    /// The seed's: Keras' `BinaryCrossentropy()` on D's sigmoid output. Keras computes it from
+    /// the logits the sigmoid layer cached (`sigmoid_cross_entropy_with_logits`: gradient
+    /// `p - t`, no probability clip; `make check-seed` confirms it against Keras), so it has the
+    /// values and gradients of `logistic`.
     Seed,
     /// Non-saturating logistic loss computed on logits with softplus (numerically stable).
     Logistic,
     /// Hinge loss: D minimises `relu(1 - D(x)) + relu(1 + D(G(z)))`, G minimises `-D(G(z))`.
     Hinge,
+}
+
+/// How one training step updates the two networks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepKind {
+    /// The tutorial's: one forward of G, D on the reals and on the fakes, then D's gradient
+    /// from D's loss and G's from G's loss through the same (not yet updated) D; both
+    /// optimizers apply together.
+    Simultaneous,
+    /// PyTorch's DCGAN example: D steps on the reals and the detached fakes (`d_steps` times),
+    /// then G steps through the updated D. The default of configs written before `step`
+    /// existed.
+    #[default]
+    Alternating,
 }
 
 /// Everything that defines a training run.
@@ -27,11 +44,20 @@ pub struct TrainConfig {
     pub epochs: usize,
     pub batch: usize,
     pub loss: LossKind,
+    /// `simultaneous` (the tutorial's step) or `alternating` (D first, then G through the
+    /// updated D).
+    #[serde(default)]
+    pub step: StepKind,
     pub lr_d: f64,
     pub lr_g: f64,
     pub beta1: f64,
     pub beta2: f64,
     pub adam_epsilon: f64,
+    /// Keras' Adam: `adam_epsilon` added to `sqrt(v)` before the bias correction (the
+    /// tutorial's optimizer) rather than to `sqrt(v_hat)` (Burn's and PyTorch's); see
+    /// [`crate::adam`].
+    #[serde(default)]
+    pub keras_adam: bool,
     /// Discriminator steps per generator step.
     pub d_steps: usize,
     /// Seed of every random choice: initial weights, shuffles, noise, dropout.
@@ -99,11 +125,13 @@ impl TrainConfig {
             epochs: 200,
             batch: 64,
             loss: LossKind::Seed,
+            step: StepKind::Simultaneous,
             lr_d: 1e-4,
             lr_g: 1e-4,
             beta1: 0.9,
             beta2: 0.999,
             adam_epsilon: 1e-7,
+            keras_adam: true,
             d_steps: 1,
             seed: 0,
             checkpoint_every: 1,
@@ -138,11 +166,13 @@ impl TrainConfig {
                 // logistic loss, two time-scale learning rates (D 2x G), DiffAugment, and an EMA
                 // of G for samples and eval (spectral norm and minibatch stddev are in the model).
                 cfg.loss = LossKind::Logistic;
+                cfg.step = StepKind::Alternating;
                 cfg.lr_g = 1e-4;
                 cfg.lr_d = 2e-4;
                 cfg.beta1 = 0.5;
                 cfg.beta2 = 0.99;
                 cfg.adam_epsilon = 1e-8;
+                cfg.keras_adam = false;
                 cfg.diffaugment = "color,translation,cutout".into();
                 cfg.ema_beta = 0.999;
                 cfg.epochs = if name == "celeba48" { 10 } else { 100 };
@@ -228,6 +258,12 @@ impl TrainConfig {
             if !(0.0..1.0).contains(&v) {
                 bail!("{name} must be in [0, 1) (got {v})");
             }
+        }
+        if self.step == StepKind::Simultaneous && self.d_steps != 1 {
+            bail!(
+                "d_steps must be 1 with step = \"simultaneous\" (got {}); use step = \"alternating\" for several D steps per G step",
+                self.d_steps
+            );
         }
         if self.d_steps > MAX_D_STEPS {
             bail!(

@@ -1,28 +1,28 @@
-//! The GAN and its training step: the seed's two-pass update (D on real and detached fake, then
-//! G through the updated D), with the loss, learning rates, betas and D:G ratio from the config,
-//! and the balancing options: label smoothing, instance noise, DiffAugment, R1 and an EMA of G.
+//! The GAN and its training step, of either kind ([`StepKind`]): the tutorial's simultaneous
+//! update (D's and G's gradients from one pass, both applied together) or the alternating one
+//! (D on real and detached fake, then G through the updated D), with the loss, learning rates,
+//! betas and D:G ratio from the config, and the balancing options: label smoothing, instance
+//! noise, DiffAugment, R1 and an EMA of G.
 
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::activation::{sigmoid, softplus};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{DType, Distribution, Int, Tensor, TensorData};
 use facegan_model::{Discriminator, Generator};
 
-use rand::SeedableRng;
+use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::adam::GanAdam;
 use crate::augment::DiffAugment;
-use crate::config::{LossKind, TrainConfig};
+use crate::config::{LossKind, StepKind, TrainConfig};
 use crate::ema::{ema_decay, ema_update};
 use crate::r1::{add_into, r1_gradients, R1_EVERY};
 
 /// Salt of the per-step augmentation RNG (kept apart from the backend RNG's stream).
 const AUGMENT_SALT: u64 = 0xD1FF_A09E_0000_0001;
-
-/// Keras' probability clip for binary cross-entropy.
-const BCE_EPS: f64 = 1e-7;
 
 /// Mean loss of logits against a target of all ones (`target_real`) or all zeros, for the
 /// `seed` and `logistic` losses; `target_real` with `smoothing` s uses the target 1 - s.
@@ -43,14 +43,10 @@ fn smoothed_loss<B: Backend>(
 ) -> Tensor<B, 1> {
     let t = if target_real { 1.0 - smoothing } else { 0.0 };
     match kind {
-        LossKind::Seed => {
-            let p = sigmoid(logits).clamp(BCE_EPS, 1.0 - BCE_EPS);
-            // -(t log p + (1 - t) log(1 - p)), skipping a term whose weight is 0.
-            let pos = (t > 0.0).then(|| p.clone().log().mul_scalar(-t));
-            let neg = (t < 1.0).then(|| p.neg().add_scalar(1.0).log().mul_scalar(t - 1.0));
-            mean_of_terms(pos, neg)
-        }
-        LossKind::Logistic => {
+        // Keras' BinaryCrossentropy on a sigmoid output uses the sigmoid's cached logits
+        // (`sigmoid_cross_entropy_with_logits`), so the seed's loss is the logistic one: no
+        // probability clip, and a saturated fake still sends G the gradient p - 1.
+        LossKind::Seed | LossKind::Logistic => {
             // -log sigmoid(x) = softplus(-x); -log(1 - sigmoid(x)) = softplus(x)
             let pos = (t > 0.0).then(|| softplus(logits.clone().neg(), 1.0).mul_scalar(t));
             let neg = (t < 1.0).then(|| softplus(logits, 1.0).mul_scalar(1.0 - t));
@@ -92,7 +88,7 @@ pub fn g_loss<B: Backend>(kind: LossKind, fake_logits: Tensor<B, 2>) -> Tensor<B
     }
 }
 
-pub type AdamFor<M, B> = OptimizerAdaptor<Adam, M, B>;
+pub type AdamFor<M, B> = OptimizerAdaptor<GanAdam, M, B>;
 
 /// Both networks, both optimizers, and the EMA of G when the config asks for one.
 pub struct Gan<B: AutodiffBackend> {
@@ -117,11 +113,14 @@ pub struct Gan<B: AutodiffBackend> {
 /// `[loss_d, loss_g, mean D(x), mean D(G(z))]`.
 pub type StepStats<B> = Tensor<<B as AutodiffBackend>::InnerBackend, 1>;
 
-pub fn adam(cfg: &TrainConfig) -> AdamConfig {
-    AdamConfig::new()
-        .with_beta_1(cfg.beta1 as f32)
-        .with_beta_2(cfg.beta2 as f32)
-        .with_epsilon(cfg.adam_epsilon as f32)
+/// A fresh Adam for one network, with the config's betas, epsilon and epsilon placement.
+pub fn adam<B: AutodiffBackend, M: AutodiffModule<B>>(cfg: &TrainConfig) -> AdamFor<M, B> {
+    OptimizerAdaptor::from(GanAdam {
+        beta_1: cfg.beta1 as f32,
+        beta_2: cfg.beta2 as f32,
+        epsilon: cfg.adam_epsilon as f32,
+        keras_epsilon: cfg.keras_adam,
+    })
 }
 
 /// Uploads a `[N, 3, H, W]` u8 batch and maps it to [0, 1] floats on the device.
@@ -156,7 +155,7 @@ impl<B: AutodiffBackend> Gan<B> {
         let g = Generator::new(&cfg.model, device);
         let d = Discriminator::new(&cfg.model, device);
         let g_ema = (cfg.ema_beta > 0.0).then(|| g.valid());
-        Self::from_parts(g, d, adam(cfg).init(), adam(cfg).init(), g_ema, cfg)
+        Self::from_parts(g, d, adam(cfg), adam(cfg), g_ema, cfg)
     }
 
     /// Assembles a GAN from restored parts (see `checkpoint::load_gan`).
@@ -195,8 +194,8 @@ impl<B: AutodiffBackend> Gan<B> {
         x
     }
 
-    /// One training step on a real batch `[N, 3, H, W]` in [0, 1]: `d_steps` discriminator
-    /// updates, then one generator update. Returns device-side stats.
+    /// One training step on a real batch `[N, 3, H, W]` in [0, 1] (see [`StepKind`]).
+    /// Returns device-side stats.
     pub fn step(&mut self, real: Tensor<B, 4>, step: u64) -> StepStats<B> {
         let device = real.device();
         let n = real.dims()[0];
@@ -204,20 +203,91 @@ impl<B: AutodiffBackend> Gan<B> {
         B::seed(&device, seed);
         self.aug_rng = ChaCha8Rng::seed_from_u64(seed ^ AUGMENT_SALT);
         self.d_steps_done = step * self.cfg.d_steps as u64;
-        let fake = self
-            .g
-            .forward(noise::<B>(n, self.cfg.model.latent, &device));
-        let mut d_stats = None;
-        for _ in 0..self.cfg.d_steps {
-            d_stats = Some(self.d_step(real.clone(), fake.clone()));
-        }
-        let (loss_d, d_real) = d_stats.expect("d_steps >= 1");
-        let (loss_g, d_fake) = self.g_step(fake);
+        let z = noise::<B>(n, self.cfg.model.latent, &device);
+        self.step_with_noise(real, z, step)
+    }
+
+    /// [`Gan::step`] with the latent batch `z` given (the Keras oracle's check feeds both
+    /// frameworks the same noise); the step's random state is whatever `step` set up.
+    pub fn step_with_noise(
+        &mut self,
+        real: Tensor<B, 4>,
+        z: Tensor<B, 2>,
+        step: u64,
+    ) -> StepStats<B> {
+        let fake = self.g.forward(z);
+        let [loss_d, loss_g, d_real, d_fake] = match self.cfg.step {
+            StepKind::Simultaneous => self.simultaneous_step(real, fake),
+            StepKind::Alternating => {
+                let mut d_stats = None;
+                for _ in 0..self.cfg.d_steps {
+                    d_stats = Some(self.d_step(real.clone(), fake.clone()));
+                }
+                let (loss_d, d_real) = d_stats.expect("d_steps >= 1");
+                let (loss_g, d_fake) = self.g_step(fake);
+                [loss_d, loss_g, d_real, d_fake]
+            }
+        };
         if let Some(ema) = self.g_ema.take() {
             let decay = ema_decay(self.cfg.ema_beta, step);
             self.g_ema = Some(ema_update(ema, &self.g.valid(), decay));
         }
         Tensor::cat(vec![loss_d, loss_g, d_real, d_fake], 0)
+    }
+
+    /// The tutorial's step: D on the reals and on the fakes (each call its own BatchNorm batch
+    /// statistics and dropout masks), D's gradients from D's loss, G's from G's loss through the
+    /// same D outputs, then both optimizers apply. Burn frees a graph as it back-propagates, so
+    /// G's loss runs the fake pass again through a frozen copy of D ([`Discriminator::frozen`])
+    /// with the same augmentation and random draws: the same values as the tutorial's one fake
+    /// pass, D's running statistics updated once per call as Keras does, and no D weight
+    /// gradients computed for G. Returns `[loss_d, loss_g, mean D(x), mean D(G(z))]`.
+    fn simultaneous_step(
+        &mut self,
+        real: Tensor<B, 4>,
+        fake: Tensor<B, 4>,
+    ) -> [Tensor<B::InnerBackend, 1>; 4] {
+        let device = real.device();
+        let plain_real = real.clone().inner();
+        let real = self.d_input(real);
+        let out_real = self.d.forward(real);
+        // One seed for the fake pass, so that D's and G's copies of it draw the same masks.
+        let fake_pass_seed = self.aug_rng.next_u64();
+        let aug_state = self.aug_rng.clone();
+        B::seed(&device, fake_pass_seed);
+        let fake_for_d = self.d_input(fake.clone().detach());
+        let out_fake = self.d.forward(fake_for_d);
+        let loss_d = d_loss(
+            self.cfg.loss,
+            out_real.clone(),
+            out_fake,
+            self.cfg.label_smoothing,
+        );
+        let mut grads_d = GradientsParams::from_grads(loss_d.backward(), &self.d);
+        let mut loss_d = loss_d.inner();
+        if self.cfg.r1_gamma > 0.0 && self.d_steps_done.is_multiple_of(R1_EVERY) {
+            let weight = self.cfg.r1_gamma * R1_EVERY as f64;
+            let r1 = r1_gradients(&self.d, &self.cfg.model, plain_real, weight);
+            add_into(&mut grads_d, &self.d, r1.grads);
+            loss_d = loss_d + r1.penalty.div_scalar(R1_EVERY as f64);
+        }
+        self.d_steps_done += 1;
+
+        self.aug_rng = aug_state;
+        B::seed(&device, fake_pass_seed);
+        let fake_for_g = self.d_input(fake);
+        let out_g = self.d.frozen().forward(fake_for_g);
+        let loss_g = g_loss(self.cfg.loss, out_g.clone());
+        let grads_g = GradientsParams::from_grads(loss_g.backward(), &self.g);
+
+        self.d = self.opt_d.step(self.cfg.lr_d, self.d.clone(), grads_d);
+        self.g = self.opt_g.step(self.cfg.lr_g, self.g.clone(), grads_g);
+        [
+            loss_d,
+            loss_g.inner(),
+            sigmoid(out_real.inner()).mean(),
+            sigmoid(out_g.inner()).mean(),
+        ]
     }
 
     /// Discriminator update: real -> 1, detached fake -> 0. Touches only D (and its optimizer).

@@ -12,6 +12,7 @@
 //! - [`artifacts`]: grids, GIF, loss plot, `metrics.csv`, `train.log`.
 //! - [`device`]: CPU (flex) or CUDA backends.
 
+pub mod adam;
 pub mod artifacts;
 pub mod augment;
 pub mod bench;
@@ -25,10 +26,11 @@ pub mod gan;
 pub mod quality;
 pub mod r1;
 pub mod run;
+pub mod seed_check;
 
 use std::sync::atomic::AtomicBool;
 
-pub use config::{LossKind, TrainConfig};
+pub use config::{LossKind, StepKind, TrainConfig};
 pub use run::{train, TrainOptions, TrainOutcome, TrainSummary};
 
 /// The version string written into checkpoints.

@@ -112,9 +112,15 @@ fn d_loss_falls_on_a_fixed_real_batch() {
     assert!(last < 0.8 * first, "D loss should fall: {losses:?}");
 }
 
+/// Both step kinds: `tiny` takes the seed's simultaneous step, and the alternating one.
 #[test]
 fn resume_is_bit_exact() {
-    check_resume_is_bit_exact(TrainConfig::preset("tiny").unwrap());
+    let cfg = TrainConfig::preset("tiny").unwrap();
+    assert_eq!(cfg.step, facegan_trainer::StepKind::Simultaneous);
+    check_resume_is_bit_exact(cfg.clone());
+    let mut alternating = cfg;
+    alternating.step = facegan_trainer::StepKind::Alternating;
+    check_resume_is_bit_exact(alternating);
 }
 
 /// Every balancing option on at once (spectral norm, minibatch stddev, extra convs, logistic

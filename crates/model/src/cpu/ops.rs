@@ -51,31 +51,30 @@ fn conv_with<B: Backend>(
     x: Tensor<B, 4>,
 ) -> Tensor<B, 4> {
     let [n, ci, h, w] = x.dims();
-    let pad = match conv.padding {
-        PaddingConfig2d::Explicit(t, l, b, r) if t == b && l == r => Some([t, l]),
-        PaddingConfig2d::Valid => Some([0, 0]),
+    // (before, after) per axis; the kernels take any explicit padding (the Geom holds the
+    // padding before; the output size accounts for the padding after).
+    let pads = match conv.padding {
+        PaddingConfig2d::Explicit(t, l, b, r) => Some([(t, b), (l, r)]),
+        PaddingConfig2d::Valid => Some([(0, 0), (0, 0)]),
         _ => None,
     };
     let [co, _, kh, kw] = conv.weight.dims();
-    match (path(&x), pad, &conv.bias) {
-        (Path::Train | Path::Infer, Some(pad), Some(bias))
+    match (path(&x), pads, &conv.bias) {
+        (Path::Train | Path::Infer, Some([(t, b), (l, r)]), Some(bias))
             if conv.dilation == [1, 1]
                 && conv.groups == 1
-                && h + 2 * pad[0] >= kh
-                && w + 2 * pad[1] >= kw =>
+                && h + t + b >= kh
+                && w + l + r >= kw =>
         {
             let [sh, sw] = conv.stride;
-            let small = [
-                (h + 2 * pad[0] - kh) / sh + 1,
-                (w + 2 * pad[1] - kw) / sw + 1,
-            ];
+            let small = [(h + t + b - kh) / sh + 1, (w + l + r - kw) / sw + 1];
             let spec = ConvSpec {
                 geom: Geom {
                     big: [h, w],
                     small,
                     kernel: [kh, kw],
                     stride: conv.stride,
-                    pad,
+                    pad: [t, l],
                 },
                 transposed: false,
                 act: None,
@@ -97,14 +96,15 @@ fn conv_with<B: Backend>(
             }
             Some(weight) => {
                 note_fallback(p, "conv2d");
-                let pad = pad.expect("a weighted conv needs symmetric explicit padding");
+                let [(t, b), (l, r)] = pads.expect("a weighted conv needs explicit padding");
                 burn::tensor::module::conv2d(
                     x,
                     weight,
                     conv.bias.as_ref().map(|b| b.val()),
-                    burn::tensor::ops::ConvOptions::new(
+                    burn::tensor::ops::PaddedConvOptions::asymmetric(
                         conv.stride,
-                        pad,
+                        [t, l],
+                        [b, r],
                         conv.dilation,
                         conv.groups,
                     ),
@@ -114,22 +114,36 @@ fn conv_with<B: Backend>(
     }
 }
 
-/// `conv.forward(x)` for a transposed convolution, fast on the CPU (no dilation or groups).
-pub fn conv_transpose2d<B: Backend>(conv: &ConvTranspose2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
-    conv_transpose2d_act(conv, x, None)
+/// Stride, padding and cropping of a transposed convolution (no dilation or groups): the output
+/// is Burn's `ConvTranspose2d` output (`(in - 1) * stride + kernel + padding_out - 2 * padding`)
+/// with its last `crop_end` rows and columns dropped (Keras' "same" padding, see
+/// [`crate::layers::conv_transpose3x3_up`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransposedGeometry {
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub padding_out: [usize; 2],
+    pub crop_end: usize,
 }
 
-/// `leaky_relu(conv.forward(x), slope)` (just `conv.forward(x)` without a slope); on the CPU
-/// the activation is applied inside the convolution's kernel and folded into its backward pass.
+/// `conv.forward(x)` for a transposed convolution, fast on the CPU (no dilation or groups).
+pub fn conv_transpose2d<B: Backend>(conv: &ConvTranspose2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    conv_transpose2d_act(conv, x, 0, None)
+}
+
+/// `leaky_relu(crop(conv.forward(x)), slope)` (no activation without a slope; `crop_end` rows
+/// and columns dropped from the end); on the CPU the activation is applied inside the
+/// convolution's kernel and folded into its backward pass, and the crop costs nothing.
 pub fn conv_transpose2d_act<B: Backend>(
     conv: &ConvTranspose2d<B>,
     x: Tensor<B, 4>,
+    crop_end: usize,
     slope: Option<f64>,
 ) -> Tensor<B, 4> {
     let bias = conv.bias.as_ref().map(|b| b.val());
     if conv.dilation != [1, 1] || conv.groups != 1 || bias.is_none() {
         note_fallback(path(&x), "conv_transpose2d");
-        let y = conv.forward(x);
+        let y = crop_end_rows_cols(conv.forward(x), crop_end);
         return match slope {
             Some(k) => leaky_relu(y, k),
             None => y,
@@ -139,32 +153,48 @@ pub fn conv_transpose2d_act<B: Backend>(
         x,
         conv.weight.val(),
         bias.expect("checked above"),
-        conv.stride,
-        conv.padding,
-        conv.padding_out,
+        TransposedGeometry {
+            stride: conv.stride,
+            padding: conv.padding,
+            padding_out: conv.padding_out,
+            crop_end,
+        },
         slope,
     )
 }
 
-/// A transposed convolution (no dilation or groups) with explicit weight `[ci, co, kh, kw]` and
-/// bias `[co]`, then LeakyReLU(`slope`) when given: the CPU fast path when it applies (the
-/// activation fused into the kernel), else Burn's op. The gradient flows into `weight`, so the
-/// weight may itself be computed (see [`crate::layers::UpConv`]'s resize mode).
+/// Drops the last `crop` rows and columns of `[N, C, H, W]`.
+fn crop_end_rows_cols<B: Backend>(y: Tensor<B, 4>, crop: usize) -> Tensor<B, 4> {
+    if crop == 0 {
+        return y;
+    }
+    let [n, c, h, w] = y.dims();
+    y.slice([0..n, 0..c, 0..h - crop, 0..w - crop])
+}
+
+/// A transposed convolution with explicit weight `[ci, co, kh, kw]` and bias `[co]`, then
+/// LeakyReLU(`slope`) when given: the CPU fast path when it applies (the activation fused into
+/// the kernel), else Burn's op. The gradient flows into `weight`, so the weight may itself be
+/// computed (see [`crate::layers::UpConv`]'s resize mode).
 pub fn conv_transpose2d_weighted<B: Backend>(
     x: Tensor<B, 4>,
     weight: Tensor<B, 4>,
     bias: Tensor<B, 1>,
-    stride: [usize; 2],
-    padding: [usize; 2],
-    padding_out: [usize; 2],
+    geometry: TransposedGeometry,
     slope: Option<f64>,
 ) -> Tensor<B, 4> {
     let [n, ci, h, w] = x.dims();
     let [_, co, kh, kw] = weight.dims();
-    let (s, p, op) = (stride, padding, padding_out);
+    let TransposedGeometry {
+        stride: s,
+        padding: p,
+        padding_out: op,
+        crop_end,
+    } = geometry;
+    // The kernels drop every tap that lands outside `big`, so a crop at the end is free.
     let big = [
-        (h.saturating_sub(1) * s[0] + kh + op[0]).checked_sub(2 * p[0]),
-        (w.saturating_sub(1) * s[1] + kw + op[1]).checked_sub(2 * p[1]),
+        (h.saturating_sub(1) * s[0] + kh + op[0]).checked_sub(2 * p[0] + crop_end),
+        (w.saturating_sub(1) * s[1] + kw + op[1]).checked_sub(2 * p[1] + crop_end),
     ];
     let fits = slope.is_none_or(|k| k > 0.0) // the backward reads the slope from the output's sign
         && h > 0
@@ -172,7 +202,7 @@ pub fn conv_transpose2d_weighted<B: Backend>(
         && op[0] < s[0]
         && op[1] < s[1];
     match (path(&x), big) {
-        (Path::Train | Path::Infer, [Some(bh), Some(bw)]) if fits => {
+        (Path::Train | Path::Infer, [Some(bh), Some(bw)]) if fits && bh > 0 && bw > 0 => {
             let spec = ConvSpec {
                 geom: Geom {
                     big: [bh, bw],
@@ -189,20 +219,15 @@ pub fn conv_transpose2d_weighted<B: Backend>(
             };
             conv_fast(spec, x, weight, bias)
         }
-        (p, _) => {
-            note_fallback(p, "conv_transpose2d");
+        (path, _) => {
+            note_fallback(path, "conv_transpose2d");
             let y = burn::tensor::module::conv_transpose2d(
                 x,
                 weight,
                 Some(bias),
-                burn::tensor::ops::ConvTransposeOptions::new(
-                    stride,
-                    padding,
-                    padding_out,
-                    [1, 1],
-                    1,
-                ),
+                burn::tensor::ops::ConvTransposeOptions::new(s, p, op, [1, 1], 1),
             );
+            let y = crop_end_rows_cols(y, crop_end);
             match slope {
                 Some(k) => leaky_relu(y, k),
                 None => y,
