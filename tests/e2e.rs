@@ -416,6 +416,37 @@ fn bad_inputs_give_clear_errors_and_nonzero_exit() {
         d,
     );
     assert!(err.contains("unknown preset"), "{err}");
+
+    // Issue 14, case 11: a resumed run's batch and seed are not silently replaced.
+    let train = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut args = vec![
+            "train",
+            "--data",
+            "s.shard",
+            "--run",
+            "r3",
+            "--preset",
+            "tiny",
+            "--device",
+            "cpu",
+            "--max-steps",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        args
+    };
+    ok(&train(&[]), d);
+    let err = fails(&train(&["--batch", "8"]), d);
+    assert!(
+        err.contains("r3") && err.contains("--batch 16") && err.contains("--new"),
+        "{err}"
+    );
+    let err = fails(&train(&["--seed", "3"]), d);
+    assert!(err.contains("--seed 0"), "{err}");
+
+    // `export --out DIR/` writes DIR/generator.safetensors.
+    ok(&["export", "--run", "r3", "--out", "exported/"], d);
+    assert!(d.join("exported/generator.safetensors").is_file());
 }
 
 /// Issue 14, case 10: a shard truncated while a run reads it ends the run with a message that

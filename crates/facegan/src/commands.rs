@@ -374,6 +374,25 @@ pub fn train(a: TrainArgs) -> Result<()> {
     if let Some(s) = a.seed {
         cfg.seed = s;
     }
+    // A run in progress keeps its batch and seed: asking for others is an error, not ignored.
+    if !a.new {
+        if let Some(ckpt) = facegan_trainer::checkpoint::latest(&a.run)? {
+            let run_cfg = facegan_trainer::checkpoint::load_state(&ckpt.dir)?.config;
+            let asked = [
+                ("--batch", a.batch.map(|b| b as u64), run_cfg.batch as u64),
+                ("--seed", a.seed, run_cfg.seed),
+            ];
+            for (flag, asked, has) in asked {
+                if let Some(v) = asked.filter(|&v| v != has) {
+                    bail!(
+                        "{}: this run trains with {flag} {has}, so {flag} {v} would change it mid-run; \
+                         pass --new to start over with {flag} {v}, or use another --run",
+                        a.run.display()
+                    );
+                }
+            }
+        }
+    }
     if a.resume && facegan_trainer::checkpoint::latest(&a.run)?.is_none() {
         bail!(
             "{}: --resume given but the run has no checkpoint",
@@ -486,6 +505,7 @@ pub fn sample(a: SampleArgs) -> Result<()> {
 pub struct ExportArgs {
     #[arg(long, default_value = "runs/default")]
     run: PathBuf,
+    /// File to write; a folder (existing, or a path ending in `/`) gets `generator.safetensors`.
     #[arg(long)]
     out: PathBuf,
     #[arg(long, default_value = "latest")]
@@ -494,7 +514,15 @@ pub struct ExportArgs {
 
 pub fn export(a: ExportArgs) -> Result<()> {
     let choice = facegan_eval::CheckpointChoice::parse(&a.checkpoint)?;
-    let info = facegan_eval::export::export_safetensors(&a.run, choice, &a.out)?;
+    let names_a_folder = a.out.is_dir() || a.out.as_os_str().to_string_lossy().ends_with('/');
+    let out = if names_a_folder {
+        std::fs::create_dir_all(&a.out)
+            .with_context(|| format!("{}: cannot create the folder", a.out.display()))?;
+        a.out.join("generator.safetensors")
+    } else {
+        a.out
+    };
+    let info = facegan_eval::export::export_safetensors(&a.run, choice, &out)?;
     println!("{info}");
     Ok(())
 }

@@ -15,9 +15,19 @@ pub enum SkipReason {
     Empty,
     NotAnImage(String),
     Truncated(String),
-    TooSmall { width: u32, height: u32 },
-    ExactDuplicate { of: String },
-    NearDuplicate { of: String, distance: u32 },
+    /// The header declares more pixels than the decoder's memory limit allows.
+    TooLarge(String),
+    TooSmall {
+        width: u32,
+        height: u32,
+    },
+    ExactDuplicate {
+        of: String,
+    },
+    NearDuplicate {
+        of: String,
+        distance: u32,
+    },
 }
 
 impl SkipReason {
@@ -27,6 +37,7 @@ impl SkipReason {
             SkipReason::Empty => "empty",
             SkipReason::NotAnImage(_) => "not_an_image",
             SkipReason::Truncated(_) => "truncated",
+            SkipReason::TooLarge(_) => "too_large",
             SkipReason::TooSmall { .. } => "too_small",
             SkipReason::ExactDuplicate { .. } => "exact_duplicate",
             SkipReason::NearDuplicate { .. } => "near_duplicate",
@@ -41,6 +52,10 @@ impl fmt::Display for SkipReason {
             SkipReason::Empty => write!(f, "zero-byte file"),
             SkipReason::NotAnImage(e) => write!(f, "not a decodable image: {e}"),
             SkipReason::Truncated(e) => write!(f, "truncated or corrupt image data: {e}"),
+            SkipReason::TooLarge(e) => write!(
+                f,
+                "declares a size too large to decode (a decompression bomb?): {e}"
+            ),
             SkipReason::TooSmall { width, height } => {
                 write!(f, "image is {width}x{height}, below the minimum size")
             }
@@ -157,6 +172,7 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<image::RgbImage, SkipReason> {
     let img: DynamicImage =
         image::load_from_memory_with_format(bytes, format).map_err(|e| match e {
             image::ImageError::Unsupported(u) => SkipReason::NotAnImage(u.to_string()),
+            image::ImageError::Limits(l) => SkipReason::TooLarge(l.to_string()),
             other => SkipReason::Truncated(other.to_string()),
         })?;
     Ok(match img {
@@ -915,6 +931,51 @@ pub fn hash_distance(a: u64, b: u64) -> u32 {
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    /// Issue 14, case 11: a PNG whose header declares 60,000 x 60,000 pixels (10.8 GB of RGB)
+    /// is skipped as too large, not reported as truncated.
+    #[test]
+    fn a_decompression_bomb_is_reported_as_too_large() {
+        fn crc32(data: &[u8]) -> u32 {
+            let mut c = 0xFFFF_FFFFu32;
+            for &b in data {
+                c ^= b as u32;
+                for _ in 0..8 {
+                    c = if c & 1 != 0 {
+                        0xEDB8_8320 ^ (c >> 1)
+                    } else {
+                        c >> 1
+                    };
+                }
+            }
+            !c
+        }
+        fn chunk(kind: &[u8], data: &[u8]) -> Vec<u8> {
+            let mut v = (data.len() as u32).to_be_bytes().to_vec();
+            let body = [kind, data].concat();
+            v.extend_from_slice(&body);
+            v.extend_from_slice(&crc32(&body).to_be_bytes());
+            v
+        }
+        let ihdr = [60_000u32.to_be_bytes(), 60_000u32.to_be_bytes()].concat();
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend(chunk(
+            b"IHDR",
+            &[ihdr.as_slice(), &[8, 2, 0, 0, 0]].concat(),
+        ));
+        png.extend(chunk(
+            b"IDAT",
+            &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+        ));
+        png.extend(chunk(b"IEND", &[]));
+        match decode_rgb(&png) {
+            Err(e @ SkipReason::TooLarge(_)) => {
+                assert_eq!(e.key(), "too_large");
+                assert!(e.to_string().contains("too large"), "{e}");
+            }
+            other => panic!("expected too_large, got {other:?}"),
+        }
+    }
 
     /// The plain 2x2 box halving the fast one must match byte for byte.
     fn box_halve_plain(src: &[u8], sw: usize, sh: usize) -> Vec<u8> {

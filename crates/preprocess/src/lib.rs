@@ -220,7 +220,7 @@ pub fn scan(input: &Path) -> Result<Vec<SourceFile>> {
                     .strip_prefix(input)
                     .unwrap_or(&path)
                     .components()
-                    .map(|c| c.as_os_str().to_string_lossy())
+                    .map(|c| exact_name(c.as_os_str()))
                     .collect::<Vec<_>>()
                     .join("/");
                 out.push(SourceFile { path, rel });
@@ -229,6 +229,30 @@ pub fn scan(input: &Path) -> Result<Vec<SourceFile>> {
     }
     out.sort_by(|a, b| a.rel.cmp(&b.rel));
     Ok(out)
+}
+
+/// A file-name component as text that keeps distinct names distinct: UTF-8 as it is, any other
+/// byte as `\xNN` (`to_string_lossy` maps two different non-UTF-8 names to the same U+FFFD).
+fn exact_name(name: &std::ffi::OsStr) -> String {
+    if let Some(s) = name.to_str() {
+        return s.to_string();
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let mut out = String::new();
+        for chunk in name.as_bytes().utf8_chunks() {
+            out.push_str(chunk.valid());
+            for b in chunk.invalid() {
+                out.push_str(&format!("\\x{b:02X}"));
+            }
+        }
+        out
+    }
+    #[cfg(not(unix))]
+    {
+        name.to_string_lossy().into_owned()
+    }
 }
 
 /// What identifies a folder however it was reached: (device, inode) on Unix, the canonical
@@ -613,10 +637,19 @@ pub fn run(cfg: &PreprocessConfig, stop: &AtomicBool) -> Result<PreprocessReport
         seconds,
         images_per_s: files.len() as f64 / seconds.max(1e-9),
     };
-    write_atomic(
-        &report_path(&cfg.output),
+    // The shard is complete and in place by now: a report that cannot be written is a warning,
+    // not a failed run.
+    let report_file = report_path(&cfg.output);
+    if let Err(e) = write_atomic(
+        &report_file,
         serde_json::to_string_pretty(&report)?.as_bytes(),
-    )?;
+    ) {
+        eprintln!(
+            "warning: {}: cannot write the report ({e}); the shard {} is complete",
+            report_file.display(),
+            cfg.output.display()
+        );
+    }
     Ok(report)
 }
 

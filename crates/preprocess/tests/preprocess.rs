@@ -223,3 +223,44 @@ fn symlink_loops_end_and_fifos_are_skipped() {
     run(&cfg(&input, &out), &AtomicBool::new(false)).unwrap();
     assert!(Shard::open(&out).is_ok());
 }
+
+/// Issue 14, case 11: when only the JSON report cannot be written (here a folder stands where
+/// it goes), the finished shard is kept and preprocess succeeds with a warning.
+#[test]
+fn a_report_that_cannot_be_written_does_not_fail_a_finished_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    write_synth_set(&dir.path().join("in"), 12, 5).unwrap();
+    let out = dir.path().join("faces.shard");
+    std::fs::create_dir_all(dir.path().join("faces.shard.report.json/blocker")).unwrap();
+    let report = run(&cfg(&dir.path().join("in"), &out), &AtomicBool::new(false)).unwrap();
+    assert_eq!(report.kept, 12);
+    assert_eq!(Shard::open(&out).unwrap().len(), 12);
+}
+
+/// Issue 14, case 11: two files whose names differ only in non-UTF-8 bytes keep distinct paths
+/// in the shard (they were both stored as the same replacement character).
+#[cfg(unix)]
+#[test]
+fn non_utf8_names_stay_distinct() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    write_synth_set(&input, 4, 8).unwrap();
+    for (name, seed) in [(&b"caf\xe9.jpg"[..], 101), (&b"caf\xe8.jpg"[..], 102)] {
+        let face = encode_jpeg(&draw_face(seed, 7));
+        std::fs::write(input.join(std::ffi::OsStr::from_bytes(name)), face).unwrap();
+    }
+    let out = dir.path().join("faces.shard");
+    run(&cfg(&input, &out), &AtomicBool::new(false)).unwrap();
+    let shard = Shard::open(&out).unwrap();
+    let paths: Vec<&str> = shard
+        .meta()
+        .images
+        .iter()
+        .map(|m| m.path.as_str())
+        .collect();
+    assert!(
+        paths.contains(&"caf\\xE9.jpg") && paths.contains(&"caf\\xE8.jpg"),
+        "{paths:?}"
+    );
+}

@@ -4,8 +4,10 @@ use serde::{Deserialize, Serialize};
 
 /// First 8 bytes of every shard.
 pub const MAGIC: [u8; 8] = *b"FGSHARD\0";
-/// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes and the newest it reads. Version 2 adds a checksum of the
+/// metadata block (bytes 80..88) and a checksum of the whole header (88..96); version 1 shards
+/// (no metadata checksum) are still read.
+pub const FORMAT_VERSION: u32 = 2;
 /// Size of the fixed header in bytes.
 pub const HEADER_LEN: usize = 128;
 /// Payload alignment: the payload starts on a page boundary so it can be mapped and sliced freely.
@@ -58,7 +60,9 @@ impl PixelLayout {
 /// | 56..64  | payload offset (u64, multiple of 4096) |
 /// | 64..72  | payload length (u64) |
 /// | 72..80  | xxh3-64 of bytes 0..72 |
-/// | 80..128 | zero |
+/// | 80..88  | xxh3-64 of the metadata block (version 2; zero in version 1) |
+/// | 88..96  | xxh3-64 of bytes 0..88 (version 2; zero in version 1) |
+/// | 96..128 | zero |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
     pub version: u32,
@@ -71,6 +75,8 @@ pub struct Header {
     pub meta_len: u64,
     pub payload_offset: u64,
     pub payload_len: u64,
+    /// xxh3-64 of the metadata block (0 in a version 1 shard, which has none).
+    pub meta_checksum: u64,
 }
 
 impl Header {
@@ -95,6 +101,11 @@ impl Header {
         b[64..72].copy_from_slice(&self.payload_len.to_le_bytes());
         let sum = xxhash_rust::xxh3::xxh3_64(&b[0..72]);
         b[72..80].copy_from_slice(&sum.to_le_bytes());
+        if self.version >= 2 {
+            b[80..88].copy_from_slice(&self.meta_checksum.to_le_bytes());
+            let sum = xxhash_rust::xxh3::xxh3_64(&b[0..88]);
+            b[88..96].copy_from_slice(&sum.to_le_bytes());
+        }
         b
     }
 }

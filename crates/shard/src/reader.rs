@@ -64,6 +64,9 @@ fn parse_header(path: &Path, b: &[u8]) -> Result<Header, ShardError> {
     if xxhash_rust::xxh3::xxh3_64(&b[0..72]) != stored_sum {
         return Err(ShardError::corrupt(path, "header checksum mismatch"));
     }
+    if version >= 2 && xxhash_rust::xxh3::xxh3_64(&b[0..88]) != u64_at(b, 88) {
+        return Err(ShardError::corrupt(path, "header checksum mismatch"));
+    }
     if u32_at(b, 12) as usize != HEADER_LEN {
         return Err(ShardError::corrupt(path, "unexpected header length"));
     }
@@ -81,6 +84,7 @@ fn parse_header(path: &Path, b: &[u8]) -> Result<Header, ShardError> {
         meta_len: u64_at(b, 48),
         payload_offset: u64_at(b, 56),
         payload_len: u64_at(b, 64),
+        meta_checksum: if version >= 2 { u64_at(b, 80) } else { 0 },
     };
     if h.height == 0 || h.width == 0 || h.channels != 3 || h.height > MAX_SIDE || h.width > MAX_SIDE
     {
@@ -162,6 +166,14 @@ impl Shard {
         let header = parse_header(path, &map)?;
         let meta_bytes =
             &map[header.meta_offset as usize..(header.meta_offset + header.meta_len) as usize];
+        // Version 2: a flipped metadata byte is caught here, before decoding (version 1 has no
+        // metadata checksum; its decode is still bounded by META_DECODE_LIMIT).
+        if header.version >= 2 && xxhash_rust::xxh3::xxh3_64(meta_bytes) != header.meta_checksum {
+            return Err(ShardError::corrupt(
+                path,
+                "metadata checksum mismatch (the file is damaged; preprocess again)",
+            ));
+        }
         let (meta, used): (ShardMeta, usize) = bincode::serde::decode_from_slice(
             meta_bytes,
             bincode::config::standard().with_limit::<META_DECODE_LIMIT>(),

@@ -178,6 +178,7 @@ impl ShardWriter {
             meta_len: meta_bytes.len() as u64,
             payload_offset: self.payload_offset,
             payload_len: count * self.image_len() as u64,
+            meta_checksum: xxhash_rust::xxh3::xxh3_64(&meta_bytes),
         };
         // On any failure below, the temp file goes (nothing half-written is left behind).
         let written = self.write_tail(file, payload, &meta_bytes, &header);

@@ -122,9 +122,27 @@ fn foreign_file_is_reported_as_foreign() {
 fn patch_header(path: &Path, at: usize, bytes: &[u8]) {
     let mut b = std::fs::read(path).unwrap();
     b[at..at + bytes.len()].copy_from_slice(bytes);
-    // Recompute the header checksum so only the field itself is wrong.
+    reseal_header(&mut b);
+    std::fs::write(path, b).unwrap();
+}
+
+/// Recomputes the header checksums (version 1's over 0..72, version 2's over 0..88), so only
+/// the patched field itself is wrong.
+fn reseal_header(b: &mut [u8]) {
     let sum = xxhash_rust_xxh3(&b[..72]);
     b[72..80].copy_from_slice(&sum.to_le_bytes());
+    if u32::from_le_bytes(b[8..12].try_into().unwrap()) >= 2 {
+        let sum = xxhash_rust_xxh3(&b[..88]);
+        b[88..96].copy_from_slice(&sum.to_le_bytes());
+    }
+}
+
+/// Rewrites a (version 2) shard as version 1 wrote it: version 1, no metadata checksum.
+fn make_version_1(path: &Path) {
+    let mut b = std::fs::read(path).unwrap();
+    b[8..12].copy_from_slice(&1u32.to_le_bytes());
+    b[80..96].fill(0);
+    reseal_header(&mut b);
     std::fs::write(path, b).unwrap();
 }
 
@@ -236,27 +254,68 @@ fn huge_image_sides_are_refused_before_any_size_is_computed() {
 }
 
 /// Issue 14, case 2: one metadata byte (a string's length prefix set to 0xFD, so the next 8
-/// bytes claim exabytes) is a clear "metadata does not decode" error, not an allocation abort.
+/// bytes claim exabytes) is a clear error, not an allocation abort: version 2 shards catch it by
+/// the metadata checksum; version 1 shards (no such checksum) by the bounded decode.
 #[test]
 fn a_corrupt_metadata_length_prefix_is_an_error_not_an_abort() {
+    for version in [2, 1] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.shard");
+        write_shard(&path, 3, 8, 8);
+        if version == 1 {
+            make_version_1(&path);
+        }
+        let mut b = std::fs::read(&path).unwrap();
+        let needle = b"dir/img_000.jpg";
+        let at = b
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .expect("the first path is in the metadata");
+        assert_eq!(b[at - 1] as usize, needle.len(), "its length prefix");
+        b[at - 1] = 0xFD;
+        std::fs::write(&path, &b).unwrap();
+        let err = Shard::open(&path).err().expect("refused");
+        assert!(matches!(err, ShardError::Corrupt { .. }), "{err}");
+        let want = if version == 2 {
+            "metadata checksum mismatch"
+        } else {
+            "metadata does not decode"
+        };
+        assert!(err.to_string().contains(want), "version {version}: {err}");
+    }
+}
+
+/// Issue 14: any other metadata byte (an image's split, a path character, a setting) flipped in
+/// a version 2 shard is refused on open; version 1 shards, which cannot tell, still open.
+#[test]
+fn flipped_metadata_bytes_are_caught_and_version_1_shards_still_open() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("m.shard");
-    write_shard(&path, 3, 8, 8);
-    let mut b = std::fs::read(&path).unwrap();
-    let needle = b"dir/img_000.jpg";
-    let at = b
+    let path = dir.path().join("f.shard");
+    let images = write_shard(&path, 3, 8, 8);
+    let clean = std::fs::read(&path).unwrap();
+    let needle = b"dir/img_001.jpg";
+    let at = clean
         .windows(needle.len())
         .position(|w| w == needle)
-        .expect("the first path is in the metadata");
-    assert_eq!(b[at - 1] as usize, needle.len(), "its length prefix");
-    b[at - 1] = 0xFD;
+        .unwrap();
+    let mut b = clean.clone();
+    b[at + 4] ^= 0x01; // "img_" -> "ilg_"
     std::fs::write(&path, &b).unwrap();
     let err = Shard::open(&path).err().expect("refused");
-    assert!(matches!(err, ShardError::Corrupt { .. }), "{err}");
     assert!(
-        err.to_string().contains("metadata does not decode"),
+        err.to_string().contains("metadata checksum mismatch"),
         "{err}"
     );
+    assert!(err.to_string().contains("f.shard"), "{err}");
+
+    std::fs::write(&path, &clean).unwrap();
+    make_version_1(&path);
+    let s = Shard::open(&path).expect("a version 1 shard opens");
+    assert_eq!(s.header().version, 1);
+    for (i, img) in images.iter().enumerate() {
+        assert_eq!(s.image(i), img.as_slice());
+    }
+    s.verify().unwrap();
 }
 
 /// Issue 14, case 7: an output path that is a folder is refused up front, naming it, and leaves
