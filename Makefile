@@ -27,7 +27,7 @@ else
   BUILD := build
 endif
 
-.PHONY: help build build-cuda test check check-seed fmt preprocess train eval demo bench-preprocess bench-train bench-presets bench-swd clean-demo
+.PHONY: help build build-cuda test check check-seed fuzz fmt preprocess train eval demo bench-preprocess bench-train bench-presets bench-swd clean-demo
 
 help:
 	@echo "make build                      release build (CPU)"
@@ -38,6 +38,7 @@ help:
 	@echo "make train [SHARD=..] [RUN=$(RUN)] [PRESET=$(PRESET)] [EPOCHS=..] [MINUTES=..] [DEVICE=$(DEVICE)]"
 	@echo "make eval [RUN=$(RUN)] [DEVICE=$(DEVICE)]"
 	@echo "make demo                       synth -> preprocess -> train (CPU, minutes) -> eval"
+	@echo "make fuzz [FUZZ_SECONDS=600]     coverage-guided fuzzing of the shard, state.json, config and image parsers"
 	@echo "make check-seed                 the seed step against the tutorial's Keras code (tensorflow-cpu)"
 	@echo "make bench-preprocess | bench-train [DEVICE=cpu|cuda] | bench-presets | bench-swd"
 
@@ -52,6 +53,18 @@ test:
 
 fmt:
 	$(CARGO) fmt --all
+
+# Coverage-guided fuzzing of everything facegan parses from disk, on stable Rust: LLVM's
+# SanitizerCoverage counters (a separate build in target/fuzz), FUZZ_SECONDS per target.
+# Crashing, aborting and hanging inputs are kept in data/fuzz/crashes/TARGET/.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= all
+SANCOV := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=3 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters
+# (--target keeps the flags off build scripts and proc macros, which would not link.)
+HOST := $(shell rustc -vV | sed -n 's/^host: //p')
+fuzz:
+	RUSTFLAGS="$(SANCOV)" CARGO_TARGET_DIR=target/fuzz $(CARGO) build --release -p facegan-fuzz --target $(HOST)
+	target/fuzz/$(HOST)/release/facegan-fuzz --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # The seed preset against the tutorial's own Keras code (tensorflow-cpu from PyPI, into .venv on
 # first use): forward outputs, losses and weights after 3 steps; one JSON line.

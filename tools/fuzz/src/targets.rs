@@ -1,0 +1,61 @@
+//! The fuzz targets: every parser of bytes that come from disk, driven the way facegan drives it.
+//! A target returns normally for any input (an `Err` is a clear refusal, which is fine); a panic,
+//! abort, hang or runaway allocation is a bug.
+
+use std::path::Path;
+
+use facegan_shard::Shard;
+use facegan_trainer::checkpoint::TrainState;
+use facegan_trainer::TrainConfig;
+
+/// The targets by name.
+pub const TARGETS: [&str; 4] = ["shard", "state", "config", "image"];
+
+/// Runs target `name` on `input`; `scratch` is a private folder for files the target needs.
+pub fn run(name: &str, input: &[u8], scratch: &Path) {
+    match name {
+        "shard" => shard(input, scratch),
+        "state" => state(input),
+        "config" => config(input),
+        "image" => image(input),
+        other => panic!("unknown target {other}"),
+    }
+}
+
+/// A shard file as `inspect --verify` and the trainer read it: header, metadata, every image,
+/// both splits, the payload checksum.
+fn shard(input: &[u8], scratch: &Path) {
+    let path = scratch.join("input.shard");
+    std::fs::write(&path, input).expect("scratch file writes");
+    if let Ok(s) = Shard::open(&path) {
+        let mut acc = 0u64;
+        for i in 0..s.len() {
+            acc = acc.wrapping_add(s.image(i).iter().map(|&b| b as u64).sum::<u64>());
+        }
+        let _ = s.indices(facegan_shard::Split::Train);
+        let _ = s.indices(facegan_shard::Split::Holdout);
+        let _ = s.verify();
+        std::hint::black_box(acc);
+    }
+}
+
+/// A checkpoint's `state.json` as resume reads it, then its config as resume checks it.
+fn state(input: &[u8]) {
+    if let Ok(state) = serde_json::from_slice::<TrainState>(input) {
+        let _ = state.config.validate();
+    }
+}
+
+/// A `--config` TOML file (partial or full), resolved and validated as `train` does.
+fn config(input: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(input) {
+        if let Ok(cfg) = TrainConfig::from_toml_str(text) {
+            let _ = cfg.to_toml();
+        }
+    }
+}
+
+/// One image file as preprocess decodes it (JPEG, PNG; with its size limits and checks).
+fn image(input: &[u8]) {
+    let _ = std::hint::black_box(facegan_preprocess::decode::decode_rgb(input));
+}
