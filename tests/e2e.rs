@@ -136,7 +136,7 @@ fn pipeline_survives_a_kill_and_produces_every_artifact() {
         info["train"].as_u64().unwrap() + info["holdout"].as_u64().unwrap(),
         240
     );
-    assert_eq!(info["version"], 1);
+    assert_eq!(info["version"], 2);
 
     // Train a long run and kill it (SIGKILL) once it has written a checkpoint.
     let mut child = spawn_long_training(d, false);

@@ -44,6 +44,20 @@ fn reseal(b: &mut [u8]) {
     }
 }
 
+/// Recomputes a shard's metadata checksum (when its offsets are in range) and header checksums.
+pub fn reseal_shard(b: &mut [u8]) {
+    if b.len() < 96 {
+        return;
+    }
+    let at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+    let (off, len) = (at(40) as usize, at(48) as usize);
+    if let Some(meta) = off.checked_add(len).and_then(|end| b.get(off..end)) {
+        let sum = xxhash_rust::xxh3::xxh3_64(meta);
+        b[80..88].copy_from_slice(&sum.to_le_bytes());
+    }
+    reseal(b);
+}
+
 fn shards(scratch: &Path) -> Result<Vec<Vec<u8>>> {
     let good = std::fs::read(synth_shard(scratch, 6)?)?;
     let mut v1 = good.clone();
