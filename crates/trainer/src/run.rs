@@ -84,6 +84,26 @@ pub fn check_shard_matches(shard: &Shard, cfg: &TrainConfig) -> Result<()> {
     Ok(())
 }
 
+/// Removes the half-written checkpoint folders (`checkpoints/.tmp-*`) of processes that died
+/// mid-save. Called with the run's lock held, so no live process is writing one.
+fn remove_stale_checkpoint_temps(run: &Path) {
+    for e in std::fs::read_dir(checkpoint::checkpoints_dir(run))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if e.file_name().to_string_lossy().starts_with(".tmp-") {
+            match std::fs::remove_dir_all(e.path()) {
+                Ok(()) => eprintln!(
+                    "removed {}, left by a run that stopped mid-checkpoint",
+                    e.path().display()
+                ),
+                Err(err) => eprintln!("warning: {}: cannot remove: {err}", e.path().display()),
+            }
+        }
+    }
+}
+
 /// Removes what a previous facegan run left in `run` (for `--new`, or a run directory without a
 /// finished checkpoint): only the files and folders facegan writes, so anything else a user
 /// keeps there survives.
@@ -243,6 +263,7 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
         );
     }
     let _lock = RunLock::acquire(run)?;
+    remove_stale_checkpoint_temps(run);
     let (mut gan, mut state, resumed_from) = match (latest, resumed) {
         (Some(ckpt), Some(mut state)) => {
             state.config = cfg.clone();

@@ -112,6 +112,26 @@ fn d_loss_falls_on_a_fixed_real_batch() {
     assert!(last < 0.8 * first, "D loss should fall: {losses:?}");
 }
 
+/// Issue 14, case 7: a checkpoint folder half-written by a process that was killed mid-save
+/// (`checkpoints/.tmp-*`) is removed by the next run of that directory, and resume works.
+#[test]
+fn a_resumed_run_removes_checkpoint_temps_of_dead_processes() {
+    let _turn = rng_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let shard = tiny_shard(dir.path(), 40);
+    let run = dir.path().join("run");
+    let mut o = opts(&shard, &run, TrainConfig::preset("tiny").unwrap());
+    o.max_steps = Some(1);
+    train::<AD>(&o, &Default::default()).unwrap();
+    let stale = run.join("checkpoints/.tmp-ckpt_000000002-4000000");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("generator.bin"), b"half").unwrap();
+    o.max_steps = Some(2);
+    let summary = train::<AD>(&o, &Default::default()).unwrap();
+    assert_eq!(summary.state.step, 2);
+    assert!(!stale.exists(), "the dead process's temp folder is gone");
+}
+
 /// Both step kinds: `tiny` takes the seed's simultaneous step, and the alternating one.
 #[test]
 fn resume_is_bit_exact() {
