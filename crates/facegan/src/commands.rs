@@ -374,25 +374,6 @@ pub fn train(a: TrainArgs) -> Result<()> {
     if let Some(s) = a.seed {
         cfg.seed = s;
     }
-    // A run in progress keeps its batch and seed: asking for others is an error, not ignored.
-    if !a.new {
-        if let Some(ckpt) = facegan_trainer::checkpoint::latest(&a.run)? {
-            let run_cfg = facegan_trainer::checkpoint::load_state(&ckpt.dir)?.config;
-            let asked = [
-                ("--batch", a.batch.map(|b| b as u64), run_cfg.batch as u64),
-                ("--seed", a.seed, run_cfg.seed),
-            ];
-            for (flag, asked, has) in asked {
-                if let Some(v) = asked.filter(|&v| v != has) {
-                    bail!(
-                        "{}: this run trains with {flag} {has}, so {flag} {v} would change it mid-run; \
-                         pass --new to start over with {flag} {v}, or use another --run",
-                        a.run.display()
-                    );
-                }
-            }
-        }
-    }
     if a.resume && facegan_trainer::checkpoint::latest(&a.run)?.is_none() {
         bail!(
             "{}: --resume given but the run has no checkpoint",
@@ -407,6 +388,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
         run: a.run,
         config: cfg,
         config_explicit: explicit,
+        asked_batch: a.batch,
+        asked_seed: a.seed,
         // A time budget without --epochs: time, not the preset's epoch count, ends the run.
         epochs_override: a
             .epochs

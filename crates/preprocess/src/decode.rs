@@ -936,38 +936,7 @@ mod tests {
     /// is skipped as too large, not reported as truncated.
     #[test]
     fn a_decompression_bomb_is_reported_as_too_large() {
-        fn crc32(data: &[u8]) -> u32 {
-            let mut c = 0xFFFF_FFFFu32;
-            for &b in data {
-                c ^= b as u32;
-                for _ in 0..8 {
-                    c = if c & 1 != 0 {
-                        0xEDB8_8320 ^ (c >> 1)
-                    } else {
-                        c >> 1
-                    };
-                }
-            }
-            !c
-        }
-        fn chunk(kind: &[u8], data: &[u8]) -> Vec<u8> {
-            let mut v = (data.len() as u32).to_be_bytes().to_vec();
-            let body = [kind, data].concat();
-            v.extend_from_slice(&body);
-            v.extend_from_slice(&crc32(&body).to_be_bytes());
-            v
-        }
-        let ihdr = [60_000u32.to_be_bytes(), 60_000u32.to_be_bytes()].concat();
-        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-        png.extend(chunk(
-            b"IHDR",
-            &[ihdr.as_slice(), &[8, 2, 0, 0, 0]].concat(),
-        ));
-        png.extend(chunk(
-            b"IDAT",
-            &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
-        ));
-        png.extend(chunk(b"IEND", &[]));
+        let png = crate::synth::png_declaring(60_000, 60_000);
         match decode_rgb(&png) {
             Err(e @ SkipReason::TooLarge(_)) => {
                 assert_eq!(e.key(), "too_large");

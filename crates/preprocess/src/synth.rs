@@ -276,3 +276,44 @@ pub fn write_synth_set(out: &Path, count: usize, seed: u64) -> Result<Vec<PathBu
         })
         .collect()
 }
+
+/// A tiny PNG whose header declares `width x height` RGB pixels while its data holds almost
+/// nothing: a decompression bomb for tests and the fuzzer's seeds (the decoder must refuse it
+/// by its declared size, not try to allocate it).
+pub fn png_declaring(width: u32, height: u32) -> Vec<u8> {
+    fn crc32(data: &[u8]) -> u32 {
+        let mut c = 0xFFFF_FFFFu32;
+        for &b in data {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+    fn chunk(kind: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut v = (data.len() as u32).to_be_bytes().to_vec();
+        let body = [kind, data].concat();
+        v.extend_from_slice(&body);
+        v.extend_from_slice(&crc32(&body).to_be_bytes());
+        v
+    }
+    let ihdr = [
+        &width.to_be_bytes()[..],
+        &height.to_be_bytes(),
+        &[8, 2, 0, 0, 0], // 8-bit RGB, no interlace
+    ]
+    .concat();
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    ));
+    png.extend(chunk(b"IEND", &[]));
+    png
+}

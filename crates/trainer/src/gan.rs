@@ -257,21 +257,7 @@ impl<B: AutodiffBackend> Gan<B> {
         B::seed(&device, fake_pass_seed);
         let fake_for_d = self.d_input(fake.clone().detach());
         let out_fake = self.d.forward(fake_for_d);
-        let loss_d = d_loss(
-            self.cfg.loss,
-            out_real.clone(),
-            out_fake,
-            self.cfg.label_smoothing,
-        );
-        let mut grads_d = GradientsParams::from_grads(loss_d.backward(), &self.d);
-        let mut loss_d = loss_d.inner();
-        if self.cfg.r1_gamma > 0.0 && self.d_steps_done.is_multiple_of(R1_EVERY) {
-            let weight = self.cfg.r1_gamma * R1_EVERY as f64;
-            let r1 = r1_gradients(&self.d, &self.cfg.model, plain_real, weight);
-            add_into(&mut grads_d, &self.d, r1.grads);
-            loss_d = loss_d + r1.penalty.div_scalar(R1_EVERY as f64);
-        }
-        self.d_steps_done += 1;
+        let (grads_d, loss_d) = self.d_gradients(out_real.clone(), out_fake, plain_real);
 
         self.aug_rng = aug_state;
         B::seed(&device, fake_pass_seed);
@@ -302,12 +288,21 @@ impl<B: AutodiffBackend> Gan<B> {
         let fake = self.d_input(fake.detach());
         let out_real = self.d.forward(real);
         let out_fake = self.d.forward(fake);
-        let loss = d_loss(
-            self.cfg.loss,
-            out_real.clone(),
-            out_fake,
-            self.cfg.label_smoothing,
-        );
+        let (grads, loss) = self.d_gradients(out_real.clone(), out_fake, plain_real);
+        self.d = self.opt_d.step(self.cfg.lr_d, self.d.clone(), grads);
+        (loss, sigmoid(out_real.inner()).mean())
+    }
+
+    /// D's gradients from its loss on these outputs (reals toward 1, fakes toward 0), plus the
+    /// R1 penalty on `plain_real` when it is due; counts one D update. Returns the gradients and
+    /// the loss (penalty included) on the inner backend. Shared by both step kinds.
+    fn d_gradients(
+        &mut self,
+        out_real: Tensor<B, 2>,
+        out_fake: Tensor<B, 2>,
+        plain_real: Tensor<B::InnerBackend, 4>,
+    ) -> (GradientsParams, Tensor<B::InnerBackend, 1>) {
+        let loss = d_loss(self.cfg.loss, out_real, out_fake, self.cfg.label_smoothing);
         let mut grads = GradientsParams::from_grads(loss.backward(), &self.d);
         let mut loss = loss.inner();
         if self.cfg.r1_gamma > 0.0 && self.d_steps_done.is_multiple_of(R1_EVERY) {
@@ -317,8 +312,7 @@ impl<B: AutodiffBackend> Gan<B> {
             loss = loss + r1.penalty.div_scalar(R1_EVERY as f64);
         }
         self.d_steps_done += 1;
-        self.d = self.opt_d.step(self.cfg.lr_d, self.d.clone(), grads);
-        (loss, sigmoid(out_real.inner()).mean())
+        (grads, loss)
     }
 
     /// Generator update through the current D: fake -> 1. Only G's parameters are stepped.

@@ -31,6 +31,10 @@ pub struct TrainOptions {
     pub config: TrainConfig,
     /// The user chose the preset or config explicitly (so a resumed run must match it).
     pub config_explicit: bool,
+    /// `--batch` and `--seed` as given on the command line: a resumed run keeps its own, so
+    /// a different value is refused rather than ignored.
+    pub asked_batch: Option<usize>,
+    pub asked_seed: Option<u64>,
     /// Overrides the epoch count of a resumed run (to extend it).
     pub epochs_override: Option<usize>,
     /// Overrides the wall-time budget in minutes (`--minutes`; extends a resumed run).
@@ -234,6 +238,23 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
                     state.config.preset,
                     opts.config.preset
                 );
+            }
+            let asked = [
+                (
+                    "--batch",
+                    opts.asked_batch.map(|b| b as u64),
+                    state.config.batch as u64,
+                ),
+                ("--seed", opts.asked_seed, state.config.seed),
+            ];
+            for (flag, asked, has) in asked {
+                if let Some(v) = asked.filter(|&v| v != has) {
+                    bail!(
+                        "{}: this run trains with {flag} {has}, so {flag} {v} would change it mid-run; \
+                         pass --new to start over with {flag} {v}, or use another --run",
+                        run.display()
+                    );
+                }
             }
             Some(state)
         }

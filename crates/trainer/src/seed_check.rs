@@ -98,10 +98,7 @@ pub fn named_weights<B: Backend>(
             values(t.bias.as_ref().expect("bias").val()),
         );
         if let Some(n) = &b.norm {
-            put(format!("g.bn{i}.gamma"), values(n.gamma.val()));
-            put(format!("g.bn{i}.beta"), values(n.beta.val()));
-            put(format!("g.bn{i}.mean"), values(n.running_mean.value_sync()));
-            put(format!("g.bn{i}.var"), values(n.running_var.value_sync()));
+            batchnorm_weights(&format!("g.bn{i}"), n, &mut put);
         }
     }
     put("g.to_rgb.weight".into(), values(g.to_rgb.weight.val()));
@@ -116,10 +113,7 @@ pub fn named_weights<B: Backend>(
             values(b.conv.bias.as_ref().expect("bias").val()),
         );
         if let Some(n) = &b.norm {
-            put(format!("d.bn{i}.gamma"), values(n.gamma.val()));
-            put(format!("d.bn{i}.beta"), values(n.beta.val()));
-            put(format!("d.bn{i}.mean"), values(n.running_mean.value_sync()));
-            put(format!("d.bn{i}.var"), values(n.running_var.value_sync()));
+            batchnorm_weights(&format!("d.bn{i}"), n, &mut put);
         }
     }
     put("d.head.weight".into(), values(d.head.weight.val()));
@@ -128,6 +122,21 @@ pub fn named_weights<B: Backend>(
         values(d.head.bias.as_ref().expect("bias").val()),
     );
     out
+}
+
+/// A BatchNorm's gamma, beta and (synced) running statistics, named `PREFIX.gamma` etc.
+fn batchnorm_weights<B: Backend>(
+    prefix: &str,
+    n: &facegan_model::layers::BatchNorm2d<B>,
+    put: &mut impl FnMut(String, (Vec<usize>, Vec<f32>)),
+) {
+    put(format!("{prefix}.gamma"), values(n.gamma.val()));
+    put(format!("{prefix}.beta"), values(n.beta.val()));
+    put(
+        format!("{prefix}.mean"),
+        values(n.running_mean.value_sync()),
+    );
+    put(format!("{prefix}.var"), values(n.running_var.value_sync()));
 }
 
 /// Per-step outputs of facegan's side: `[loss_d, loss_g, mean D(x), mean D(G(z))]`.

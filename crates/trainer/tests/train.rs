@@ -49,6 +49,8 @@ fn opts(data: &Path, run: &Path, cfg: TrainConfig) -> TrainOptions {
         run: run.to_path_buf(),
         config: cfg,
         config_explicit: true,
+        asked_batch: None,
+        asked_seed: None,
         epochs_override: None,
         minutes_override: None,
         new: false,

@@ -94,6 +94,8 @@ fn states(scratch: &Path) -> Result<Vec<Vec<u8>>> {
         run: run.clone(),
         config: TrainConfig::preset("tiny")?,
         config_explicit: true,
+        asked_batch: None,
+        asked_seed: None,
         epochs_override: None,
         minutes_override: None,
         new: true,
@@ -148,11 +150,7 @@ fn images() -> Result<Vec<Vec<u8>>> {
         image::ImageFormat::Png,
     )?;
     // A PNG whose header declares 60,000 x 60,000 pixels, whose data is a few bytes.
-    let mut bomb = png.clone();
-    bomb[16..20].copy_from_slice(&60_000u32.to_be_bytes());
-    bomb[20..24].copy_from_slice(&60_000u32.to_be_bytes());
-    let crc = crc32(&bomb[12..29]);
-    bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+    let bomb = facegan_preprocess::synth::png_declaring(60_000, 60_000);
     Ok(vec![
         jpeg.clone(),
         png,
@@ -160,20 +158,4 @@ fn images() -> Result<Vec<Vec<u8>>> {
         bomb,
         jpeg[..jpeg.len() / 2].to_vec(),
     ])
-}
-
-/// The PNG chunk CRC (so a patched header chunk still passes the decoder's CRC check).
-fn crc32(data: &[u8]) -> u32 {
-    let mut c = 0xFFFF_FFFFu32;
-    for &b in data {
-        c ^= b as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
 }
