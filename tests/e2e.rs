@@ -206,9 +206,7 @@ fn pipeline_survives_a_kill_and_produces_every_artifact() {
     for f in ["grid.png", "real.png", "interp.png", "nn.png"] {
         image_dims(&d.join("run/eval").join(f));
     }
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("run/eval/report.json")).unwrap())
-            .unwrap();
+    let report = read_json(&d.join("run/eval/report.json"));
     assert_eq!(
         report["checkpoint"]["epoch"].as_u64().unwrap(),
         done_epochs + 2
@@ -216,8 +214,7 @@ fn pipeline_survives_a_kill_and_produces_every_artifact() {
     assert_eq!(report["checkpoint"]["images_seen"].to_string(), last[2]);
     assert!(report["swd_fake_vs_holdout"]["average"].as_f64().unwrap() > 0.0);
     assert!(report["swd_train_vs_holdout"]["average"].as_f64().unwrap() > 0.0);
-    let acc = report["d_accuracy_holdout"]["balanced"].as_f64().unwrap();
-    assert!((0.0..=1.0).contains(&acc));
+    check_d_accuracy(&report, info["holdout"].as_u64().unwrap().min(64), &text);
     assert_eq!(report["nearest_neighbours"].as_array().unwrap().len(), 8);
     // The trainer's live quality curve scored the final weights as eval does: same holdout
     // sample, latents and SWD, so its last point is the report's number.
@@ -248,7 +245,9 @@ fn pipeline_survives_a_kill_and_produces_every_artifact() {
     assert!(text.contains("SWD"), "{text}");
     let html = std::fs::read_to_string(d.join("run/eval/report.html")).unwrap();
     assert!(html.contains("Quality during training"));
-    assert!(html.contains("data:image/png;base64,") && html.contains("<svg"));
+    // The trainer's loss.png is the page's loss chart.
+    assert!(html.contains("data:image/png;base64,") && html.contains(r#"alt="loss.png""#));
+    assert!(!html.contains("No loss chart"));
 
     // Sample and export.
     ok(
@@ -286,7 +285,14 @@ fn pipeline_survives_a_kill_and_produces_every_artifact() {
     .unwrap();
     assert!(json["first_step_s"].as_f64().unwrap() > 0.0);
 
-    // --fake-dir evaluates a folder with the same metric.
+    check_fake_dir_evals(d, &report);
+}
+
+/// `eval --fake-dir`, in the run (the run's D still scores the folder) and without one.
+/// `report` is the run's own eval report (latest checkpoint, `--n 64`).
+fn check_fake_dir_evals(d: &Path, report: &serde_json::Value) {
+    // --fake-dir evaluates a folder with the same metric: its 3 images are the fakes, scored
+    // by SWD (3 images per side) and by the run's D.
     ok(
         &[
             "eval",
@@ -301,6 +307,89 @@ fn pipeline_survives_a_kill_and_produces_every_artifact() {
         ],
         d,
     );
+    let each = read_json(&d.join("run/eval/report.json"));
+    assert_eq!(each["source"], "folder each");
+    assert_eq!(each["swd_fake_vs_holdout"]["images_per_side"], 3);
+    assert_eq!(each["d_accuracy_holdout"]["n_fake"], 3);
+    assert_eq!(each["checkpoint"]["epoch"], report["checkpoint"]["epoch"]);
+
+    // With --data and no run folder there is no checkpoint: the synthetic faces themselves
+    // as the fakes get no D accuracy, and score near the train-vs-holdout noise floor (the
+    // same floor as the run's eval: same shard, --n and seed).
+    let text = ok(
+        &[
+            "eval",
+            "--run",
+            "faces-only",
+            "--data",
+            "faces.shard",
+            "--n",
+            "64",
+            "--fake-dir",
+            "faces",
+            "--device",
+            "cpu",
+        ],
+        d,
+    );
+    assert!(!text.contains("D accuracy"), "{text}");
+    let folder = read_json(&d.join("faces-only/eval/report.json"));
+    assert_eq!(folder["source"], "folder faces");
+    for k in [
+        "checkpoint",
+        "config",
+        "d_accuracy_holdout",
+        "d_accuracy_train",
+    ] {
+        assert!(folder[k].is_null(), "{k}: {}", folder[k]);
+    }
+    let floor = folder["swd_train_vs_holdout"]["average"].as_f64().unwrap();
+    let run_floor = report["swd_train_vs_holdout"]["average"].as_f64().unwrap();
+    assert!(
+        (floor - run_floor).abs() <= 1e-9 * floor,
+        "{floor} vs {run_floor}"
+    );
+    let faces_swd = folder["swd_fake_vs_holdout"]["average"].as_f64().unwrap();
+    assert!(
+        faces_swd < 1.5 * floor,
+        "faces {faces_swd} vs floor {floor}"
+    );
+    assert!(!d.join("faces-only/eval/interp.png").exists());
+}
+
+fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// The report's D accuracies: `n` reals (the holdout sample, or as many train images) against
+/// the same `n` fakes, fractions of `n` that average to `balanced`, as the summary line says.
+fn check_d_accuracy(report: &serde_json::Value, n: u64, summary: &str) {
+    let (hold, train) = (&report["d_accuracy_holdout"], &report["d_accuracy_train"]);
+    assert_eq!(report["swd_fake_vs_holdout"]["images_per_side"], n);
+    for a in [hold, train] {
+        assert_eq!(
+            (a["n_real"].as_u64(), a["n_fake"].as_u64()),
+            (Some(n), Some(n))
+        );
+        let (real, fake) = (a["real"].as_f64().unwrap(), a["fake"].as_f64().unwrap());
+        assert_eq!(a["balanced"].as_f64().unwrap(), (real + fake) / 2.0, "{a}");
+        for v in [real, fake] {
+            let count = v * n as f64;
+            assert!(
+                (count - count.round()).abs() < 1e-9,
+                "{v} is not a count of {n}"
+            );
+        }
+    }
+    assert_eq!(hold["fake"], train["fake"], "the same fakes on both sides");
+    assert_eq!(hold["mean_d_fake"], train["mean_d_fake"]);
+    let summary_part = format!(
+        "D accuracy on holdout {:.3} (real {:.3}, fake {:.3})",
+        hold["balanced"].as_f64().unwrap(),
+        hold["real"].as_f64().unwrap(),
+        hold["fake"].as_f64().unwrap()
+    );
+    assert!(summary.contains(&summary_part), "{summary}");
 }
 
 #[test]

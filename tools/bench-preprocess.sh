@@ -9,7 +9,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-bin="$root/target/release/facegan"
+bin="${FACEGAN_BIN:-$root/target/release/facegan}"
 work="$root/data/bench"
 repeat="${BENCH_REPEAT:-9}"
 count="${BENCH_COUNT:-10000}"

@@ -7,8 +7,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use burn::tensor::{Tensor, TensorData};
 use burn_store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use facegan_common::write_atomic;
 use facegan_model::Generator;
-use facegan_trainer::artifacts::write_atomic;
 use facegan_trainer::checkpoint;
 use facegan_trainer::device::CpuInference;
 

@@ -1,10 +1,36 @@
-//! Running a trained generator (eval mode) and discriminator in batches, and spherical
-//! interpolation between latents.
+//! A checkpoint's networks ([`Models`]), run in eval mode in batches: latents to images, images
+//! to D's probabilities; and spherical interpolation between latents.
 
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use anyhow::Result;
+use burn::tensor::backend::Backend;
 use facegan_model::{Discriminator, Generator};
+use facegan_trainer::checkpoint::{self, CheckpointInfo, TrainState};
 
 const BATCH: usize = 64;
+
+/// The networks of one checkpoint, loaded for inference.
+pub struct Models<B: Backend> {
+    /// The sampling generator: the EMA weights when the checkpoint has them.
+    pub g: Generator<B>,
+    pub d: Discriminator<B>,
+    pub latent: usize,
+    /// Which generator weights `g` holds (the checkpoint file's stem).
+    pub weights: &'static str,
+}
+
+impl<B: Backend> Models<B> {
+    pub fn load((info, state): &(CheckpointInfo, TrainState), device: &B::Device) -> Result<Self> {
+        let (g, weights) =
+            checkpoint::load_sampling_generator::<B>(&info.dir, &state.config, device)?;
+        let d = checkpoint::load_discriminator::<B>(&info.dir, &state.config, device)?;
+        Ok(Models {
+            g,
+            d,
+            latent: state.config.model.latent,
+            weights,
+        })
+    }
+}
 
 /// Seeded standard-normal latents `[n, latent]`, row-major.
 pub fn latents<B: Backend>(n: usize, latent: usize, seed: u64, device: &B::Device) -> Vec<f32> {
@@ -29,22 +55,17 @@ pub fn discriminate<B: Backend>(
     w: usize,
     device: &B::Device,
 ) -> Vec<f32> {
-    let per = 3 * h * w;
-    let n = images.len() / per;
-    let mut out = Vec::with_capacity(n);
-    for start in (0..n).step_by(BATCH) {
-        let m = BATCH.min(n - start);
-        let x = Tensor::<B, 4>::from_data(
-            TensorData::new(
-                images[start * per..(start + m) * per].to_vec(),
-                [m, 3, h, w],
-            ),
-            device,
-        );
-        let p = burn::tensor::activation::sigmoid(d.forward(x));
-        out.extend(p.into_data().to_vec::<f32>().expect("f32"));
-    }
-    out
+    facegan_model::generator::in_batches(
+        images,
+        3 * h * w,
+        BATCH,
+        |m| [m, 3, h, w],
+        device,
+        |x| {
+            let p = burn::tensor::activation::sigmoid(d.forward(x));
+            p.into_data().to_vec::<f32>().expect("f32")
+        },
+    )
 }
 
 /// Spherical interpolation between two latents.

@@ -1,13 +1,100 @@
-//! The eval report page: one self-contained HTML file (images inlined as base64) with the grids,
-//! interpolation, nearest neighbours, a metrics table and the training curves.
+//! The eval report: [`EvalReport`] (written as `report.json`), its one-line summary, and the
+//! self-contained `report.html` page (images inlined as base64): grids, metrics table, the
+//! trainer's loss and quality charts, interpolation and nearest neighbours.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use base64::Engine;
-use facegan_trainer::artifacts::{write_atomic, EpochMetrics};
+use facegan_common::write_atomic;
+use facegan_trainer::checkpoint::{CheckpointInfo, TrainState};
+use serde::Serialize;
 
-use crate::EvalReport;
+use crate::memorisation::Neighbours;
+use crate::scores::DAccuracy;
+use crate::swd::{self, SwdResult};
+use crate::EvalOptions;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub tool_version: String,
+    pub run: String,
+    pub data: String,
+    pub source: String,
+    pub checkpoint: Option<serde_json::Value>,
+    pub config: Option<facegan_trainer::TrainConfig>,
+    pub settings: serde_json::Value,
+    pub swd_fake_vs_holdout: SwdResult,
+    pub swd_train_vs_holdout: SwdResult,
+    pub d_accuracy_holdout: Option<DAccuracy>,
+    pub d_accuracy_train: Option<DAccuracy>,
+    pub nearest_neighbours: Vec<Neighbours>,
+    pub nn_level: (usize, usize),
+    pub swd_seconds: f64,
+    pub seconds: f64,
+    #[serde(skip)]
+    pub html_path: PathBuf,
+}
+
+impl EvalReport {
+    pub fn summary_line(&self) -> String {
+        let acc = self
+            .d_accuracy_holdout
+            .as_ref()
+            .map(|a| {
+                format!(
+                    ", D accuracy on holdout {:.3} (real {:.3}, fake {:.3})",
+                    a.balanced, a.real, a.fake
+                )
+            })
+            .unwrap_or_default();
+        format!(
+            "SWD x1e3 {:.2} (noise floor train-vs-holdout {:.2}; per level {}){acc}, {} images per side, {:.1} s",
+            self.swd_fake_vs_holdout.average,
+            self.swd_train_vs_holdout.average,
+            self.swd_fake_vs_holdout
+                .per_level
+                .iter()
+                .map(|v| format!("{v:.2}"))
+                .collect::<Vec<_>>()
+                .join("/"),
+            self.swd_fake_vs_holdout.images_per_side,
+            self.seconds
+        )
+    }
+}
+
+/// The report's `checkpoint` entry: where it is, how far it trained, and a hash of its
+/// generator weights.
+pub(crate) fn checkpoint_json((info, s): &(CheckpointInfo, TrainState)) -> serde_json::Value {
+    let hash = std::fs::read(info.dir.join("generator.bin"))
+        .map(|b| format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&b)))
+        .unwrap_or_default();
+    serde_json::json!({
+        "dir": info.dir.display().to_string(),
+        "epoch": s.epoch,
+        "step": s.step,
+        "images_seen": s.images_seen,
+        "generator_xxh3": hash,
+    })
+}
+
+/// The report's `settings` entry: the options and the SWD's constants.
+pub(crate) fn settings_json(opts: &EvalOptions, images_per_side: usize) -> serde_json::Value {
+    serde_json::json!({"n": opts.n, "images_per_side": images_per_side, "seed": opts.seed,
+        "checkpoint": format!("{:?}", opts.checkpoint),
+        "swd": {"patch": swd::PATCH, "patches_per_image": swd::PATCHES_PER_IMAGE,
+                "dir_repeats": swd::DIR_REPEATS, "dirs_per_repeat": swd::DIRS_PER_REPEAT}})
+}
+
+/// Writes `report.json` and `report.html` into `dir` (the run's `eval/` folder).
+pub fn write(dir: &Path, r: &EvalReport) -> Result<()> {
+    write_atomic(
+        &dir.join("report.json"),
+        serde_json::to_string_pretty(r)?.as_bytes(),
+    )?;
+    write_html(dir, r)
+}
 
 fn inline_image(path: &Path, mime: &str) -> String {
     match std::fs::read(path) {
@@ -29,66 +116,40 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// An SVG line chart of the per-epoch losses.
-fn loss_svg(rows: &[EpochMetrics]) -> String {
-    if rows.is_empty() {
-        return "<p>No metrics.csv rows.</p>".into();
+/// A chart the trainer drew into the run folder (the parent of the `eval/` folder `dir`),
+/// inlined with its caption, or `missing` when the run has no such file.
+fn run_chart(dir: &Path, file: &str, caption: &str, missing: &str) -> String {
+    match dir.parent().map(|run| run.join(file)) {
+        Some(p) if p.is_file() => format!(
+            "<figure>{}<figcaption>{caption}</figcaption></figure>",
+            inline_image(&p, "image/png")
+        ),
+        _ => format!("<p>{missing}</p>"),
     }
-    let (w, h, pad) = (640.0, 260.0, 36.0);
-    let max_e = rows.iter().map(|r| r.epoch).max().unwrap_or(1).max(1) as f64;
-    let max_y = rows
-        .iter()
-        .flat_map(|r| [r.loss_d, r.loss_g])
-        .filter(|v| v.is_finite())
-        .fold(1.0f64, f64::max)
-        * 1.1;
-    let pt = |e: usize, v: f64| {
-        (
-            pad + (e as f64 / max_e) * (w - 2.0 * pad),
-            h - pad - (v / max_y) * (h - 2.0 * pad),
-        )
-    };
-    let line = |f: &dyn Fn(&EpochMetrics) -> f64, color: &str| {
-        let pts: Vec<String> = rows
-            .iter()
-            .map(|r| {
-                let (x, y) = pt(r.epoch, f(r));
-                format!("{x:.1},{y:.1}")
-            })
-            .collect();
-        format!(
-            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
-            pts.join(" ")
-        )
-    };
-    format!(
-        "<svg width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" xmlns=\"http://www.w3.org/2000/svg\">\
-<rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>\
-<line x1=\"{pad}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#444\"/><line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{b}\" stroke=\"#444\"/>\
-{}{}{}{}\
-<text x=\"{pad}\" y=\"20\" font-size=\"12\">loss_d (red), loss_g (blue), D(x) (green), D(G(z)) (orange); y max {max_y:.2}, epochs 1..{max_e}</text></svg>",
-        line(&|r| r.loss_d, "#c82828"),
-        line(&|r| r.loss_g, "#2850c8"),
-        line(&|r| r.d_real, "#28a03c"),
-        line(&|r| r.d_fake, "#e68c14"),
-        b = h - pad,
-        r = w - pad,
+}
+
+fn quality_figure(dir: &Path) -> String {
+    run_chart(
+        dir,
+        "quality.png",
+        "SWD of the sampling generator against the holdout while training \
+         (quality.png; the best point is kept as checkpoints/best)",
+        "No quality curve: the run was trained with its quality probe off.",
     )
 }
 
-/// The trainer's quality curve (`RUN/quality.png`, beside the `eval/` folder), when it has one.
-fn quality_figure(dir: &Path) -> String {
-    match dir.parent().map(|run| run.join("quality.png")) {
-        Some(p) if p.is_file() => format!(
-            "<figure>{}<figcaption>SWD of the sampling generator against the holdout while training \
-             (quality.png; the best point is kept as checkpoints/best)</figcaption></figure>",
-            inline_image(&p, "image/png")
-        ),
-        _ => "<p>No quality curve: the run was trained with its quality probe off.</p>".into(),
-    }
+fn loss_figure(dir: &Path) -> String {
+    run_chart(
+        dir,
+        "loss.png",
+        "Per-epoch losses and mean D outputs (loss.png, drawn by the trainer)",
+        "No loss chart (the run has no loss.png).",
+    )
 }
 
-pub fn write_html(dir: &Path, r: &EvalReport, metrics: &[EpochMetrics]) -> Result<()> {
+/// The metrics table's rows: source, SWD (average and per level, beside the floor), D
+/// accuracy, checkpoint and timings.
+fn metrics_rows(r: &EvalReport) -> String {
     let mut rows = String::new();
     let mut row = |k: &str, v: String| {
         rows.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&v)))
@@ -141,8 +202,12 @@ pub fn write_html(dir: &Path, r: &EvalReport, metrics: &[EpochMetrics]) -> Resul
     row("SWD time", format!("{:.2} s", r.swd_seconds));
     row("eval time", format!("{:.2} s", r.seconds));
     row("tool", r.tool_version.clone());
-    let nn_text: String = r
-        .nearest_neighbours
+    rows
+}
+
+/// One `<li>` per checked fake: its nearest training images and their distances.
+fn neighbours_list(r: &EvalReport) -> String {
+    r.nearest_neighbours
         .iter()
         .map(|n| {
             format!(
@@ -157,7 +222,11 @@ pub fn write_html(dir: &Path, r: &EvalReport, metrics: &[EpochMetrics]) -> Resul
                     .join(", "))
             )
         })
-        .collect();
+        .collect()
+}
+
+/// Writes the self-contained `report.html` into `dir` (the run's `eval/` folder).
+pub fn write_html(dir: &Path, r: &EvalReport) -> Result<()> {
     let html = format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>facegan eval: {run}</title>
@@ -177,7 +246,7 @@ th {{ background: #eee; font-weight: 600; }}
 </div>
 <h2>Metrics</h2><table>{rows}</table>
 <h2>Quality during training</h2>{quality}
-<h2>Training curves</h2>{svg}
+<h2>Training curves</h2>{losses}
 <h2>Interpolation</h2>
 <div class="row"><figure>{interp}<figcaption>Spherical interpolation rows (interp.png)</figcaption></figure>
 <figure>{gif}<figcaption>interp.gif</figcaption></figure></div>
@@ -192,8 +261,10 @@ th {{ background: #eee; font-weight: 600; }}
         interp = inline_image(&dir.join("interp.png"), "image/png"),
         gif = inline_image(&dir.join("interp.gif"), "image/gif"),
         nn = inline_image(&dir.join("nn.png"), "image/png"),
-        svg = loss_svg(metrics),
+        losses = loss_figure(dir),
         quality = quality_figure(dir),
+        rows = metrics_rows(r),
+        nn_text = neighbours_list(r),
         nh = r.nn_level.0,
         nw = r.nn_level.1,
     );

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use burn::tensor::backend::Backend;
-use facegan_trainer::artifacts::{chw_to_rgb_images, grid, save_png};
+use facegan_common::images::{chw_to_rgb_images, grid, save_png};
 use facegan_trainer::checkpoint;
 
 use crate::generate::{generate, latents};

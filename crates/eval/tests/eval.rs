@@ -1,12 +1,17 @@
-//! Eval mechanics: pyramid sizes, SWD's basic properties, D accuracy on a crafted D, bad folders.
+//! Eval mechanics: pyramid sizes, SWD's basic properties, D accuracy on a crafted D, `--fake-dir`
+//! folders (bad ones, and an evaluation without a checkpoint), the report page's charts.
+
+use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
 use burn::module::Param;
 use burn::tensor::Tensor;
 use facegan_eval::generate::discriminate;
 use facegan_eval::swd::{laplacian_pyramid, level_sizes, pyramids, swd, Planes};
-use facegan_eval::DAccuracy;
+use facegan_eval::{CheckpointChoice, DAccuracy, EvalOptions};
 use facegan_model::{Discriminator, ModelConfig};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 fn faces(n: usize, h: u32, w: u32, seed: u64) -> Vec<Planes> {
     let mut r = fast_image_resize::Resizer::new();
@@ -35,20 +40,29 @@ fn blurred(p: &Planes, times: usize) -> Planes {
     cur
 }
 
+/// `p` plus uniform noise in `[-sigma/2, sigma/2)`.
 fn noised(p: &Planes, sigma: f32, seed: u64) -> Planes {
-    let mut s = seed;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let data = p
         .data
         .iter()
-        .map(|v| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let u = ((s >> 33) as f32 / (1u64 << 31) as f32) - 0.5;
-            v + sigma * u
-        })
+        .map(|v| v + sigma * (rng.random::<f32>() - 0.5))
         .collect();
     Planes::new(p.h, p.w, data)
+}
+
+/// `count` synthetic faces (seed `seed`) in `dir/faces`, preprocessed to a 16x16 `dir/s.shard`
+/// with a `holdout` fraction held out; returns (faces folder, shard path).
+fn faces_shard(dir: &Path, count: usize, seed: u64, holdout: f64) -> (PathBuf, PathBuf) {
+    let input = dir.join("faces");
+    facegan_preprocess::synth::write_synth_set(&input, count, seed).unwrap();
+    let shard_path = dir.join("s.shard");
+    let mut cfg = facegan_preprocess::PreprocessConfig::new(&input, &shard_path);
+    cfg.height = 16;
+    cfg.width = 16;
+    cfg.holdout = holdout;
+    facegan_preprocess::run(&cfg, &std::sync::atomic::AtomicBool::new(false)).unwrap();
+    (input, shard_path)
 }
 
 #[test]
@@ -132,14 +146,8 @@ fn fake_dir_with_only_bad_files_is_a_clear_error() {
     std::fs::create_dir_all(&fakes).unwrap();
     std::fs::write(fakes.join("a.png"), b"not a png").unwrap();
     std::fs::write(fakes.join("b.jpg"), b"").unwrap();
-    // A one-image shard to resize against.
-    let input = dir.path().join("in");
-    facegan_preprocess::synth::write_synth_set(&input, 3, 1).unwrap();
-    let shard_path = dir.path().join("s.shard");
-    let mut cfg = facegan_preprocess::PreprocessConfig::new(&input, &shard_path);
-    cfg.height = 16;
-    cfg.width = 16;
-    facegan_preprocess::run(&cfg, &std::sync::atomic::AtomicBool::new(false)).unwrap();
+    // A small shard to resize against.
+    let (_, shard_path) = faces_shard(dir.path(), 3, 1, 0.05);
     let shard = facegan_shard::Shard::open(&shard_path).unwrap();
     let err = facegan_eval::load_fake_dir(&fakes, &shard, 10)
         .unwrap_err()
@@ -148,4 +156,95 @@ fn fake_dir_with_only_bad_files_is_a_clear_error() {
         err.contains("fakes") && err.contains("no usable images") && err.contains("2 unreadable"),
         "{err}"
     );
+}
+
+/// `count` 16x16 PNGs of uniform noise in `dir/noise`.
+fn noise_folder(dir: &Path, count: usize) -> PathBuf {
+    let noise = dir.join("noise");
+    std::fs::create_dir_all(&noise).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    for i in 0..count {
+        let px: Vec<u8> = (0..16 * 16 * 3).map(|_| rng.random()).collect();
+        image::RgbImage::from_raw(16, 16, px)
+            .unwrap()
+            .save(noise.join(format!("n{i:02}.png")))
+            .unwrap();
+    }
+    noise
+}
+
+/// `--fake-dir` with `--data` and no run folder: no checkpoint, so no D accuracy and no
+/// interpolations; real faces as the fakes score near the train-vs-holdout floor, noise far
+/// above it; the page says it has no loss chart until the run has a `loss.png`.
+#[test]
+fn fake_dir_without_a_checkpoint_scores_real_faces_near_the_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (faces, shard_path) = faces_shard(d, 240, 4, 0.1);
+    let noise = noise_folder(d, 64);
+    let eval = |run: &str, fake_dir: &Path| {
+        let opts = EvalOptions {
+            run: d.join(run),
+            data: Some(shard_path.clone()),
+            checkpoint: CheckpointChoice::Latest,
+            n: 64,
+            fake_dir: Some(fake_dir.to_path_buf()),
+            seed: 7,
+        };
+        facegan_eval::evaluate::<Flex>(&opts, &Default::default()).unwrap()
+    };
+    let real = eval("real-run", &faces);
+    assert_eq!(real.source, format!("folder {}", faces.display()));
+    assert!(real.checkpoint.is_none() && real.config.is_none());
+    assert!(real.d_accuracy_holdout.is_none() && real.d_accuracy_train.is_none());
+    // 240 faces, about 10% held out: --n 64 is capped at the holdout's size.
+    let shard = facegan_shard::Shard::open(&shard_path).unwrap();
+    let holdout = shard.indices(facegan_shard::Split::Holdout).len();
+    assert!((12..64).contains(&holdout), "{holdout}");
+    assert_eq!(real.swd_fake_vs_holdout.images_per_side, holdout);
+    assert_eq!(real.nearest_neighbours.len(), 8);
+    let out = d.join("real-run/eval");
+    for f in [
+        "grid.png",
+        "real.png",
+        "nn.png",
+        "report.json",
+        "report.html",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    assert!(!out.join("interp.png").exists() && !out.join("interp.gif").exists());
+
+    let noisy = eval("noise-run", &noise);
+    let (floor, faces_swd, noise_swd) = (
+        real.swd_train_vs_holdout.average,
+        real.swd_fake_vs_holdout.average,
+        noisy.swd_fake_vs_holdout.average,
+    );
+    eprintln!("floor {floor:.3}, faces {faces_swd:.3}, noise {noise_swd:.3}");
+    let noisy_floor = noisy.swd_train_vs_holdout.average;
+    assert!(
+        (noisy_floor - floor).abs() <= 1e-9 * floor,
+        "same reals, same seed"
+    );
+    assert!(
+        faces_swd < 1.5 * floor,
+        "faces {faces_swd} vs floor {floor}"
+    );
+    assert!(
+        noise_swd > 2.0 * faces_swd,
+        "noise {noise_swd} vs faces {faces_swd}"
+    );
+
+    // The page shows the trainer's loss chart when the run has one.
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains("No loss chart (the run has no loss.png)."),
+        "{html}"
+    );
+    std::fs::copy(out.join("grid.png"), d.join("real-run/loss.png")).unwrap();
+    facegan_eval::report::write_html(&out, &real).unwrap();
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(!html.contains("No loss chart") && html.contains(r#"alt="loss.png""#));
+    assert!(!html.contains("<svg"));
 }

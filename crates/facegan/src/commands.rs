@@ -4,26 +4,28 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
+use facegan_common::images::grid_from_hwc;
 use facegan_preprocess::{parse_size, Crop, Filter, PreprocessConfig};
 use facegan_shard::{Shard, Split};
-use facegan_trainer::device::{resolve, DeviceRequest, ResolvedDevice};
+use facegan_trainer::device::{self, resolve, DeviceRequest, ResolvedDevice};
 use facegan_trainer::{TrainConfig, TrainOptions, TrainOutcome};
 
-/// Runs `$body` with `$B` bound to the training (autodiff) backend of `$dev` and `$device` to its device.
-macro_rules! with_train_backend {
-    ($dev:expr, |$B:ident, $device:ident| $body:expr) => {
+/// Runs `$body` with `$B` bound to backend `$cpu` or `$cuda` (as `$dev` says) and `$device` to
+/// its default device. `$cuda` is only named when the `cuda` feature is on.
+macro_rules! with_backend {
+    ($dev:expr, $cpu:ty, $cuda:ty, |$B:ident, $device:ident| $body:expr) => {
         match $dev {
             ResolvedDevice::Cpu => {
-                type $B = facegan_trainer::device::CpuBackend;
+                type $B = $cpu;
                 let $device = Default::default();
                 $body
             }
             ResolvedDevice::Cuda => {
                 #[cfg(feature = "cuda")]
                 {
-                    type $B = facegan_trainer::device::CudaBackend;
+                    type $B = $cuda;
                     let $device = Default::default();
                     $body
                 }
@@ -34,26 +36,27 @@ macro_rules! with_train_backend {
     };
 }
 
-/// Same for the inference backend (no autodiff).
+/// [`with_backend!`] on the training (autodiff) backends.
+macro_rules! with_train_backend {
+    ($dev:expr, |$B:ident, $device:ident| $body:expr) => {
+        with_backend!(
+            $dev,
+            device::CpuBackend,
+            device::CudaBackend,
+            |$B, $device| $body
+        )
+    };
+}
+
+/// [`with_backend!`] on the inference backends (no autodiff; BatchNorm in eval mode).
 macro_rules! with_inference_backend {
     ($dev:expr, |$B:ident, $device:ident| $body:expr) => {
-        match $dev {
-            ResolvedDevice::Cpu => {
-                type $B = facegan_trainer::device::CpuInference;
-                let $device = Default::default();
-                $body
-            }
-            ResolvedDevice::Cuda => {
-                #[cfg(feature = "cuda")]
-                {
-                    type $B = facegan_trainer::device::CudaInference;
-                    let $device = Default::default();
-                    $body
-                }
-                #[cfg(not(feature = "cuda"))]
-                unreachable!("resolve() never picks CUDA without the feature")
-            }
-        }
+        with_backend!(
+            $dev,
+            device::CpuInference,
+            device::CudaInference,
+            |$B, $device| $body
+        )
     };
 }
 
@@ -150,44 +153,16 @@ pub struct InspectArgs {
     export_train: Option<PathBuf>,
 }
 
-/// The train split as a `.npy` file (format 1.0, u8, `[N, H, W, C]`), written atomically.
-fn export_train_npy(shard: &Shard, out: &std::path::Path) -> Result<()> {
-    let ids = shard.indices(Split::Train);
-    let (h, w, c) = (shard.height(), shard.width(), shard.channels());
-    let dict = format!(
-        "{{'descr': '|u1', 'fortran_order': False, 'shape': ({}, {h}, {w}, {c}), }}",
-        ids.len()
-    );
-    // Header padded with spaces so magic + lengths + dict + newline is a multiple of 64 bytes.
-    let unpadded = 10 + dict.len() + 1;
-    let header = format!(
-        "{dict}{}\n",
-        " ".repeat(unpadded.next_multiple_of(64) - unpadded)
-    );
-    let mut bytes = Vec::with_capacity(10 + header.len() + ids.len() * h * w * c);
-    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    for &i in &ids {
-        bytes.extend_from_slice(shard.image(i));
-    }
-    facegan_shard::write_atomic(out, &bytes)
-        .with_context(|| format!("{}: cannot write the train split", out.display()))?;
-    eprintln!("wrote {} train images to {}", ids.len(), out.display());
-    Ok(())
-}
-
 pub fn inspect(a: InspectArgs) -> Result<()> {
     let shard = Shard::open(&a.file)?;
     if a.verify {
         shard.verify()?;
     }
-    let h = shard.header();
-    let m = shard.meta();
-    let train = shard.indices(Split::Train).len();
-    let holdout = shard.len() - train;
     if let Some(out) = &a.export_train {
-        export_train_npy(&shard, out)?;
+        facegan_common::write_atomic(out, &shard.train_split_npy())
+            .with_context(|| format!("{}: cannot write the train split", out.display()))?;
+        let n = shard.indices(Split::Train).len();
+        eprintln!("wrote {n} train images to {}", out.display());
     }
     if let Some(out) = &a.grid {
         let ids: Vec<usize> = if a.paths.is_empty() {
@@ -196,91 +171,27 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
             a.paths
                 .iter()
                 .map(|p| {
-                    shard
-                        .meta()
-                        .images
-                        .iter()
-                        .position(|m| &m.path == p)
-                        .with_context(|| {
-                            format!("{}: no image {p:?} in the shard", a.file.display())
-                        })
+                    shard.position_of_path(p).with_context(|| {
+                        format!("{}: no image {p:?} in the shard", a.file.display())
+                    })
                 })
                 .collect::<Result<_>>()?
         };
-        let (h, w) = (shard.height() as u32, shard.width() as u32);
-        let tiles: Vec<image::RgbImage> = ids
-            .iter()
-            .map(|&i| image::RgbImage::from_raw(w, h, shard.image(i).to_vec()).expect("image size"))
-            .collect();
         let cols = if a.paths.is_empty() {
             8
         } else {
             a.paths.len().min(8)
         };
-        facegan_trainer::artifacts::save_png(out, &facegan_trainer::artifacts::grid(&tiles, cols))?;
+        let images = ids.iter().map(|&i| shard.image(i));
+        let grid = grid_from_hwc(images, shard.height(), shard.width(), cols);
+        facegan_common::images::save_png(out, &grid)?;
         eprintln!("wrote {} images to {}", ids.len(), out.display());
     }
+    let summary = shard.summary(a.verify);
     if a.json {
-        let v = serde_json::json!({
-            "path": a.file.display().to_string(),
-            "version": h.version,
-            "count": h.count,
-            "height": h.height,
-            "width": h.width,
-            "channels": h.channels,
-            "layout": h.layout.name(),
-            "train": train,
-            "holdout": holdout,
-            "payload_offset": h.payload_offset,
-            "payload_bytes": h.payload_len,
-            "payload_checksum": format!("{:016x}", m.payload_checksum),
-            "verified": a.verify,
-            "tool_version": m.tool_version,
-            "settings": {
-                "crop": m.settings.crop,
-                "filter": m.settings.filter,
-                "holdout_fraction": m.settings.holdout_fraction,
-                "holdout_source": m.settings.holdout_source,
-                "min_size": m.settings.min_size,
-                "dedupe": m.settings.dedupe,
-            },
-        });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        println!("{}", a.file.display());
-        println!(
-            "  format version {}, written by {}",
-            h.version, m.tool_version
-        );
-        println!(
-            "  {} images of {}x{}x{} ({})",
-            h.count,
-            h.height,
-            h.width,
-            h.channels,
-            h.layout.name()
-        );
-        println!(
-            "  split: {train} train, {holdout} holdout ({})",
-            m.settings.holdout_source
-        );
-        println!(
-            "  made with crop {}, filter {}, min size {}, dedupe {}",
-            m.settings.crop, m.settings.filter, m.settings.min_size, m.settings.dedupe
-        );
-        println!(
-            "  payload {} bytes at offset {}, checksum {:016x}{}",
-            h.payload_len,
-            h.payload_offset,
-            m.payload_checksum,
-            if a.verify { " (verified)" } else { "" }
-        );
-        if let Some(first) = m.images.first() {
-            println!(
-                "  first image: {} ({}x{})",
-                first.path, first.orig_width, first.orig_height
-            );
-        }
+        println!("{summary}");
     }
     Ok(())
 }
@@ -355,34 +266,16 @@ pub fn train(a: TrainArgs) -> Result<()> {
     crate::existing(&a.data, "shard")?;
     let explicit =
         a.preset.is_some() || a.config.is_some() || a.batch.is_some() || a.seed.is_some();
-    let mut cfg = match (&a.config, &a.preset) {
-        (Some(path), _) => TrainConfig::from_toml_file(path)?,
-        (None, Some(p)) => TrainConfig::preset(p)?,
-        (None, None) => TrainConfig::preset("seed")?,
-    };
-    if let (Some(_), Some(p)) = (&a.config, &a.preset) {
-        if &cfg.preset != p {
-            bail!(
-                "--preset {p} disagrees with the config file's preset {}",
-                cfg.preset
-            );
-        }
+    let cfg = TrainConfig::from_args(
+        a.config.as_deref(),
+        a.preset.as_deref(),
+        "seed",
+        a.batch,
+        a.seed,
+    )?;
+    if a.resume {
+        facegan_trainer::run::check_resumable(&a.run)?;
     }
-    if let Some(b) = a.batch {
-        cfg.batch = b;
-    }
-    if let Some(s) = a.seed {
-        cfg.seed = s;
-    }
-    if a.resume && facegan_trainer::checkpoint::latest(&a.run)?.is_none() {
-        bail!(
-            "{}: --resume given but the run has no checkpoint",
-            a.run.display()
-        );
-    }
-    let inject_nan_at_step = std::env::var("FACEGAN_INJECT_NAN_AT_STEP")
-        .ok()
-        .and_then(|s| s.parse().ok());
     let opts = TrainOptions {
         data: a.data,
         run: a.run,
@@ -396,9 +289,13 @@ pub fn train(a: TrainArgs) -> Result<()> {
             .or(a.minutes.map(|_| facegan_trainer::run::TIME_BOUND_EPOCHS)),
         minutes_override: a.minutes,
         new: a.new,
+        require_checkpoint: a.resume,
         progress: stderr_is_tty(),
         max_steps: a.max_steps,
-        inject_nan_at_step,
+        // Testing hook: poison the real batch of this step with NaN (see ARCHITECTURE.md).
+        inject_nan_at_step: std::env::var("FACEGAN_INJECT_NAN_AT_STEP")
+            .ok()
+            .and_then(|s| s.parse().ok()),
     };
     let dev = pick_device(&a.device)?;
     let summary =
@@ -583,35 +480,17 @@ pub struct BenchTrainArgs {
 }
 
 pub fn bench_train(a: BenchTrainArgs) -> Result<()> {
-    let mut cfg = match &a.config {
-        Some(path) => TrainConfig::from_toml_file(path)?,
-        None => TrainConfig::preset(&a.preset)?,
-    };
-    if let Some(b) = a.batch {
-        cfg.batch = b;
-    }
+    let cfg = TrainConfig::from_args(a.config.as_deref(), None, &a.preset, a.batch, None)?;
     let dev = pick_device(&a.device)?;
-    let json = with_train_backend!(dev, |B, device| facegan_trainer::bench::bench_steps::<B>(
+    let mut json = with_train_backend!(dev, |B, device| facegan_trainer::bench::bench_steps::<B>(
         &cfg, a.warmup, a.steps, &device
     ))?;
-    let mut json = json;
     json["backend"] = serde_json::json!(a.device);
     if a.profile {
         let rows = with_train_backend!(dev, |B, device| facegan_trainer::bench::profile_ops::<B>(
             &cfg, 3, &device
         ));
-        eprintln!(
-            "{:<40} {:>12} {:>12}",
-            "op (batch {})", "forward ms", "backward ms"
-        );
-        for r in &rows {
-            eprintln!(
-                "{:<40} {:>12.2} {:>12.2}",
-                r.op, r.forward_ms, r.backward_ms
-            );
-        }
-        let total: f64 = rows.iter().map(|r| r.forward_ms + r.backward_ms).sum();
-        eprintln!("{:<40} {:>25.2}", "sum (one pass of each op)", total);
+        eprintln!("{}", facegan_trainer::bench::profile_table(&rows));
         json["profile"] = serde_json::to_value(&rows)?;
     }
     println!("{json}");
@@ -628,50 +507,8 @@ pub struct BenchSwdArgs {
 }
 
 pub fn bench_swd(a: BenchSwdArgs) -> Result<()> {
-    use facegan_eval::swd::{pyramids, swd, Planes};
     let (h, w) = parse_size(&a.size)?;
-    let (h, w) = (h as usize, w as usize);
-    // Smooth random images: a few random sinusoids per channel plus noise, deterministic.
-    let make = |seed: u64| -> Vec<Planes> {
-        (0..a.n as u64)
-            .map(|i| {
-                let mut s = seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                let mut next = || {
-                    s = s
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    (s >> 40) as f32 / (1u64 << 24) as f32
-                };
-                let (fx, fy, ph) = (next() * 0.3, next() * 0.3, next() * 6.0);
-                let data = (0..3 * h * w)
-                    .map(|k| {
-                        let (y, x) = ((k / w) % h, k % w);
-                        128.0
-                            + 100.0
-                                * (fx * x as f32 + fy * y as f32 + ph + (k / (h * w)) as f32).sin()
-                            + 20.0 * (next() - 0.5)
-                    })
-                    .collect();
-                Planes::new(h, w, data)
-            })
-            .collect()
-    };
-    let t = Instant::now();
-    let (sa, sb) = (make(1), make(2));
-    let make_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let (pa, pb) = (pyramids(&sa), pyramids(&sb));
-    let pyr_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let r = swd(&pa, &pb, 7);
-    let swd_s = t.elapsed().as_secs_f64();
-    let total = pyr_s + swd_s;
-    println!(
-        "{}",
-        serde_json::json!({"impl": "facegan-swd", "images_per_side": a.n, "size": a.size,
-            "threads": rayon::current_num_threads(), "make_inputs_s": make_s,
-            "pyramid_s": pyr_s, "swd_s": swd_s, "total_s": total,
-            "images_per_s_per_side": a.n as f64 / total, "swd_x1e3": r.average})
-    );
+    let report = facegan_metrics::bench::bench_swd(a.n, h as usize, w as usize);
+    println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }

@@ -5,9 +5,12 @@
 //!
 //! Images are `[3, H, W]` f32 planes (any scale: descriptors are normalised). The projection is
 //! one `gemm` per repeat and the (radix) sorts run in parallel (rayon), with no per-patch allocation.
+//! Patch positions and directions come from seeded ChaCha8 generators (directions: normalised
+//! `rand_distr::StandardNormal` draws), so a seed always gives the same number.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
 pub const PATCH: usize = 7;
@@ -231,7 +234,23 @@ fn normalize_per_channel(desc: &mut [f32]) {
 fn project(desc: &[f32], dirs: &[f32], ndirs: usize) -> Vec<f32> {
     let n = desc.len() / DESC;
     let mut out = vec![0f32; ndirs * n];
-    // SAFETY: all pointers cover the strided ranges described (m=ndirs, n=n, k=147).
+    // The strided ranges gemm reads and writes (m = ndirs, n = n, k = DESC):
+    // dst[i, j] at i * n + j, lhs[i, l] at i * DESC + l, rhs[l, j] at j * DESC + l.
+    assert!(out.len() >= ndirs * n, "projection output too small");
+    assert!(
+        dirs.len() >= ndirs * DESC,
+        "fewer than {ndirs} directions of {DESC} values"
+    );
+    assert!(
+        desc.len() >= n * DESC,
+        "fewer than {n} descriptors of {DESC} values"
+    );
+    if ndirs == 0 || n == 0 {
+        return out;
+    }
+    // SAFETY: the asserts above keep every index gemm touches (the largest being
+    // (ndirs-1)*n + n-1, (ndirs-1)*DESC + DESC-1 and (n-1)*DESC + DESC-1) inside the slices;
+    // `out` is a fresh allocation, so it aliases neither input.
     unsafe {
         gemm::gemm(
             ndirs,
@@ -269,10 +288,7 @@ pub fn sliced_wasserstein(a: &[f32], b: &[f32], seed: u64) -> f64 {
         let mut dirs = vec![0f32; DIRS_PER_REPEAT * DESC];
         for d in dirs.chunks_exact_mut(DESC) {
             for v in d.iter_mut() {
-                // Box-Muller normal draw.
-                let u1: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
-                let u2: f64 = rng.random();
-                *v = ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32;
+                *v = rng.sample(StandardNormal);
             }
             let norm = d.iter().map(|v| v * v).sum::<f32>().sqrt();
             d.iter_mut().for_each(|v| *v /= norm);

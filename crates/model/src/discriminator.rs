@@ -10,8 +10,8 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::tensor::{backend::Backend, Tensor};
 
-use crate::cpu::ops as cpu;
 use crate::layers::{conv3x3, dense, leaky_relu, minibatch_stddev, BatchNorm2d, SpectralNorm};
+use crate::ops;
 use crate::ModelConfig;
 
 /// One D convolution: conv (stride 2 first in each resolution step, then stride 1), dropout,
@@ -41,8 +41,8 @@ impl<B: Backend> DiscriminatorBlock<B> {
 
     fn conv(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         match &self.sn {
-            None => cpu::conv2d(&self.conv, x),
-            Some(sn) => cpu::conv2d_weighted(&self.conv, sn.normalize(self.conv.weight.val()), x),
+            None => ops::conv2d(&self.conv, x),
+            Some(sn) => ops::conv2d_weighted(&self.conv, sn.normalize(self.conv.weight.val()), x),
         }
     }
 }
@@ -102,7 +102,7 @@ impl<B: Backend> Discriminator<B> {
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         let mut x = images;
         for block in &self.blocks {
-            let y = cpu::dropout(&self.dropout, block.conv(x.clone()));
+            let y = ops::dropout(&self.dropout, block.conv(x.clone()));
             let y = match &block.norm {
                 Some(norm) => norm.forward_act(y, Some(self.slope)),
                 None => leaky_relu(y, self.slope),
@@ -118,7 +118,7 @@ impl<B: Backend> Discriminator<B> {
             x = minibatch_stddev(x, self.mbstd_group);
         }
         let x: Tensor<B, 2> = x.flatten(1, 3);
-        let x = leaky_relu(cpu::dropout(&self.dropout, x), self.slope);
+        let x = leaky_relu(ops::dropout(&self.dropout, x), self.slope);
         // A plain matmul rather than Burn's fused `linear` op: same values, and its backward
         // is itself differentiable, which the R1 penalty needs (Burn 0.21 panics with "Can't
         // differentiate linear_x_backward").

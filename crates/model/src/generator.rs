@@ -10,8 +10,8 @@ use burn::nn::Linear;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{backend::Backend, Distribution, Tensor, TensorData};
 
-use crate::cpu::ops as cpu;
 use crate::layers::{conv3x3, dense, leaky_relu, BatchNorm2d, UpConv};
+use crate::ops;
 use crate::ModelConfig;
 
 /// A stride-1 3x3 convolution, optional BatchNorm, LeakyReLU (the extra depth of a G block).
@@ -101,14 +101,14 @@ impl<B: Backend> Generator<B> {
             };
             for refine in &block.refine {
                 let y = norm_and_act(
-                    cpu::conv2d(&refine.conv, x.clone()),
+                    ops::conv2d(&refine.conv, x.clone()),
                     &refine.norm,
                     self.slope,
                 );
                 x = if self.residual { x + y } else { y };
             }
         }
-        sigmoid(cpu::conv2d(&self.to_rgb, x))
+        sigmoid(ops::conv2d(&self.to_rgb, x))
     }
 }
 
@@ -128,6 +128,30 @@ pub fn seeded_latents<B: Backend>(
         .expect("f32 latents")
 }
 
+/// Runs `f` on `data`, rows of `per_row` floats, in batches of at most `batch` rows (each batch
+/// uploaded with the shape `shape(rows)`), and concatenates the outputs.
+pub fn in_batches<B: Backend, const D: usize>(
+    data: &[f32],
+    per_row: usize,
+    batch: usize,
+    shape: impl Fn(usize) -> [usize; D],
+    device: &B::Device,
+    f: impl Fn(Tensor<B, D>) -> Vec<f32>,
+) -> Vec<f32> {
+    let n = data.len() / per_row;
+    let batch = batch.max(1);
+    let mut out = Vec::new();
+    for start in (0..n).step_by(batch) {
+        let m = batch.min(n - start);
+        let rows = data[start * per_row..(start + m) * per_row].to_vec();
+        out.extend(f(Tensor::from_data(
+            TensorData::new(rows, shape(m)),
+            device,
+        )));
+    }
+    out
+}
+
 /// Runs `g` on row-major latents `z` in batches of `batch`; returns `[n, 3, H, W]` floats in
 /// [0, 1]. Use an inference backend (or `g.valid()`) so BatchNorm uses its running statistics.
 pub fn generate_batched<B: Backend>(
@@ -137,23 +161,17 @@ pub fn generate_batched<B: Backend>(
     batch: usize,
     device: &B::Device,
 ) -> Vec<f32> {
-    let n = z.len() / latent;
-    let mut out = Vec::new();
-    for start in (0..n).step_by(batch.max(1)) {
-        let m = batch.max(1).min(n - start);
-        let zt = Tensor::<B, 2>::from_data(
-            TensorData::new(
-                z[start * latent..(start + m) * latent].to_vec(),
-                [m, latent],
-            ),
-            device,
-        );
-        out.extend(
+    in_batches(
+        z,
+        latent,
+        batch,
+        |m| [m, latent],
+        device,
+        |zt| {
             g.forward(zt)
                 .into_data()
                 .to_vec::<f32>()
-                .expect("f32 images"),
-        );
-    }
-    out
+                .expect("f32 images")
+        },
+    )
 }

@@ -8,6 +8,7 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 
 use crate::config::{Padding, Upsample};
+use crate::ops::{self, BatchNormParams};
 
 /// Glorot/Xavier-uniform tensor: U(-l, l), l = sqrt(6 / (fan_in + fan_out)).
 pub fn glorot_uniform<B: Backend, const D: usize>(
@@ -28,6 +29,18 @@ fn zeros_bias<B: Backend>(n: usize, device: &B::Device) -> Option<Param<Tensor<B
     Some(Param::from_tensor(Tensor::zeros([n], device)))
 }
 
+/// A convolution kernel of `shape` (`[out, in, k, k]`, or `[in, out, k, k]` transposed) with
+/// Glorot values (fans `in * k * k` and `out * k * k`), and a zero bias of `cout` values.
+fn glorot_kernel_zero_bias<B: Backend>(
+    shape: [usize; 4],
+    [cin, cout]: [usize; 2],
+    device: &B::Device,
+) -> (Param<Tensor<B, 4>>, Option<Param<Tensor<B, 1>>>) {
+    let taps = shape[2] * shape[3];
+    let weight = glorot_uniform(shape, cin * taps, cout * taps, device);
+    (weight, zeros_bias(cout, device))
+}
+
 /// A 3x3 convolution that keeps the size (stride 1) or halves an even size (stride 2), Glorot
 /// kernel, zero bias. Padding 1 on every side, except a stride-2 convolution with
 /// [`Padding::Keras`]: 0 before and 1 after, as Keras' `padding="same"` pads an even size.
@@ -46,8 +59,7 @@ pub fn conv3x3<B: Backend>(
         .with_stride([stride, stride])
         .with_padding(pad)
         .init(device);
-    conv.weight = glorot_uniform([cout, cin, 3, 3], cin * 9, cout * 9, device);
-    conv.bias = zeros_bias(cout, device);
+    (conv.weight, conv.bias) = glorot_kernel_zero_bias([cout, cin, 3, 3], [cin, cout], device);
     conv
 }
 
@@ -65,14 +77,7 @@ pub fn conv_transpose3x3_up<B: Backend>(
         Padding::Symmetric => (1, 1),
         Padding::Keras => (0, 0),
     };
-    let mut conv = ConvTranspose2dConfig::new([cin, cout], [3, 3])
-        .with_stride([2, 2])
-        .with_padding([pad, pad])
-        .with_padding_out([pad_out, pad_out])
-        .init(device);
-    conv.weight = glorot_uniform([cin, cout, 3, 3], cin * 9, cout * 9, device);
-    conv.bias = zeros_bias(cout, device);
-    conv
+    conv_transpose_up([cin, cout], 3, [pad, pad_out], device)
 }
 
 /// A 4x4 stride-2 transposed convolution that doubles H and W (padding 1: the DCGAN paper's
@@ -82,12 +87,24 @@ pub fn conv_transpose4x4_up<B: Backend>(
     cout: usize,
     device: &B::Device,
 ) -> ConvTranspose2d<B> {
-    let mut conv = ConvTranspose2dConfig::new([cin, cout], [4, 4])
+    conv_transpose_up([cin, cout], 4, [1, 0], device)
+}
+
+/// A `kernel x kernel` stride-2 transposed convolution from `cin` to `cout` channels with the
+/// given padding and output padding, Glorot kernel, zero bias.
+fn conv_transpose_up<B: Backend>(
+    [cin, cout]: [usize; 2],
+    kernel: usize,
+    [padding, padding_out]: [usize; 2],
+    device: &B::Device,
+) -> ConvTranspose2d<B> {
+    let mut conv = ConvTranspose2dConfig::new([cin, cout], [kernel, kernel])
         .with_stride([2, 2])
-        .with_padding([1, 1])
+        .with_padding([padding, padding])
+        .with_padding_out([padding_out, padding_out])
         .init(device);
-    conv.weight = glorot_uniform([cin, cout, 4, 4], cin * 16, cout * 16, device);
-    conv.bias = zeros_bias(cout, device);
+    let shape = [cin, cout, kernel, kernel];
+    (conv.weight, conv.bias) = glorot_kernel_zero_bias(shape, [cin, cout], device);
     conv
 }
 
@@ -145,12 +162,12 @@ impl<B: Backend> UpConv<B> {
     /// `[N, C, H, W]` -> `[N, C', 2H, 2W]`, then LeakyReLU(`slope`) when given (fused on the CPU).
     pub fn forward_act(&self, x: Tensor<B, 4>, slope: Option<f64>) -> Tensor<B, 4> {
         match (&self.transposed, &self.resize) {
-            (Some(t), _) => crate::cpu::ops::conv_transpose2d_act(t, x, self.crop_end, slope),
-            (None, Some(c)) => crate::cpu::ops::conv_transpose2d_weighted(
+            (Some(t), _) => ops::conv_transpose2d_act(t, x, self.crop_end, slope),
+            (None, Some(c)) => ops::conv_transpose2d_weighted(
                 x,
                 resize_conv_kernel(c.weight.val()),
                 c.bias.as_ref().expect("conv3x3 has a bias").val(),
-                crate::cpu::ops::TransposedGeometry {
+                ops::TransposedGeometry {
                     stride: [2, 2],
                     padding: [1, 1],
                     padding_out: [0, 0],
@@ -205,9 +222,9 @@ pub fn dense<B: Backend>(din: usize, dout: usize, bias: bool, device: &B::Device
 /// LeakyReLU as `x * k` with `k` = 1 where `x >= 0` and `slope` where `x < 0`, `k` built
 /// without a graph. The same values as Burn's `leaky_relu`, but its backward is one multiply,
 /// about twice as fast on the CPU backend (`bench-train --profile`); on `Autodiff<Flex>` it is one
-/// fused kernel (see [`crate::cpu`]).
+/// fused kernel (see [`crate::ops`]).
 pub fn leaky_relu<B: Backend, const D: usize>(x: Tensor<B, D>, slope: f64) -> Tensor<B, D> {
-    crate::cpu::ops::leaky_relu(x, slope)
+    ops::leaky_relu(x, slope)
 }
 
 /// BatchNorm over `[N, C, H, W]`. Training mode (an autodiff backend) normalises with the batch's
@@ -244,42 +261,25 @@ impl<B: Backend> BatchNorm2d<B> {
     }
 
     /// BatchNorm followed by LeakyReLU(`slope`) when given: one fused op on the CPU training
-    /// backend, BatchNorm then [`leaky_relu`] elsewhere.
+    /// backend ([`ops::batchnorm_train`]), BatchNorm then [`leaky_relu`] elsewhere.
     pub fn forward_act(&self, x: Tensor<B, 4>, slope: Option<f64>) -> Tensor<B, 4> {
+        let params = BatchNormParams {
+            gamma: self.gamma.val(),
+            beta: self.beta.val(),
+            epsilon: self.epsilon,
+        };
+        if training::<B>(&x.device()) {
+            return ops::batchnorm_train(x, params, slope, |mean, var| {
+                self.update_running(mean, var)
+            });
+        }
         let [n, c, h, w] = x.dims();
         let x = x.reshape([n, c, h * w]);
-        let fused = crate::cpu::ops::batchnorm_train(
-            x.clone(),
-            self.gamma.val(),
-            self.beta.val(),
-            self.epsilon,
-            slope,
-        );
-        if let Some((y, mean, var)) = fused {
-            self.update_running(mean, var);
-            return y.reshape([n, c, h, w]);
-        }
-        let (mean, var) = if B::ad_enabled(&x.device()) {
-            let mean = x.clone().mean_dim(2).mean_dim(0); // [1, C, 1]
-            let var = (x.clone() - mean.clone()).square().mean_dim(2).mean_dim(0);
-            self.update_running(
-                mean.clone().detach().reshape([c]),
-                var.clone().detach().reshape([c]),
-            );
-            (mean, var)
-        } else {
-            (
-                self.running_mean.value().reshape([1, c, 1]),
-                self.running_var.value().reshape([1, c, 1]),
-            )
-        };
-        let scale = self.gamma.val().reshape([1, c, 1]) / (var + self.epsilon).sqrt();
-        let y = (x - mean) * scale + self.beta.val().reshape([1, c, 1]);
-        let y = y.reshape([n, c, h, w]);
-        match slope {
-            Some(k) => leaky_relu(y, k),
-            None => y,
-        }
+        let running = [
+            self.running_mean.value().reshape([1, c, 1]),
+            self.running_var.value().reshape([1, c, 1]),
+        ];
+        ops::batchnorm_with(x, [n, c, h, w], running, params, slope)
     }
 
     /// `running = (1 - momentum) * running + momentum * batch`, from detached `[C]` statistics.

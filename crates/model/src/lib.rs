@@ -7,15 +7,25 @@
 //! - [`Discriminator`]: images in [0, 1] -> one logit each. The seed's sigmoid is applied by the
 //!   loss (see the trainer), so the same network serves logit losses too.
 //! - [`Generator`]: noise -> images in [0, 1].
+//! - [`layers`]: their building blocks (Glorot init, BatchNorm, spectral norm, G's upsampling).
+//! - [`ops`]: the hot ops the networks call, generic over the backend: on the CPU backends they
+//!   run the hand-written kernels of the private `cpu` module, elsewhere Burn's ops.
 //!
 //! Burn's BatchNorm mode follows the backend: on an autodiff backend it trains (batch statistics,
 //! running-stat updates). Call `model.valid()` for sampling and evaluation.
 
+// CI fails on a dependency the crate no longer uses (unit-test builds also see dev-dependencies).
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+
+// burn-flex is a dependency only to switch on its `simd` and `rayon` features.
+use burn_flex as _;
+
 pub mod config;
-pub mod cpu;
+mod cpu;
 pub mod discriminator;
 pub mod generator;
 pub mod layers;
+pub mod ops;
 
 pub use config::{ModelConfig, Padding, Upsample};
 pub use discriminator::Discriminator;

@@ -1,6 +1,8 @@
 //! Mechanics of the better-faces techniques in the model crate: spectral normalization's power
 //! iteration converges to the true largest singular value, the minibatch-stddev feature has the
-//! hand-computed values, and every preset's D and G run with the right shapes.
+//! hand-computed values, and the better presets are bigger than the seed ones.
+
+mod common;
 
 use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
@@ -51,6 +53,7 @@ fn scalar<Bk: burn::tensor::backend::Backend, const D: usize>(t: Tensor<Bk, D>) 
 
 #[test]
 fn spectral_norm_power_iteration_converges_to_the_largest_singular_value() {
+    let _turn = common::rng_turn();
     let device = Default::default();
     <AD as burn::tensor::backend::Backend>::seed(&device, 3);
     let (rows, cols) = (5, 4);
@@ -85,6 +88,7 @@ fn spectral_norm_power_iteration_converges_to_the_largest_singular_value() {
 
 #[test]
 fn spectral_norm_eval_mode_keeps_its_state() {
+    let _turn = common::rng_turn();
     let device = Default::default();
     <AD as burn::tensor::backend::Backend>::seed(&device, 4);
     let sn = SpectralNorm::<AD>::new(6, &device).valid();
@@ -119,19 +123,8 @@ fn minibatch_stddev_matches_hand_computed_values() {
 }
 
 #[test]
-fn every_preset_runs_d_and_g_with_its_shapes_and_the_better_presets_are_bigger() {
+fn the_better_presets_are_bigger_than_the_seed_ones() {
     let device = Default::default();
-    for name in ModelConfig::PRESETS {
-        let cfg = ModelConfig::preset(name).unwrap();
-        let g = Generator::<AD>::new(&cfg, &device);
-        let d = Discriminator::<AD>::new(&cfg, &device);
-        let img = g.forward(Tensor::zeros([4, cfg.latent], &device));
-        assert_eq!(img.dims(), [4, 3, cfg.height, cfg.width], "{name}");
-        assert_eq!(d.forward(img).dims(), [4, 1], "{name}");
-        let extra = cfg.block_convs * cfg.d_channels.len();
-        assert_eq!(d.blocks.len(), cfg.d_channels.len() + extra, "{name}");
-        assert_eq!(d.head_sn.is_some(), cfg.spectral_norm, "{name}");
-    }
     let count = |name: &str| {
         let cfg = ModelConfig::preset(name).unwrap();
         let d = Discriminator::<B>::new(&cfg, &device)

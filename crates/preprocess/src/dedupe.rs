@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::decode::hash_distance;
+use crate::phash::hash_distance;
 
 /// A streaming index of perceptual hashes for a maximum distance `d`. Each hash is split into
 /// `d + 1` bands of (nearly) equal width; two hashes within distance `d` differ in at most `d`

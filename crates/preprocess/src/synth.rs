@@ -96,9 +96,21 @@ fn random_color(rng: &mut ChaCha8Rng) -> Rgb {
 /// Draws face `index` of the set made with `seed`, as 178x218 RGB.
 pub fn draw_face(seed: u64, index: u64) -> image::RgbImage {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    // Each step draws its random numbers in turn: the order is part of the images.
+    let mut canvas = background(&mut rng);
+    let face = Face::random(&mut rng);
+    face.paint_head(&mut canvas, &mut rng);
+    face.paint_eyes(&mut canvas, &mut rng);
+    face.paint_nose_and_mouth(&mut canvas, &mut rng);
+    with_noise(&canvas, &mut rng)
+}
+
+/// A vertical gradient with a few background shapes (out-of-focus objects), so backgrounds
+/// differ in structure, not only hue.
+fn background(rng: &mut ChaCha8Rng) -> Canvas {
     let (w, h) = (SYNTH_WIDTH as usize, SYNTH_HEIGHT as usize);
-    let top = random_color(&mut rng);
-    let bottom = lerp(top, random_color(&mut rng), 0.6);
+    let top = random_color(rng);
+    let bottom = lerp(top, random_color(rng), 0.6);
     let mut canvas = Canvas {
         w,
         h,
@@ -106,10 +118,8 @@ pub fn draw_face(seed: u64, index: u64) -> image::RgbImage {
             .map(|i| lerp(top, bottom, (i / w) as f32 / h as f32))
             .collect(),
     };
-
-    // Background shapes (out-of-focus objects), so backgrounds differ in structure, not only hue.
     for _ in 0..rng.random_range(1..4) {
-        let c = lerp(top, random_color(&mut rng), 0.7);
+        let c = lerp(top, random_color(rng), 0.7);
         let (bx, by) = (
             rng.random_range(0.0..178.0f32),
             rng.random_range(0.0..160.0f32),
@@ -120,124 +130,161 @@ pub fn draw_face(seed: u64, index: u64) -> image::RgbImage {
         );
         canvas.paint(&Ellipse::new(bx, by, brx, bry, c));
     }
+    canvas
+}
 
-    let skin = lerp(
-        [255.0, 224.0, 196.0],
-        [92.0, 56.0, 38.0],
-        rng.random_range(0.0..1.0f32),
-    );
-    let hair = lerp(
-        [20.0, 15.0, 10.0],
-        [230.0, 190.0, 120.0],
-        rng.random_range(0.0..1.0f32).powi(2),
-    );
-    let cloth = random_color(&mut rng);
-    let cx = 89.0 + rng.random_range(-14.0..14.0f32);
-    let cy = 112.0 + rng.random_range(-10.0..10.0f32);
-    let rx = rng.random_range(32.0..48.0f32);
-    let ry = rng.random_range(44.0..60.0f32);
-    let long_hair = rng.random_bool(0.5);
+/// A face's colours, centre `(cx, cy)` and radii `(rx, ry)`.
+struct Face {
+    skin: Rgb,
+    hair: Rgb,
+    cloth: Rgb,
+    centre: (f32, f32),
+    radii: (f32, f32),
+    long_hair: bool,
+}
 
-    // Shoulders, neck, hair behind the head.
-    canvas.paint(&Ellipse::new(cx, 230.0, 85.0, 50.0, cloth));
-    canvas.paint(&Ellipse::new(
-        cx,
-        cy + ry,
-        rx * 0.45,
-        30.0,
-        scale(skin, 0.85),
-    ));
-    let back_ry = if long_hair { ry * 1.5 } else { ry * 1.08 };
-    canvas.paint(&Ellipse::new(
-        cx,
-        cy - ry * 0.1 + if long_hair { ry * 0.3 } else { 0.0 },
-        rx * 1.2,
-        back_ry,
-        hair,
-    ));
-    // Face and ears.
-    canvas.paint(&Ellipse::new(
-        cx - rx * 0.98,
-        cy,
-        rx * 0.14,
-        ry * 0.2,
-        scale(skin, 0.92),
-    ));
-    canvas.paint(&Ellipse::new(
-        cx + rx * 0.98,
-        cy,
-        rx * 0.14,
-        ry * 0.2,
-        scale(skin, 0.92),
-    ));
-    canvas.paint(&Ellipse::new(cx, cy, rx, ry, skin));
-    // Fringe: the top of a hair ellipse, cut at the forehead.
-    let mut fringe = Ellipse::new(cx, cy - ry * 0.55, rx * 1.08, ry * 0.62, hair);
-    fringe.clip_below = cy - ry * rng.random_range(0.35..0.6f32);
-    canvas.paint(&fringe);
-
-    // Eyes, irises, brows.
-    let ex = rx * rng.random_range(0.36..0.46f32);
-    let ey = cy - ry * rng.random_range(0.05..0.2f32);
-    let eye_r = rng.random_range(6.0..8.5f32);
-    let iris = lerp(
-        [40.0, 25.0, 10.0],
-        [70.0, 120.0, 170.0],
-        rng.random_range(0.0..1.0f32),
-    );
-    let brow_color = scale(hair, 0.8);
-    for side in [-1.0f32, 1.0] {
-        let x = cx + side * ex;
-        canvas.paint(&Ellipse::new(
-            x,
-            ey,
-            eye_r * 1.4,
-            eye_r * 0.8,
-            [245.0, 245.0, 240.0],
-        ));
-        canvas.paint(&Ellipse::new(x, ey, eye_r * 0.6, eye_r * 0.6, iris));
-        canvas.paint(&Ellipse::new(
-            x,
-            ey,
-            eye_r * 0.28,
-            eye_r * 0.28,
-            [10.0, 10.0, 10.0],
-        ));
-        canvas.paint(&Ellipse::new(
-            x,
-            ey - eye_r * 1.6,
-            eye_r * 1.7,
-            eye_r * 0.35,
-            brow_color,
-        ));
+impl Face {
+    fn random(rng: &mut ChaCha8Rng) -> Face {
+        // The fields are evaluated in the order written, so the random numbers are drawn in it.
+        Face {
+            skin: lerp(
+                [255.0, 224.0, 196.0],
+                [92.0, 56.0, 38.0],
+                rng.random_range(0.0..1.0f32),
+            ),
+            hair: lerp(
+                [20.0, 15.0, 10.0],
+                [230.0, 190.0, 120.0],
+                rng.random_range(0.0..1.0f32).powi(2),
+            ),
+            cloth: random_color(rng),
+            centre: (
+                89.0 + rng.random_range(-14.0..14.0f32),
+                112.0 + rng.random_range(-10.0..10.0f32),
+            ),
+            radii: (
+                rng.random_range(32.0..48.0f32),
+                rng.random_range(44.0..60.0f32),
+            ),
+            long_hair: rng.random_bool(0.5),
+        }
     }
-    // Nose and mouth.
-    canvas.paint(&Ellipse::new(
-        cx,
-        cy + ry * 0.18,
-        rx * 0.12,
-        ry * 0.14,
-        scale(skin, 0.85),
-    ));
-    let lips = lerp(
-        scale(skin, 0.7),
-        [190.0, 60.0, 70.0],
-        rng.random_range(0.3..1.0f32),
-    );
-    let mouth_w = rx * rng.random_range(0.28..0.5f32);
-    let mouth_y = cy + ry * rng.random_range(0.45..0.58f32);
-    let open = rng.random_range(0.15..0.45f32);
-    canvas.paint(&Ellipse::new(cx, mouth_y, mouth_w, mouth_w * open, lips));
-    if open > 0.3 {
+
+    /// Shoulders, neck, hair behind the head, ears, the face and the fringe.
+    fn paint_head(&self, canvas: &mut Canvas, rng: &mut ChaCha8Rng) {
+        let ((cx, cy), (rx, ry)) = (self.centre, self.radii);
+        let (skin, hair, long_hair) = (self.skin, self.hair, self.long_hair);
+        canvas.paint(&Ellipse::new(cx, 230.0, 85.0, 50.0, self.cloth));
         canvas.paint(&Ellipse::new(
             cx,
-            mouth_y,
-            mouth_w * 0.7,
-            mouth_w * open * 0.35,
-            [250.0, 250.0, 250.0],
+            cy + ry,
+            rx * 0.45,
+            30.0,
+            scale(skin, 0.85),
         ));
+        let back_ry = if long_hair { ry * 1.5 } else { ry * 1.08 };
+        canvas.paint(&Ellipse::new(
+            cx,
+            cy - ry * 0.1 + if long_hair { ry * 0.3 } else { 0.0 },
+            rx * 1.2,
+            back_ry,
+            hair,
+        ));
+        // Face and ears.
+        canvas.paint(&Ellipse::new(
+            cx - rx * 0.98,
+            cy,
+            rx * 0.14,
+            ry * 0.2,
+            scale(skin, 0.92),
+        ));
+        canvas.paint(&Ellipse::new(
+            cx + rx * 0.98,
+            cy,
+            rx * 0.14,
+            ry * 0.2,
+            scale(skin, 0.92),
+        ));
+        canvas.paint(&Ellipse::new(cx, cy, rx, ry, skin));
+        // Fringe: the top of a hair ellipse, cut at the forehead.
+        let mut fringe = Ellipse::new(cx, cy - ry * 0.55, rx * 1.08, ry * 0.62, hair);
+        fringe.clip_below = cy - ry * rng.random_range(0.35..0.6f32);
+        canvas.paint(&fringe);
     }
 
+    /// The eyes (whites, irises, pupils) and brows.
+    fn paint_eyes(&self, canvas: &mut Canvas, rng: &mut ChaCha8Rng) {
+        let ((cx, cy), (rx, ry)) = (self.centre, self.radii);
+        let hair = self.hair;
+        let ex = rx * rng.random_range(0.36..0.46f32);
+        let ey = cy - ry * rng.random_range(0.05..0.2f32);
+        let eye_r = rng.random_range(6.0..8.5f32);
+        let iris = lerp(
+            [40.0, 25.0, 10.0],
+            [70.0, 120.0, 170.0],
+            rng.random_range(0.0..1.0f32),
+        );
+        let brow_color = scale(hair, 0.8);
+        for side in [-1.0f32, 1.0] {
+            let x = cx + side * ex;
+            canvas.paint(&Ellipse::new(
+                x,
+                ey,
+                eye_r * 1.4,
+                eye_r * 0.8,
+                [245.0, 245.0, 240.0],
+            ));
+            canvas.paint(&Ellipse::new(x, ey, eye_r * 0.6, eye_r * 0.6, iris));
+            canvas.paint(&Ellipse::new(
+                x,
+                ey,
+                eye_r * 0.28,
+                eye_r * 0.28,
+                [10.0, 10.0, 10.0],
+            ));
+            canvas.paint(&Ellipse::new(
+                x,
+                ey - eye_r * 1.6,
+                eye_r * 1.7,
+                eye_r * 0.35,
+                brow_color,
+            ));
+        }
+    }
+
+    fn paint_nose_and_mouth(&self, canvas: &mut Canvas, rng: &mut ChaCha8Rng) {
+        let ((cx, cy), (rx, ry)) = (self.centre, self.radii);
+        let skin = self.skin;
+        canvas.paint(&Ellipse::new(
+            cx,
+            cy + ry * 0.18,
+            rx * 0.12,
+            ry * 0.14,
+            scale(skin, 0.85),
+        ));
+        let lips = lerp(
+            scale(skin, 0.7),
+            [190.0, 60.0, 70.0],
+            rng.random_range(0.3..1.0f32),
+        );
+        let mouth_w = rx * rng.random_range(0.28..0.5f32);
+        let mouth_y = cy + ry * rng.random_range(0.45..0.58f32);
+        let open = rng.random_range(0.15..0.45f32);
+        canvas.paint(&Ellipse::new(cx, mouth_y, mouth_w, mouth_w * open, lips));
+        if open > 0.3 {
+            canvas.paint(&Ellipse::new(
+                cx,
+                mouth_y,
+                mouth_w * 0.7,
+                mouth_w * open * 0.35,
+                [250.0, 250.0, 250.0],
+            ));
+        }
+    }
+}
+
+/// The canvas as 8-bit RGB, with a little noise (the same for the three channels of a pixel).
+fn with_noise(canvas: &Canvas, rng: &mut ChaCha8Rng) -> image::RgbImage {
     let mut img = image::RgbImage::new(SYNTH_WIDTH, SYNTH_HEIGHT);
     for (p, out) in canvas.px.iter().zip(img.pixels_mut()) {
         let n: f32 = rng.random_range(-4.0..4.0);
@@ -270,7 +317,7 @@ pub fn write_synth_set(out: &Path, count: usize, seed: u64) -> Result<Vec<PathBu
             let path = out.join(format!("synth_{i:06}.jpg"));
             let bytes = encode_jpeg(&draw_face(seed, i as u64));
             if std::fs::read(&path).ok().as_deref() != Some(&bytes[..]) {
-                facegan_shard::write_atomic(&path, &bytes)?;
+                facegan_common::write_atomic(&path, &bytes)?;
             }
             Ok(path)
         })
@@ -316,4 +363,19 @@ pub fn png_declaring(width: u32, height: u32) -> Vec<u8> {
     ));
     png.extend(chunk(b"IEND", &[]));
     png
+}
+
+/// Random bytes for the kernels' tests; with `smooth`, runs of equal values like flat image
+/// regions (ties in the sums and the median).
+#[cfg(test)]
+pub(crate) fn noise(rng: &mut ChaCha8Rng, len: usize, smooth: bool) -> Vec<u8> {
+    let mut v: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+    if smooth {
+        for i in 3..len {
+            if rng.random_bool(0.8) {
+                v[i] = v[i - 3];
+            }
+        }
+    }
+    v
 }

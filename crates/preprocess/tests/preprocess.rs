@@ -224,6 +224,36 @@ fn symlink_loops_end_and_fifos_are_skipped() {
     assert!(Shard::open(&out).is_ok());
 }
 
+/// The scan follows links, to folders above the input too (whose other images it lists), and
+/// lists a folder reached twice once; hidden files and folders are scanned like the others.
+/// (The walkdir crate's link following differs on the first two, so the scan is hand-written.)
+#[cfg(unix)]
+#[test]
+fn scan_follows_links_once_and_keeps_hidden_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    for rel in ["a.jpg", ".hidden/b.jpg", "sub/c.png"] {
+        let path = input.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"x").unwrap();
+    }
+    std::fs::write(dir.path().join("beside.JPG"), b"x").unwrap();
+    std::os::unix::fs::symlink("..", input.join("up")).unwrap();
+    std::os::unix::fs::symlink("sub", input.join("sub_again")).unwrap();
+    let names: Vec<String> = facegan_preprocess::scan(&input)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.rel)
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert_eq!(names[..2], [".hidden/b.jpg", "a.jpg"]);
+    assert!(
+        names[2] == "sub/c.png" || names[2] == "sub_again/c.png",
+        "{names:?}"
+    );
+    assert_eq!(names[3], "up/beside.JPG");
+}
+
 /// Issue 14, case 11: when only the JSON report cannot be written (here a folder stands where
 /// it goes), the finished shard is kept and preprocess succeeds with a warning.
 #[test]

@@ -29,6 +29,29 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 
 /// Parses and validates the fixed header against the file length.
 fn parse_header(path: &Path, b: &[u8]) -> Result<Header, ShardError> {
+    let version = check_header_identity(path, b)?;
+    let layout = PixelLayout::from_u32(u32_at(b, 36)).ok_or_else(|| {
+        ShardError::corrupt(path, format!("unknown pixel layout {}", u32_at(b, 36)))
+    })?;
+    let h = Header {
+        version,
+        count: u64_at(b, 16),
+        height: u32_at(b, 24),
+        width: u32_at(b, 28),
+        channels: u32_at(b, 32),
+        layout,
+        meta_offset: u64_at(b, 40),
+        meta_len: u64_at(b, 48),
+        payload_offset: u64_at(b, 56),
+        payload_len: u64_at(b, 64),
+        meta_checksum: if version >= 2 { u64_at(b, 80) } else { 0 },
+    };
+    check_sizes_and_offsets(path, &h, b.len() as u64)?;
+    Ok(h)
+}
+
+/// Magic, header length, format version and the header checksums; returns the version.
+fn check_header_identity(path: &Path, b: &[u8]) -> Result<u32, ShardError> {
     let file_len = b.len() as u64;
     if b.len() < MAGIC.len() || b[0..8] != MAGIC {
         if b.len() < MAGIC.len() && MAGIC.starts_with(b) {
@@ -70,22 +93,12 @@ fn parse_header(path: &Path, b: &[u8]) -> Result<Header, ShardError> {
     if u32_at(b, 12) as usize != HEADER_LEN {
         return Err(ShardError::corrupt(path, "unexpected header length"));
     }
-    let layout = PixelLayout::from_u32(u32_at(b, 36)).ok_or_else(|| {
-        ShardError::corrupt(path, format!("unknown pixel layout {}", u32_at(b, 36)))
-    })?;
-    let h = Header {
-        version,
-        count: u64_at(b, 16),
-        height: u32_at(b, 24),
-        width: u32_at(b, 28),
-        channels: u32_at(b, 32),
-        layout,
-        meta_offset: u64_at(b, 40),
-        meta_len: u64_at(b, 48),
-        payload_offset: u64_at(b, 56),
-        payload_len: u64_at(b, 64),
-        meta_checksum: if version >= 2 { u64_at(b, 80) } else { 0 },
-    };
+    Ok(version)
+}
+
+/// The image size, the payload length against the count, and the metadata and payload offsets
+/// against each other and the file's length.
+fn check_sizes_and_offsets(path: &Path, h: &Header, file_len: u64) -> Result<(), ShardError> {
     if h.height == 0 || h.width == 0 || h.channels != 3 || h.height > MAX_SIDE || h.width > MAX_SIDE
     {
         return Err(ShardError::corrupt(
@@ -137,7 +150,7 @@ fn parse_header(path: &Path, b: &[u8]) -> Result<Header, ShardError> {
             format!("{} trailing bytes after the payload", file_len - end),
         ));
     }
-    Ok(h)
+    Ok(())
 }
 
 impl Shard {

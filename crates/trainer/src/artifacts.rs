@@ -1,68 +1,15 @@
-//! Files a run writes besides checkpoints: sample grids (PNG), the progress GIF, the loss plot,
-//! `metrics.csv` and `train.log`. Every file is written atomically (temp file, fsync, rename).
+//! Files a run writes besides checkpoints and `metrics.csv`: the progress GIF, the loss and
+//! quality charts (plotters, PNG; eval's report page embeds them) and `train.log`. Image grids,
+//! GIF encoding and atomic writes come from `facegan-common`, which the other stages share.
 
 use std::io::Write;
 use std::path::Path;
 
+use crate::metrics_csv::EpochMetrics;
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
+use facegan_common::images::{save_png, write_gif};
 
-/// Atomic file write (temp file, fsync, rename), shared with the other stages.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    Ok(facegan_shard::write_atomic(path, bytes)?)
-}
-
-/// Encodes an RGB image as PNG in memory.
-pub fn png_bytes(img: &image::RgbImage) -> Vec<u8> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png)
-        .expect("PNG encoding to memory");
-    out.into_inner()
-}
-
-pub fn save_png(path: &Path, img: &image::RgbImage) -> Result<()> {
-    write_atomic(path, &png_bytes(img))
-}
-
-/// Lays out `n` images given as `[n, 3, h, w]` floats in [0, 1] (CHW each) on a grid with
-/// `cols` columns and a 2-pixel gap.
-pub fn grid_from_chw(data: &[f32], n: usize, h: usize, w: usize, cols: usize) -> image::RgbImage {
-    grid(&chw_to_rgb_images(&data[..n * 3 * h * w], h, w), cols)
-}
-
-/// Splits `[n, 3, h, w]` floats in [0, 1] into RGB images (clamped, rounded to u8).
-pub fn chw_to_rgb_images(data: &[f32], h: usize, w: usize) -> Vec<image::RgbImage> {
-    data.chunks_exact(3 * h * w)
-        .map(|img| {
-            image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
-                let at = |c: usize| {
-                    (img[c * h * w + y as usize * w + x as usize].clamp(0.0, 1.0) * 255.0).round()
-                        as u8
-                };
-                image::Rgb([at(0), at(1), at(2)])
-            })
-        })
-        .collect()
-}
-
-/// Tiles same-sized images on a grid with a 2-pixel gap.
-pub fn grid(images: &[image::RgbImage], cols: usize) -> image::RgbImage {
-    let gap = 2u32;
-    let (w, h) = images.first().map(|i| i.dimensions()).unwrap_or((1, 1));
-    let cols = cols.max(1).min(images.len().max(1));
-    let rows = images.len().div_ceil(cols).max(1);
-    let mut out = image::RgbImage::from_pixel(
-        cols as u32 * (w + gap) + gap,
-        rows as u32 * (h + gap) + gap,
-        image::Rgb([24, 24, 24]),
-    );
-    for (i, img) in images.iter().enumerate() {
-        let x = gap + (i % cols) as u32 * (w + gap);
-        let y = gap + (i / cols) as u32 * (h + gap);
-        image::imageops::overlay(&mut out, img, x as i64, y as i64);
-    }
-    out
-}
+use crate::quality::QualityPoint;
 
 /// Rebuilds `progress.gif` from the sample grids (at most `max_frames`, evenly spaced, always the
 /// last), half size, 0.25 s a frame.
@@ -99,109 +46,7 @@ pub fn write_progress_gif(samples_dir: &Path, out: &Path, max_frames: usize) -> 
             ))
         })
         .collect::<Result<Vec<_>>>()?;
-    write_gif(out, &frames, 250)
-}
-
-/// Writes an animated GIF (looping, `delay_ms` a frame), atomically.
-pub fn write_gif(path: &Path, frames: &[image::RgbImage], delay_ms: u32) -> Result<()> {
-    let mut bytes = Vec::new();
-    {
-        let mut enc = image::codecs::gif::GifEncoder::new_with_speed(&mut bytes, 20);
-        enc.set_repeat(image::codecs::gif::Repeat::Infinite)?;
-        for f in frames {
-            let rgba = image::DynamicImage::ImageRgb8(f.clone()).to_rgba8();
-            enc.encode_frame(image::Frame::from_parts(
-                rgba,
-                0,
-                0,
-                image::Delay::from_numer_denom_ms(delay_ms, 1),
-            ))?;
-        }
-    }
-    write_atomic(path, &bytes)
-}
-
-/// One row of `metrics.csv`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochMetrics {
-    pub epoch: usize,
-    pub step: u64,
-    pub images_seen: u64,
-    pub loss_d: f64,
-    pub loss_g: f64,
-    pub d_real: f64,
-    pub d_fake: f64,
-    pub seconds: f64,
-    pub img_per_s: f64,
-    /// The latest quality probe's SWD at the end of the epoch (empty when probes are off).
-    #[serde(default)]
-    pub swd: Option<f64>,
-}
-
-pub const METRICS_HEADER: &str =
-    "epoch,step,images_seen,loss_d,loss_g,d_real,d_fake,seconds,img_per_s,swd";
-
-impl EpochMetrics {
-    pub fn csv_row(&self) -> String {
-        format!(
-            "{},{},{},{:.6},{:.6},{:.6},{:.6},{:.3},{:.2},{}",
-            self.epoch,
-            self.step,
-            self.images_seen,
-            self.loss_d,
-            self.loss_g,
-            self.d_real,
-            self.d_fake,
-            self.seconds,
-            self.img_per_s,
-            self.swd.map_or(String::new(), |v| format!("{v:.3}"))
-        )
-    }
-}
-
-/// Reads `metrics.csv` (missing file = no rows). Names the file and line on a bad row.
-pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(Vec::new());
-    };
-    let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(1) {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let f: Vec<&str> = line.split(',').collect();
-        let bad = || format!("{}:{}: bad metrics row {line:?}", path.display(), i + 1);
-        if f.len() != 9 && f.len() != 10 {
-            anyhow::bail!(bad());
-        }
-        let num = |k: usize| f[k].parse::<f64>().with_context(bad);
-        rows.push(EpochMetrics {
-            epoch: f[0].parse().with_context(bad)?,
-            step: f[1].parse().with_context(bad)?,
-            images_seen: f[2].parse().with_context(bad)?,
-            loss_d: num(3)?,
-            loss_g: num(4)?,
-            d_real: num(5)?,
-            d_fake: num(6)?,
-            seconds: num(7)?,
-            img_per_s: num(8)?,
-            swd: match f.get(9) {
-                Some(v) if !v.trim().is_empty() => Some(v.trim().parse().with_context(bad)?),
-                _ => None,
-            },
-        });
-    }
-    Ok(rows)
-}
-
-pub fn write_metrics(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
-    let mut text = String::from(METRICS_HEADER);
-    text.push('\n');
-    for r in rows {
-        text.push_str(&r.csv_row());
-        text.push('\n');
-    }
-    write_atomic(path, text.as_bytes())
+    Ok(write_gif(out, &frames, 250)?)
 }
 
 fn register_font() {
@@ -270,7 +115,7 @@ fn write_line_chart(
         root.present().map_err(|e| err(&e))?;
     }
     let img = image::RgbImage::from_raw(w, h, buf).expect("plot buffer size");
-    save_png(path, &img)
+    Ok(save_png(path, &img)?)
 }
 
 /// The largest finite value of `values` (at least `floor`), times 1.1: a y range.
@@ -278,50 +123,56 @@ fn y_max(values: impl Iterator<Item = f64>, floor: f64) -> f64 {
     values.filter(|v| v.is_finite()).fold(floor, f64::max) * 1.1
 }
 
+/// One line of a chart drawn from rows of `T`: legend name, colour and the y value of a row.
+type Series<T> = (&'static str, (u8, u8, u8), fn(&T) -> f64);
+
+/// The chart lines of `series` over `rows`, with x from `x`.
+fn lines_of<T>(rows: &[T], x: impl Fn(&T) -> f64, series: &[Series<T>]) -> Vec<Line> {
+    series
+        .iter()
+        .map(|&(name, rgb, y)| Line {
+            name,
+            rgb,
+            points: rows.iter().map(|r| (x(r), y(r))).collect(),
+        })
+        .collect()
+}
+
 /// Draws the per-epoch losses (and mean D outputs) as `loss.png`.
 pub fn write_loss_plot(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
     let max_epoch = rows.iter().map(|r| r.epoch).max().unwrap_or(1).max(1) as f64;
     let max_loss = y_max(rows.iter().flat_map(|r| [r.loss_d, r.loss_g]), 1.0);
-    let line = |name, rgb, f: fn(&EpochMetrics) -> f64| Line {
-        name,
-        rgb,
-        points: rows.iter().map(|r| (r.epoch as f64, f(r))).collect(),
-    };
+    let series: [Series<EpochMetrics>; 4] = [
+        ("loss_d", (200, 40, 40), |r| r.loss_d),
+        ("loss_g", (40, 80, 200), |r| r.loss_g),
+        ("D(x)", (40, 160, 60), |r| r.d_real),
+        ("D(G(z))", (230, 140, 20), |r| r.d_fake),
+    ];
     write_line_chart(
         path,
         "facegan losses per epoch",
         ("epoch", "loss / mean D output"),
         (max_epoch, max_loss),
-        vec![
-            line("loss_d", (200, 40, 40), |r| r.loss_d),
-            line("loss_g", (40, 80, 200), |r| r.loss_g),
-            line("D(x)", (40, 160, 60), |r| r.d_real),
-            line("D(G(z))", (230, 140, 20), |r| r.d_fake),
-        ],
+        lines_of(rows, |r| r.epoch as f64, &series),
     )
 }
 
 /// Draws the quality curve (SWD and its floor against training minutes) as `quality.png`.
-pub fn write_quality_plot(path: &Path, rows: &[crate::quality::QualityPoint]) -> Result<()> {
-    type Point = crate::quality::QualityPoint;
+pub fn write_quality_plot(path: &Path, rows: &[QualityPoint]) -> Result<()> {
     let max_x = rows.iter().map(|r| r.train_minutes).fold(0.1f64, f64::max);
     let max_y = y_max(rows.iter().flat_map(|r| [r.swd, r.swd_finest]), 1.0);
-    let line = |name, rgb, f: fn(&Point) -> f64| Line {
-        name,
-        rgb,
-        points: rows.iter().map(|r| (r.train_minutes, f(r))).collect(),
-    };
+    let series: [Series<QualityPoint>; 4] = [
+        ("SWD (average)", (40, 80, 200), |r| r.swd),
+        ("SWD finest level", (200, 40, 40), |r| r.swd_finest),
+        ("floor (average)", (120, 160, 230), |r| r.floor),
+        ("floor finest", (230, 140, 140), |r| r.floor_finest),
+    ];
     write_line_chart(
         path,
         "facegan quality (SWD vs holdout, lower is better)",
         ("training minutes", "SWD x1e3"),
         (max_x, max_y),
-        vec![
-            line("SWD (average)", (40, 80, 200), |r| r.swd),
-            line("SWD finest level", (200, 40, 40), |r| r.swd_finest),
-            line("floor (average)", (120, 160, 230), |r| r.floor),
-            line("floor finest", (230, 140, 140), |r| r.floor_finest),
-        ],
+        lines_of(rows, |r| r.train_minutes, &series),
     )
 }
 

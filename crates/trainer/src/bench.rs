@@ -5,8 +5,11 @@
 use std::time::Instant;
 
 use anyhow::Result;
+use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, Tensor};
+use facegan_model::layers::{leaky_relu, BatchNorm2d};
+use facegan_model::{ops, Discriminator, Generator, ModelConfig};
 
 use crate::config::TrainConfig;
 use crate::gan::Gan;
@@ -123,6 +126,23 @@ pub struct OpTiming {
     pub backward_ms: f64,
 }
 
+/// The profile as the aligned text table `bench-train --profile` prints.
+pub fn profile_table(rows: &[OpTiming]) -> String {
+    let mut out = format!(
+        "{:<40} {:>12} {:>12}\n",
+        "op (batch {})", "forward ms", "backward ms"
+    );
+    for r in rows {
+        out += &format!(
+            "{:<40} {:>12.2} {:>12.2}\n",
+            r.op, r.forward_ms, r.backward_ms
+        );
+    }
+    let total: f64 = rows.iter().map(|r| r.forward_ms + r.backward_ms).sum();
+    out += &format!("{:<40} {:>25.2}", "sum (one pass of each op)", total);
+    out
+}
+
 /// Times one op forward and backward (on `x` requiring grad), median of `reps`.
 fn time_op<B: AutodiffBackend, const D: usize, const E: usize>(
     name: String,
@@ -161,111 +181,119 @@ pub fn profile_ops<B: AutodiffBackend>(
     reps: usize,
     device: &B::Device,
 ) -> Vec<OpTiming> {
-    use burn::tensor::activation::sigmoid;
-    use facegan_model::cpu::ops as cpu;
-    use facegan_model::layers::{leaky_relu, BatchNorm2d};
-    use facegan_model::{Discriminator, Generator};
-    let m = &cfg.model;
-    let n = cfg.batch;
-    let d = Discriminator::<B>::new(m, device);
-    let g = Generator::<B>::new(m, device);
-    let rand4 =
-        |shape: [usize; 4]| Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), device);
-    let mut out = Vec::new();
-    // The BatchNorm + LeakyReLU (one fused op) or the LeakyReLU that follow each conv, at the
-    // conv's output shape, as the model runs them.
-    let norm_and_activation = |out: &mut Vec<OpTiming>,
-                               net: &str,
-                               i: usize,
-                               shape: [usize; 4],
-                               norm: Option<&BatchNorm2d<B>>| {
-        let [_, c, h, w] = shape;
-        match norm {
-            Some(norm) => out.push(time_op(
-                format!("{net} batchnorm+leaky_relu{i} {c}@{h}x{w}"),
-                rand4(shape),
-                reps,
-                |x| norm.forward_act(x, Some(m.leaky_slope)),
-            )),
-            None => out.push(time_op(
-                format!("{net} leaky_relu{i} {c}@{h}x{w}"),
-                rand4(shape),
-                reps,
-                |x| leaky_relu(x, m.leaky_slope),
-            )),
-        }
+    let mut p = OpProfiler {
+        model: &cfg.model,
+        batch: cfg.batch,
+        reps,
+        device,
+        rows: Vec::new(),
     };
-    let (mut c, mut h, mut w) = (3, m.height, m.width);
-    for (i, block) in d.blocks.iter().enumerate() {
-        let cout = block.conv.weight.dims()[0];
-        out.push(time_op(
-            format!("D conv{i} {c}->{cout} @{h}x{w}"),
-            rand4([n, c, h, w]),
-            reps,
-            |x| cpu::conv2d(&block.conv, x),
-        ));
-        let s = block.conv.stride;
-        (c, h, w) = (cout, h / s[0], w / s[1]);
-        out.push(time_op(
-            format!("D dropout{i} {c}@{h}x{w}"),
-            rand4([n, c, h, w]),
-            reps,
-            |x| cpu::dropout(&d.dropout, x),
-        ));
-        norm_and_activation(&mut out, "D", i, [n, c, h, w], block.norm.as_ref());
+    p.discriminator(&Discriminator::<B>::new(&cfg.model, device));
+    p.generator(&Generator::<B>::new(&cfg.model, device));
+    p.rows
+}
+
+/// Times each op of the networks, in the order the model runs them, into `rows`.
+struct OpProfiler<'a, B: AutodiffBackend> {
+    model: &'a ModelConfig,
+    batch: usize,
+    reps: usize,
+    device: &'a B::Device,
+    rows: Vec<OpTiming>,
+}
+
+impl<B: AutodiffBackend> OpProfiler<'_, B> {
+    /// Times `op` on a random input of `[batch, c, h, w]`.
+    fn time4<const E: usize>(
+        &mut self,
+        name: String,
+        [c, h, w]: [usize; 3],
+        op: impl Fn(Tensor<B, 4>) -> Tensor<B, E>,
+    ) {
+        let shape = [self.batch, c, h, w];
+        let x = Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), self.device);
+        self.rows.push(time_op(name, x, self.reps, op));
     }
-    // The dense layer's input (the minibatch-stddev channel included).
-    let feat = d.head.weight.dims()[0];
-    let flat = Tensor::<B, 2>::random([n, feat], Distribution::Normal(0.0, 1.0), device);
-    out.push(time_op(format!("D dense {feat}->1"), flat, reps, |x| {
-        d.head.forward(x)
-    }));
-    let z = Tensor::<B, 2>::random([n, m.latent], Distribution::Normal(0.0, 1.0), device);
-    out.push(time_op(
-        format!(
-            "G dense {}->{}",
-            m.latent,
-            g.start.iter().product::<usize>()
-        ),
-        z,
-        reps,
-        |x| g.project.forward(x),
-    ));
-    let [mut c, mut h, mut w] = g.start;
-    for (i, block) in g.blocks.iter().enumerate() {
-        let cout = block.conv.out_channels();
-        let name = format!("G upsample{i} ({:?}) {c}->{cout} @{h}x{w}", m.g_upsample);
-        match block.norm.as_ref() {
-            Some(norm) => {
-                out.push(time_op(name, rand4([n, c, h, w]), reps, |x| {
-                    block.conv.forward_act(x, None)
-                }));
-                (c, h, w) = (cout, h * 2, w * 2);
-                norm_and_activation(&mut out, "G", i, [n, c, h, w], Some(norm));
-            }
-            None => {
-                // No norm: the LeakyReLU is fused into the convolution.
-                out.push(time_op(
-                    format!("{name} +leaky_relu"),
-                    rand4([n, c, h, w]),
-                    reps,
-                    |x| block.conv.forward_act(x, Some(m.leaky_slope)),
-                ));
-                (c, h, w) = (cout, h * 2, w * 2);
-            }
+
+    /// Times `op` on a random input of `[batch, features]`.
+    fn time2(&mut self, name: String, features: usize, op: impl Fn(Tensor<B, 2>) -> Tensor<B, 2>) {
+        let shape = [self.batch, features];
+        let x = Tensor::<B, 2>::random(shape, Distribution::Normal(0.0, 1.0), self.device);
+        self.rows.push(time_op(name, x, self.reps, op));
+    }
+
+    /// The BatchNorm + LeakyReLU (one fused op) or the LeakyReLU that follow a conv, at the
+    /// conv's output shape, as the model runs them.
+    fn norm_and_activation(
+        &mut self,
+        net: &str,
+        i: usize,
+        chw @ [c, h, w]: [usize; 3],
+        norm: Option<&BatchNorm2d<B>>,
+    ) {
+        let slope = self.model.leaky_slope;
+        match norm {
+            Some(norm) => self.time4(
+                format!("{net} batchnorm+leaky_relu{i} {c}@{h}x{w}"),
+                chw,
+                |x| norm.forward_act(x, Some(slope)),
+            ),
+            None => self.time4(format!("{net} leaky_relu{i} {c}@{h}x{w}"), chw, |x| {
+                leaky_relu(x, slope)
+            }),
         }
     }
-    out.push(time_op(
-        format!("G to_rgb conv {c}->3 @{h}x{w}"),
-        rand4([n, c, h, w]),
-        reps,
-        |x| cpu::conv2d(&g.to_rgb, x),
-    ));
-    out.push(time_op(
-        format!("G sigmoid 3@{h}x{w}"),
-        rand4([n, 3, h, w]),
-        reps,
-        sigmoid,
-    ));
-    out
+
+    fn discriminator(&mut self, d: &Discriminator<B>) {
+        let (mut c, mut h, mut w) = (3, self.model.height, self.model.width);
+        for (i, block) in d.blocks.iter().enumerate() {
+            let cout = block.conv.weight.dims()[0];
+            self.time4(format!("D conv{i} {c}->{cout} @{h}x{w}"), [c, h, w], |x| {
+                ops::conv2d(&block.conv, x)
+            });
+            let s = block.conv.stride;
+            (c, h, w) = (cout, h / s[0], w / s[1]);
+            self.time4(format!("D dropout{i} {c}@{h}x{w}"), [c, h, w], |x| {
+                ops::dropout(&d.dropout, x)
+            });
+            self.norm_and_activation("D", i, [c, h, w], block.norm.as_ref());
+        }
+        // The dense layer's input (the minibatch-stddev channel included).
+        let feat = d.head.weight.dims()[0];
+        self.time2(format!("D dense {feat}->1"), feat, |x| d.head.forward(x));
+    }
+
+    fn generator(&mut self, g: &Generator<B>) {
+        let (latent, slope) = (self.model.latent, self.model.leaky_slope);
+        let start: usize = g.start.iter().product();
+        self.time2(format!("G dense {latent}->{start}"), latent, |x| {
+            g.project.forward(x)
+        });
+        let [mut c, mut h, mut w] = g.start;
+        for (i, block) in g.blocks.iter().enumerate() {
+            let cout = block.conv.out_channels();
+            let name = format!(
+                "G upsample{i} ({:?}) {c}->{cout} @{h}x{w}",
+                self.model.g_upsample
+            );
+            match block.norm.as_ref() {
+                Some(norm) => {
+                    self.time4(name, [c, h, w], |x| block.conv.forward_act(x, None));
+                    (c, h, w) = (cout, h * 2, w * 2);
+                    self.norm_and_activation("G", i, [c, h, w], Some(norm));
+                }
+                None => {
+                    // No norm: the LeakyReLU is fused into the convolution.
+                    self.time4(format!("{name} +leaky_relu"), [c, h, w], |x| {
+                        block.conv.forward_act(x, Some(slope))
+                    });
+                    (c, h, w) = (cout, h * 2, w * 2);
+                }
+            }
+        }
+        self.time4(format!("G to_rgb conv {c}->3 @{h}x{w}"), [c, h, w], |x| {
+            ops::conv2d(&g.to_rgb, x)
+        });
+        self.time4(format!("G sigmoid 3@{h}x{w}"), [3, h, w], sigmoid);
+    }
 }

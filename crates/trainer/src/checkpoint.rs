@@ -163,7 +163,7 @@ pub fn verify(dir: &Path) -> Result<()> {
 
 fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value)?;
-    crate::artifacts::write_atomic(path, text.as_bytes())
+    Ok(facegan_common::write_atomic(path, text.as_bytes())?)
 }
 
 /// Saves the full training state; keeps the newest `keep` checkpoints.
@@ -254,7 +254,7 @@ fn write_checkpoint<B: AutodiffBackend>(
         std::fs::File::open(&path)?.sync_all()?;
     }
     write_json_atomic(&tmp.join(CHECKSUMS_FILE), &sums)?;
-    crate::artifacts::write_atomic(&tmp.join(DONE_MARKER), b"ok\n")?;
+    facegan_common::write_atomic(&tmp.join(DONE_MARKER), b"ok\n")?;
     if final_dir.exists() {
         std::fs::remove_dir_all(final_dir)?;
     }
@@ -282,16 +282,29 @@ pub fn load_state(dir: &Path) -> Result<TrainState> {
 /// File stem of the EMA generator in a checkpoint (present when `ema_beta > 0`).
 pub const EMA_FILE: &str = "generator_ema";
 
+/// Loads the record `stem` of a checkpoint into a freshly built module; `what` names it in the
+/// error.
+fn load_module<B: Backend, M: Module<B>>(
+    dir: &Path,
+    stem: &str,
+    what: &str,
+    fresh: M,
+    device: &B::Device,
+) -> Result<M> {
+    let record = Rec::new()
+        .load(dir.join(stem), device)
+        .with_context(|| format!("{}: cannot load {what}", dir.display()))?;
+    Ok(fresh.load_record(record))
+}
+
 fn load_generator_file<B: Backend>(
     dir: &Path,
     stem: &str,
     cfg: &TrainConfig,
     device: &B::Device,
 ) -> Result<Generator<B>> {
-    let record = Rec::new()
-        .load(dir.join(stem), device)
-        .with_context(|| format!("{}: cannot load {stem}", dir.display()))?;
-    Ok(Generator::new(&cfg.model, device).load_record(record))
+    let fresh = Generator::new(&cfg.model, device);
+    load_module(dir, stem, stem, fresh, device)
 }
 
 /// Loads the trained generator (not the EMA) of a checkpoint onto any backend.
@@ -323,10 +336,8 @@ pub fn load_discriminator<B: Backend>(
     cfg: &TrainConfig,
     device: &B::Device,
 ) -> Result<Discriminator<B>> {
-    let record = Rec::new()
-        .load(dir.join("discriminator"), device)
-        .with_context(|| format!("{}: cannot load the discriminator", dir.display()))?;
-    Ok(Discriminator::new(&cfg.model, device).load_record(record))
+    let fresh = Discriminator::new(&cfg.model, device);
+    load_module(dir, "discriminator", "the discriminator", fresh, device)
 }
 
 /// Restores networks and optimizers for resuming.

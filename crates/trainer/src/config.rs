@@ -195,6 +195,38 @@ impl TrainConfig {
         Ok(cfg)
     }
 
+    /// The config a command line asks for: `--config FILE` (a partial TOML on a base preset),
+    /// else `--preset NAME`, else `default_preset`; then `--batch` and `--seed`. A `--preset`
+    /// that disagrees with the config file's is refused.
+    pub fn from_args(
+        config: Option<&std::path::Path>,
+        preset: Option<&str>,
+        default_preset: &str,
+        batch: Option<usize>,
+        seed: Option<u64>,
+    ) -> Result<Self> {
+        let mut cfg = match (config, preset) {
+            (Some(path), _) => Self::from_toml_file(path)?,
+            (None, Some(p)) => Self::preset(p)?,
+            (None, None) => Self::preset(default_preset)?,
+        };
+        if let (Some(_), Some(p)) = (config, preset) {
+            if cfg.preset != p {
+                bail!(
+                    "--preset {p} disagrees with the config file's preset {}",
+                    cfg.preset
+                );
+            }
+        }
+        if let Some(b) = batch {
+            cfg.batch = b;
+        }
+        if let Some(s) = seed {
+            cfg.seed = s;
+        }
+        Ok(cfg)
+    }
+
     /// Loads a TOML file. It may be partial: `preset = "..."` (default `seed`) picks the base and
     /// every other key overrides it.
     pub fn from_toml_file(path: &std::path::Path) -> Result<Self> {
@@ -219,6 +251,20 @@ impl TrainConfig {
 
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serializes")
+    }
+
+    /// Refuses a shard whose image size differs from the model's.
+    pub fn check_shard(&self, shard: &facegan_shard::Shard) -> Result<()> {
+        let (h, w) = (shard.height(), shard.width());
+        let (mh, mw) = (self.model.height, self.model.width);
+        if (h, w) != (mh, mw) {
+            bail!(
+                "{}: shard images are {h}x{w} but preset {:?} needs {mh}x{mw}; rerun `facegan preprocess --size {mh}x{mw}` or pick a preset of that size",
+                shard.path().display(),
+                self.preset,
+            );
+        }
+        Ok(())
     }
 
     pub fn validate(&self) -> Result<()> {

@@ -7,10 +7,21 @@
 //! - [`ema`]: the exponential moving average of G's weights.
 //! - [`quality`]: the live quality curve (SWD against the holdout every `eval_every` images).
 //! - [`r1`]: the R1 gradient penalty, through a nested autodiff backend.
-//! - [`run`]: the loop: resume, epochs, metrics, grids, checkpoints, guards.
+//! - [`run`]: `train()`: plan the run (resume or start), lock it, then a [`session`].
+//! - [`session`]: one training process: epochs of steps, stats sync, NaN guard, probes, stops,
+//!   each epoch's metrics row, grid, plots and checkpoint.
+//! - [`run_dir`]: the run directory's lock, clean-up and `train.log` lines.
 //! - [`checkpoint`]: atomic checkpoint folders with a `DONE` marker.
-//! - [`artifacts`]: grids, GIF, loss plot, `metrics.csv`, `train.log`.
+//! - [`metrics_csv`]: the rows of `metrics.csv`.
+//! - [`artifacts`]: the progress GIF, loss and quality charts, `train.log`.
 //! - [`device`]: CPU (flex) or CUDA backends.
+//! - [`cubecl_cache`]: where the CUDA backend keeps its compiled kernels.
+//! - [`adam`]: Adam with Burn's or Keras's epsilon placement (the `seed` presets use Keras's).
+//! - [`bench`]: `bench-train`, `warmup` and the per-op profile.
+//! - [`seed_check`]: the `seed` step dumped for the Keras oracle (`make check-seed`).
+
+// CI fails on a dependency the crate no longer uses (unit-test builds also see dev-dependencies).
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
 
 pub mod adam;
 pub mod artifacts;
@@ -23,18 +34,18 @@ pub mod data;
 pub mod device;
 pub mod ema;
 pub mod gan;
+pub mod metrics_csv;
 pub mod quality;
 pub mod r1;
 pub mod run;
+pub mod run_dir;
 pub mod seed_check;
+pub mod session;
 
 use std::sync::atomic::AtomicBool;
 
 pub use config::{LossKind, StepKind, TrainConfig};
 pub use run::{train, TrainOptions, TrainOutcome, TrainSummary};
-
-/// The version string written into checkpoints.
-pub const TOOL_VERSION: &str = concat!("facegan ", env!("CARGO_PKG_VERSION"));
 
 /// Set by the CLI's Ctrl-C handler: the trainer finishes its step, checkpoints and returns.
 pub static STOP: AtomicBool = AtomicBool::new(false);

@@ -41,21 +41,29 @@ pub struct QualityPoint {
 }
 
 impl QualityPoint {
-    pub const CSV_HEADER: &'static str =
-        "step,images_seen,train_minutes,swd,swd_finest,floor,floor_finest,probe_seconds";
+    pub const CSV_COLUMNS: [&'static str; 8] = [
+        "step",
+        "images_seen",
+        "train_minutes",
+        "swd",
+        "swd_finest",
+        "floor",
+        "floor_finest",
+        "probe_seconds",
+    ];
 
-    pub fn csv_row(&self) -> String {
-        format!(
-            "{},{},{:.3},{},{},{},{},{:.3}",
-            self.step,
-            self.images_seen,
-            self.train_minutes,
-            self.swd,
-            self.swd_finest,
-            self.floor,
-            self.floor_finest,
-            self.probe_seconds
-        )
+    /// The row's fields as written: minutes and probe seconds to 3 decimals, scores in full.
+    fn csv_fields(&self) -> [String; 8] {
+        [
+            self.step.to_string(),
+            self.images_seen.to_string(),
+            format!("{:.3}", self.train_minutes),
+            self.swd.to_string(),
+            self.swd_finest.to_string(),
+            self.floor.to_string(),
+            self.floor_finest.to_string(),
+            format!("{:.3}", self.probe_seconds),
+        ]
     }
 }
 
@@ -64,24 +72,23 @@ pub fn read_quality(path: &Path) -> Result<Vec<QualityPoint>> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(Vec::new());
     };
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let mut out = Vec::new();
-    for (i, row) in reader.deserialize().enumerate() {
-        let row: QualityPoint =
-            row.map_err(|e| anyhow::anyhow!("{}:{}: bad quality row: {e}", path.display(), i + 2))?;
-        out.push(row);
-    }
-    Ok(out)
+    csv::Reader::from_reader(text.as_bytes())
+        .deserialize()
+        .collect::<Result<Vec<QualityPoint>, _>>()
+        .map_err(|e| anyhow::anyhow!("{}: bad quality row: {e}", path.display()))
 }
 
+/// Writes the whole curve (with the header) to `quality.csv`, atomically.
 pub fn write_quality(path: &Path, rows: &[QualityPoint]) -> Result<()> {
-    let mut text = String::from(QualityPoint::CSV_HEADER);
-    text.push('\n');
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(QualityPoint::CSV_COLUMNS)?;
     for r in rows {
-        text.push_str(&r.csv_row());
-        text.push('\n');
+        w.write_record(r.csv_fields())?;
     }
-    crate::artifacts::write_atomic(path, text.as_bytes())
+    let bytes = w
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("CSV buffer: {e}"))?;
+    Ok(facegan_common::write_atomic(path, &bytes)?)
 }
 
 /// What the probe compares against, prepared once per training process.

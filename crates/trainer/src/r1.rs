@@ -4,7 +4,8 @@
 //! Burn 0.21's autodiff has no `create_graph` flag, but its backends nest: on
 //! `Autodiff<Autodiff<I>>`, the outer backward pass runs on the inner *autodiff* backend, so the
 //! input gradient it returns is itself a tracked tensor and can be differentiated again
-//! (`tests/r1.rs` checks the result against finite differences). This module copies D's weights
+//! (`tests/techniques.rs`, `r1_gradients_match_finite_differences`, checks the result against
+//! finite differences). This module copies D's weights
 //! (zero-copy, the same device buffers) into a D on that nested backend, takes
 //! `grad_x D(x)` with the outer pass and the penalty's weight gradients with the inner one, and
 //! returns them in D's visiting order, for the trainer to add to the adversarial gradients.

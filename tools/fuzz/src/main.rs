@@ -13,6 +13,9 @@
 //! Prints one JSON line per target: executions, executions per second, corpus size, edges
 //! covered of those instrumented (0 without `make fuzz`'s RUSTFLAGS), and the bugs found.
 
+// CI fails on a dependency the crate no longer uses (unit-test builds also see dev-dependencies).
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+
 mod coverage;
 mod mutate;
 mod seeds;
@@ -140,8 +143,44 @@ fn run_one(target: &str, input: &[u8], scratch: &Path) -> std::result::Result<()
 fn save(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let p = dir.join(name);
-    facegan_shard::write_atomic(&p, bytes)?;
+    facegan_common::write_atomic(&p, bytes)?;
     Ok(p)
+}
+
+/// The inputs kept in a corpus folder by earlier runs (unreadable files are skipped).
+fn read_corpus(dir: &Path) -> Vec<Vec<u8>> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .collect()
+}
+
+/// A thread that watches `started` (the start time in ms of the input being run, 0 between
+/// runs): an input still running after `hang` seconds is saved as `dir/hang.bin` and the process
+/// exits with status 2.
+fn spawn_hang_watchdog(started: Arc<AtomicU64>, hang: u64, dir: PathBuf) {
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let t = started.load(Ordering::SeqCst);
+        if t != 0 && now_ms().saturating_sub(t) > hang * 1000 {
+            let (p, n) = (
+                CURRENT.load(Ordering::SeqCst),
+                CURRENT_LEN.load(Ordering::SeqCst),
+            );
+            if !p.is_null() {
+                // SAFETY: the input buffer is alive while its run is in progress.
+                let bytes = unsafe { std::slice::from_raw_parts(p, n) };
+                let _ = save(&dir, "hang.bin", bytes);
+            }
+            eprintln!(
+                "facegan-fuzz: one input ran over {hang} s; saved as {}/hang.bin",
+                dir.display()
+            );
+            std::process::exit(2);
+        }
+    });
 }
 
 fn fuzz_target(target: &str, a: &Args) -> Result<serde_json::Value> {
@@ -154,13 +193,7 @@ fn fuzz_target(target: &str, a: &Args) -> Result<serde_json::Value> {
     let mut corpus = seeds::make(target, scratch.path())
         .with_context(|| format!("making the {target} seeds"))?;
     let seeded = corpus.len();
-    if let Ok(entries) = std::fs::read_dir(&corpus_dir) {
-        for e in entries.flatten() {
-            if let Ok(b) = std::fs::read(e.path()) {
-                corpus.push(b);
-            }
-        }
-    }
+    corpus.extend(read_corpus(&corpus_dir));
     let mut cov = coverage::CoverageMap::new();
     let mut rng = ChaCha8Rng::seed_from_u64(a.seed ^ xxhash_rust::xxh3::xxh3_64(target.as_bytes()));
     let (mut execs, mut panics, mut added) = (0u64, 0u64, 0usize);
@@ -168,30 +201,7 @@ fn fuzz_target(target: &str, a: &Args) -> Result<serde_json::Value> {
 
     // The watchdog: a run that has not finished after hang_seconds saves its input and exits.
     let started = Arc::new(AtomicU64::new(0));
-    {
-        let (started, hang, dir) = (started.clone(), a.hang_seconds, crash_dir.clone());
-        std::thread::spawn(move || loop {
-            std::thread::sleep(Duration::from_millis(200));
-            let t = started.load(Ordering::SeqCst);
-            let now = now_ms();
-            if t != 0 && now.saturating_sub(t) > hang * 1000 {
-                let (p, n) = (
-                    CURRENT.load(Ordering::SeqCst),
-                    CURRENT_LEN.load(Ordering::SeqCst),
-                );
-                if !p.is_null() {
-                    // SAFETY: the input buffer is alive while its run is in progress.
-                    let bytes = unsafe { std::slice::from_raw_parts(p, n) };
-                    let _ = save(&dir, "hang.bin", bytes);
-                }
-                eprintln!(
-                    "facegan-fuzz: one input ran over {hang} s; saved as {}/hang.bin",
-                    dir.display()
-                );
-                std::process::exit(2);
-            }
-        });
-    }
+    spawn_hang_watchdog(started.clone(), a.hang_seconds, crash_dir.clone());
 
     let deadline = Instant::now() + Duration::from_secs(a.seconds);
     let mut i = 0usize;

@@ -10,27 +10,29 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
 use burn::tensor::ops::FloatTensor;
 
-use super::kernels::{self, Geom};
+use super::activation::{dropout_apply, leaky_backward, leaky_forward};
+use super::batch::Planes;
+use super::batchnorm::{batchnorm_backward, batchnorm_forward, BnAffine};
+use super::conv::{conv2d_backward, conv2d_forward};
+use super::conv_transpose::{conv_t_backward, conv_t_forward};
+use super::geom::{ConvShape, WantGrads};
 use super::{contiguous, data, dims, tensor, Ad};
 
 type Prim = FloatTensor<Ad>;
 
-/// A convolution's shape: geometry, direction, batch and channel counts.
+/// A convolution op: its sizes, its direction, and the LeakyReLU fused into its output.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ConvSpec {
-    pub geom: Geom,
+    pub shape: ConvShape,
     pub transposed: bool,
     /// LeakyReLU slope applied to the output (transposed convolutions only).
     pub act: Option<f32>,
-    pub n: usize,
-    pub ci: usize,
-    pub co: usize,
 }
 
 impl ConvSpec {
     /// The (input, output) plane sizes: a convolution goes big to small, a transposed one back.
     fn planes(&self) -> ([usize; 2], [usize; 2]) {
-        let (big, small) = (self.geom.big, self.geom.small);
+        let (big, small) = (self.shape.geom.big, self.shape.geom.small);
         if self.transposed {
             (small, big)
         } else {
@@ -39,19 +41,18 @@ impl ConvSpec {
     }
     fn in_shape(&self) -> [usize; 4] {
         let s = self.planes().0;
-        [self.n, self.ci, s[0], s[1]]
+        [self.shape.n, self.shape.ci, s[0], s[1]]
     }
-    pub fn out_shape(&self) -> [usize; 4] {
+    fn out_shape(&self) -> [usize; 4] {
         let s = self.planes().1;
-        [self.n, self.co, s[0], s[1]]
+        [self.shape.n, self.shape.co, s[0], s[1]]
     }
     fn forward(&self, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
-        let (g, n, ci, co) = (&self.geom, self.n, self.ci, self.co);
         if self.transposed {
-            kernels::conv_t_forward(g, x, w, Some(b), n, ci, co, self.act)
+            conv_t_forward(&self.shape, x, w, Some(b), self.act)
         } else {
             assert!(self.act.is_none(), "conv2d has no fused activation");
-            kernels::conv2d_forward(g, x, w, Some(b), n, ci, co)
+            conv2d_forward(&self.shape, x, w, Some(b))
         }
     }
 }
@@ -81,45 +82,25 @@ impl Backward<Flex, 3> for ConvOp {
         let [px, pw, pb] = ops.parents;
         let dy = contiguous(&grads.consume::<Flex>(&ops.node));
         let (x, w, y, spec) = ops.state;
-        let (g, n, ci, co) = (&spec.geom, spec.n, spec.ci, spec.co);
-        let want = (px.is_some(), pw.is_some(), pb.is_some());
-        let (dx, dw, db) = if spec.transposed {
-            let act = y.as_ref().zip(spec.act).map(|(y, k)| (data(y), k));
-            kernels::conv_t_backward(
-                g,
-                data(&x),
-                data(&w),
-                data(&dy),
-                n,
-                ci,
-                co,
-                act,
-                want.0,
-                want.1,
-                want.2,
-            )
-        } else {
-            kernels::conv2d_backward(
-                g,
-                data(&x),
-                data(&w),
-                data(&dy),
-                n,
-                ci,
-                co,
-                want.0,
-                want.1,
-                want.2,
-            )
+        let want = WantGrads {
+            dx: px.is_some(),
+            dw: pw.is_some(),
+            db: pb.is_some(),
         };
-        if let (Some(node), Some(dx)) = (px, dx) {
+        let grads_of = if spec.transposed {
+            let act = y.as_ref().zip(spec.act).map(|(y, k)| (data(y), k));
+            conv_t_backward(&spec.shape, data(&x), data(&w), data(&dy), act, want)
+        } else {
+            conv2d_backward(&spec.shape, data(&x), data(&w), data(&dy), want)
+        };
+        if let (Some(node), Some(dx)) = (px, grads_of.dx) {
             grads.register::<Flex>(node.id, tensor(dx, &spec.in_shape()));
         }
-        if let (Some(node), Some(dw)) = (pw, dw) {
+        if let (Some(node), Some(dw)) = (pw, grads_of.dw) {
             grads.register::<Flex>(node.id, tensor(dw, &dims(&w)));
         }
-        if let (Some(node), Some(db)) = (pb, db) {
-            grads.register::<Flex>(node.id, tensor(db, &[spec.co]));
+        if let (Some(node), Some(db)) = (pb, grads_of.db) {
+            grads.register::<Flex>(node.id, tensor(db, &[spec.shape.co]));
         }
     }
 }
@@ -145,14 +126,22 @@ pub(crate) fn conv(spec: ConvSpec, x: Prim, w: Prim, b: Prim) -> Prim {
 #[derive(Clone, Debug)]
 struct BnState {
     x: FlexTensor,
+    planes: Planes,
     gamma: Vec<f32>,
     beta: Vec<f32>,
-    mean: Vec<f32>,
-    inv: Vec<f32>,
-    n: usize,
-    c: usize,
-    hw: usize,
     slope: Option<f32>,
+    mean: Vec<f32>,
+    inv_std: Vec<f32>,
+}
+
+impl BnState {
+    fn affine(&self) -> BnAffine<'_> {
+        BnAffine {
+            gamma: &self.gamma,
+            beta: &self.beta,
+            slope: self.slope,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -165,26 +154,23 @@ impl Backward<Flex, 3> for BnOp {
         let [px, pg, pb] = ops.parents;
         let dy = contiguous(&grads.consume::<Flex>(&ops.node));
         let s = ops.state;
-        let (dx, dgamma, dbeta) = kernels::batchnorm_backward(
+        let (dx, dgamma, dbeta) = batchnorm_backward(
             data(&s.x),
-            &s.gamma,
-            &s.beta,
+            s.planes,
+            s.affine(),
             &s.mean,
-            &s.inv,
+            &s.inv_std,
             data(&dy),
-            s.n,
-            s.c,
-            s.hw,
-            s.slope,
         );
+        let Planes { n, c, hw } = s.planes;
         if let Some(node) = px {
-            grads.register::<Flex>(node.id, tensor(dx, &[s.n, s.c, s.hw]));
+            grads.register::<Flex>(node.id, tensor(dx, &[n, c, hw]));
         }
         if let Some(node) = pg {
-            grads.register::<Flex>(node.id, tensor(dgamma, &[s.c]));
+            grads.register::<Flex>(node.id, tensor(dgamma, &[c]));
         }
         if let Some(node) = pb {
-            grads.register::<Flex>(node.id, tensor(dbeta, &[s.c]));
+            grads.register::<Flex>(node.id, tensor(dbeta, &[c]));
         }
     }
 }
@@ -200,9 +186,15 @@ pub(crate) fn batchnorm(
 ) -> (Prim, Vec<f32>, Vec<f32>) {
     let xs = contiguous(&x.primitive);
     let [n, c, hw]: [usize; 3] = dims(&xs).try_into().expect("[n, c, hw]");
+    let planes = Planes { n, c, hw };
     let (g, b) = (contiguous(&gamma.primitive), contiguous(&beta.primitive));
     let (gv, bv) = (data(&g).to_vec(), data(&b).to_vec());
-    let (y, mean, var, inv) = kernels::batchnorm_forward(data(&xs), &gv, &bv, n, c, hw, eps, slope);
+    let affine = BnAffine {
+        gamma: &gv,
+        beta: &bv,
+        slope,
+    };
+    let (y, mean, var, inv_std) = batchnorm_forward(data(&xs), planes, affine, eps);
     let out = tensor(y, &[n, c, hw]);
     let out = match BnOp
         .prepare::<NoCheckpointing>([x.node.clone(), gamma.node.clone(), beta.node.clone()])
@@ -212,14 +204,12 @@ pub(crate) fn batchnorm(
         OpsKind::Tracked(prep) => prep.finish(
             BnState {
                 x: xs,
+                planes,
                 gamma: gv,
                 beta: bv,
-                mean: mean.clone(),
-                inv,
-                n,
-                c,
-                hw,
                 slope,
+                mean: mean.clone(),
+                inv_std,
             },
             out,
         ),
@@ -239,7 +229,7 @@ impl Backward<Flex, 1> for LeakyOp {
         let dy = contiguous(&grads.consume::<Flex>(&ops.node));
         let (x, slope) = ops.state;
         if let Some(node) = px {
-            let dx = kernels::leaky_backward(data(&x), data(&dy), slope);
+            let dx = leaky_backward(data(&x), data(&dy), slope);
             grads.register::<Flex>(node.id, tensor(dx, &dims(&x)));
         }
     }
@@ -248,7 +238,7 @@ impl Backward<Flex, 1> for LeakyOp {
 /// LeakyReLU, tracked.
 pub(crate) fn leaky_relu(x: Prim, slope: f32) -> Prim {
     let xs = contiguous(&x.primitive);
-    let out = tensor(kernels::leaky_forward(data(&xs), slope), &dims(&xs));
+    let out = tensor(leaky_forward(data(&xs), slope), &dims(&xs));
     match LeakyOp
         .prepare::<NoCheckpointing>([x.node.clone()])
         .compute_bound()
@@ -270,7 +260,7 @@ impl Backward<Flex, 1> for DropoutOp {
         let dy = contiguous(&grads.consume::<Flex>(&ops.node));
         let (key, keep, scale, shape) = ops.state;
         if let Some(node) = px {
-            let dx = kernels::dropout_apply(data(&dy), key, keep, scale);
+            let dx = dropout_apply(data(&dy), key, keep, scale);
             grads.register::<Flex>(node.id, tensor(dx, &shape));
         }
     }
@@ -281,7 +271,7 @@ pub(crate) fn dropout(x: Prim, key: u64, keep: f64) -> Prim {
     let xs = contiguous(&x.primitive);
     let scale = (1.0 / keep) as f32;
     let shape = dims(&xs);
-    let out = tensor(kernels::dropout_apply(data(&xs), key, keep, scale), &shape);
+    let out = tensor(dropout_apply(data(&xs), key, keep, scale), &shape);
     match DropoutOp
         .prepare::<NoCheckpointing>([x.node.clone()])
         .compute_bound()

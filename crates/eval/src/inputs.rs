@@ -1,0 +1,245 @@
+//! What an evaluation reads: the checkpoint ([`CheckpointChoice`], [`find_checkpoint`]), the
+//! shard, the real images sampled from it, and the fakes (from the checkpoint's sampling
+//! generator, or a `--fake-dir` folder decoded like the shard).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use burn::tensor::backend::Backend;
+use facegan_shard::{Shard, Split};
+use facegan_trainer::checkpoint::{self, CheckpointInfo, TrainState};
+
+use crate::generate::{generate, latents, Models};
+use crate::swd::{sample_ids, Planes};
+use crate::EvalOptions;
+
+/// Which checkpoint to evaluate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointChoice {
+    Latest,
+    /// The run's best checkpoint by the trainer's quality probe (`checkpoints/best/`).
+    Best,
+    /// The checkpoint written after this many completed epochs.
+    Epoch(usize),
+}
+
+impl CheckpointChoice {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "latest" => return Ok(CheckpointChoice::Latest),
+            "best" => return Ok(CheckpointChoice::Best),
+            _ => {}
+        }
+        s.parse()
+            .map(CheckpointChoice::Epoch)
+            .with_context(|| format!("--checkpoint {s:?}: use `latest`, `best` or an epoch number"))
+    }
+}
+
+/// Finds the checkpoint and its state, with errors that say what to do.
+pub fn find_checkpoint(
+    run: &Path,
+    choice: CheckpointChoice,
+) -> Result<(CheckpointInfo, TrainState)> {
+    if !run.is_dir() {
+        bail!(
+            "{}: no such run directory (train first: facegan train --run {})",
+            run.display(),
+            run.display()
+        );
+    }
+    let found = match choice {
+        CheckpointChoice::Latest => checkpoint::latest(run)?,
+        CheckpointChoice::Best => checkpoint::best(run),
+        CheckpointChoice::Epoch(e) => checkpoint::by_epoch(run, e)?,
+    };
+    let Some(info) = found else {
+        match choice {
+            CheckpointChoice::Latest => bail!("{}: the run has no finished checkpoint yet", run.display()),
+            CheckpointChoice::Best => bail!(
+                "{}: the run has no best checkpoint (the trainer keeps one when its quality probe is on: eval_every > 0 and a shard with a holdout)",
+                run.display()
+            ),
+            CheckpointChoice::Epoch(e) => bail!(
+                "{}: no checkpoint after epoch {e} (only the last few are kept; see {}/checkpoints)",
+                run.display(),
+                run.display()
+            ),
+        }
+    };
+    // `latest`, `best` and `by_epoch` return only checkpoints that pass their checksums.
+    let state = checkpoint::load_state(&info.dir)?;
+    Ok((info, state))
+}
+
+/// The checkpoint and the shard an evaluation scores against.
+pub(crate) struct Sources {
+    /// Absent only for `--fake-dir` with `--data` and no run folder.
+    pub ckpt: Option<(CheckpointInfo, TrainState)>,
+    /// `--data`, else the shard the run was trained on.
+    pub data: PathBuf,
+    pub shard: Shard,
+}
+
+/// Finds the checkpoint and opens the shard: it must match the checkpoint's model and have a
+/// holdout split.
+pub(crate) fn resolve(opts: &EvalOptions) -> Result<Sources> {
+    let run = &opts.run;
+    let ckpt = if opts.fake_dir.is_some() && opts.data.is_some() && !run.is_dir() {
+        None
+    } else {
+        Some(find_checkpoint(run, opts.checkpoint)?)
+    };
+    let data = match (&opts.data, &ckpt) {
+        (Some(d), _) => d.clone(),
+        (None, Some((_, s))) if !s.data_path.is_empty() => PathBuf::from(&s.data_path),
+        _ => bail!("no shard known for this run; pass --data SHARD"),
+    };
+    let shard = Shard::open(&data)?;
+    if let Some((_, s)) = &ckpt {
+        s.config.check_shard(&shard)?;
+    }
+    if shard.indices(Split::Holdout).is_empty() {
+        bail!(
+            "{}: the shard has no holdout images (preprocess with --holdout > 0)",
+            data.display()
+        );
+    }
+    Ok(Sources { ckpt, data, shard })
+}
+
+/// Creates `RUN/eval/` (and `RUN` when it does not exist) and returns it.
+pub(crate) fn create_out_dir(run: &Path) -> Result<PathBuf> {
+    let out_dir = run.join("eval");
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("{}: cannot create", out_dir.display()))?;
+    Ok(out_dir)
+}
+
+/// Real images sampled from the shard, `[3, h, w]` f32 planes in [0, 1] back to back.
+pub(crate) struct Reals {
+    pub h: usize,
+    pub w: usize,
+    /// Images per side: `--n` capped by the holdout and train sizes (at least 1).
+    pub n: usize,
+    pub holdout: Vec<f32>,
+    pub train: Vec<f32>,
+}
+
+impl Reals {
+    /// Floats per image.
+    pub fn per_image(&self) -> usize {
+        3 * self.h * self.w
+    }
+}
+
+/// `n` holdout and `n` train images in a seeded order (the trainer's quality probe draws the
+/// same holdout sample).
+pub(crate) fn sample_reals(shard: &Shard, n: usize, seed: u64) -> Reals {
+    let holdout = shard.indices(Split::Holdout);
+    let train = shard.indices(Split::Train);
+    let n = n.min(holdout.len()).min(train.len()).max(1);
+    let holdout_ids = sample_ids(&holdout, n, seed ^ 1);
+    let train_ids = sample_ids(&train, n, seed ^ 2);
+    Reals {
+        h: shard.height(),
+        w: shard.width(),
+        n,
+        holdout: shard_images(shard, &holdout_ids),
+        train: shard_images(shard, &train_ids),
+    }
+}
+
+/// The images scored as fakes.
+pub(crate) struct Fakes {
+    /// `[3, h, w]` f32 planes in [0, 1] back to back.
+    pub images: Vec<f32>,
+    /// Images per side: the reals' `n`, or fewer when a `--fake-dir` folder has fewer.
+    pub n_side: usize,
+    /// The generator's weights file, or `folder DIR`.
+    pub source: String,
+}
+
+/// The `--fake-dir` folder's images when given, else `reals.n` from the sampling generator.
+pub(crate) fn fakes<B: Backend>(
+    opts: &EvalOptions,
+    shard: &Shard,
+    reals: &Reals,
+    models: Option<&Models<B>>,
+    device: &B::Device,
+) -> Result<Fakes> {
+    let (images, source) = match (&opts.fake_dir, models) {
+        (Some(dir), _) => (
+            load_fake_dir(dir, shard, reals.n)?,
+            format!("folder {}", dir.display()),
+        ),
+        (None, Some(m)) => {
+            let z = latents::<B>(reals.n, m.latent, opts.seed, device);
+            (generate(&m.g, &z, m.latent, device), m.weights.to_string())
+        }
+        (None, None) => unreachable!("a checkpoint is required without --fake-dir"),
+    };
+    let n_side = reals.n.min(images.len() / reals.per_image());
+    Ok(Fakes {
+        images,
+        n_side,
+        source,
+    })
+}
+
+/// Reads shard images as `[3, H, W]` f32 in [0, 1].
+fn shard_images(shard: &Shard, ids: &[usize]) -> Vec<f32> {
+    let (h, w) = (shard.height(), shard.width());
+    let mut out = Vec::with_capacity(ids.len() * 3 * h * w);
+    for &i in ids {
+        let p = Planes::from_hwc_u8(h, w, shard.image(i));
+        out.extend(p.data.iter().map(|v| v / 255.0));
+    }
+    out
+}
+
+/// Loads a folder of images resized like the shard. Bad files are listed on stderr and skipped.
+pub fn load_fake_dir(dir: &Path, shard: &Shard, limit: usize) -> Result<Vec<f32>> {
+    use facegan_preprocess::decode::{decode_rgb, resize_rgb};
+    let files = facegan_preprocess::scan(dir)?;
+    let s = &shard.meta().settings;
+    let crop = facegan_preprocess::Crop::parse(&s.crop).unwrap_or(facegan_preprocess::Crop::None);
+    let filter = facegan_preprocess::Filter::parse(&s.filter)
+        .unwrap_or(facegan_preprocess::Filter::CatmullRom);
+    let (h, w) = (shard.height() as u32, shard.width() as u32);
+    let mut resizer = fast_image_resize::Resizer::new();
+    let mut out = Vec::new();
+    let mut bad = Vec::new();
+    for f in files.iter() {
+        if out.len() / (3 * (h * w) as usize) >= limit {
+            break;
+        }
+        let img = std::fs::read(&f.path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| decode_rgb(&b).map_err(|e| e.to_string()));
+        match img {
+            Ok(rgb) => {
+                let px = resize_rgb(&mut resizer, rgb, h, w, crop, filter);
+                out.extend(
+                    Planes::from_hwc_u8(h as usize, w as usize, &px)
+                        .data
+                        .iter()
+                        .map(|v| v / 255.0),
+                );
+            }
+            Err(e) => bad.push(format!("{}: {e}", f.path.display())),
+        }
+    }
+    for b in &bad {
+        eprintln!("skipping unreadable image {b}");
+    }
+    if out.is_empty() {
+        bail!(
+            "{}: no usable images ({} files, {} unreadable)",
+            dir.display(),
+            files.len(),
+            bad.len()
+        );
+    }
+    Ok(out)
+}
