@@ -12,10 +12,17 @@ use facegan_shard::{Shard, Split};
 use facegan_trainer::device::{self, resolve, DeviceRequest, ResolvedDevice};
 use facegan_trainer::{TrainConfig, TrainOptions, TrainOutcome};
 
-/// Runs `$body` with `$B` bound to backend `$cpu` or `$cuda` (as `$dev` says) and `$device` to
-/// its default device. `$cuda` is only named when the `cuda` feature is on.
+/// Runs `$body` with `$B` bound to the `train` (autodiff) or `inference` (no autodiff, BatchNorm
+/// in eval mode) backend of `$dev`, CPU or CUDA, and `$device` to its default device. The CUDA
+/// types are only named when the `cuda` feature is on.
 macro_rules! with_backend {
-    ($dev:expr, $cpu:ty, $cuda:ty, |$B:ident, $device:ident| $body:expr) => {
+    ($dev:expr, train, |$B:ident, $d:ident| $body:expr) => {
+        with_backend!(@on $dev, device::CpuBackend, device::CudaBackend, |$B, $d| $body)
+    };
+    ($dev:expr, inference, |$B:ident, $d:ident| $body:expr) => {
+        with_backend!(@on $dev, device::CpuInference, device::CudaInference, |$B, $d| $body)
+    };
+    (@on $dev:expr, $cpu:ty, $cuda:ty, |$B:ident, $device:ident| $body:expr) => {
         match $dev {
             ResolvedDevice::Cpu => {
                 type $B = $cpu;
@@ -33,30 +40,6 @@ macro_rules! with_backend {
                 unreachable!("resolve() never picks CUDA without the feature")
             }
         }
-    };
-}
-
-/// [`with_backend!`] on the training (autodiff) backends.
-macro_rules! with_train_backend {
-    ($dev:expr, |$B:ident, $device:ident| $body:expr) => {
-        with_backend!(
-            $dev,
-            device::CpuBackend,
-            device::CudaBackend,
-            |$B, $device| $body
-        )
-    };
-}
-
-/// [`with_backend!`] on the inference backends (no autodiff; BatchNorm in eval mode).
-macro_rules! with_inference_backend {
-    ($dev:expr, |$B:ident, $device:ident| $body:expr) => {
-        with_backend!(
-            $dev,
-            device::CpuInference,
-            device::CudaInference,
-            |$B, $device| $body
-        )
     };
 }
 
@@ -298,8 +281,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
             .and_then(|s| s.parse().ok()),
     };
     let dev = pick_device(&a.device)?;
-    let summary =
-        with_train_backend!(dev, |B, device| facegan_trainer::train::<B>(&opts, &device))?;
+    let summary = with_backend!(dev, train, |B, device| facegan_trainer::train::<B>(
+        &opts, &device
+    ))?;
     match summary.outcome {
         TrainOutcome::Completed => println!("run complete: {}", opts.run.display()),
         TrainOutcome::Stopped { step } => {
@@ -341,8 +325,9 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         seed: a.seed,
     };
     let dev = pick_device(&a.device)?;
-    let report =
-        with_inference_backend!(dev, |B, device| facegan_eval::evaluate::<B>(&opts, &device))?;
+    let report = with_backend!(dev, inference, |B, device| facegan_eval::evaluate::<B>(
+        &opts, &device
+    ))?;
     println!("{}", report.summary_line());
     println!("report: {}", report.html_path.display());
     Ok(())
@@ -373,10 +358,11 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     let choice = facegan_eval::CheckpointChoice::parse(&a.checkpoint)?;
     let as_dir = a.out.to_string_lossy().ends_with('/') || a.out.is_dir();
     let dev = pick_device(&a.device)?;
-    let written =
-        with_inference_backend!(dev, |B, device| facegan_eval::sample::write_samples::<B>(
-            &a.run, choice, a.n, a.seed, &a.out, as_dir, &device
-        ))?;
+    let written = with_backend!(dev, inference, |B, device| {
+        facegan_eval::sample::write_samples::<B>(
+            &a.run, choice, a.n, a.seed, &a.out, as_dir, &device,
+        )
+    })?;
     println!("wrote {written}");
     Ok(())
 }
@@ -424,9 +410,11 @@ pub fn warmup(a: WarmupArgs) -> Result<()> {
         cfg.batch = b;
     }
     let dev = pick_device(&a.device)?;
-    let json = with_train_backend!(dev, |B, device| facegan_trainer::bench::warm_up::<B>(
-        &cfg, &device
-    ))?;
+    let json = with_backend!(
+        dev,
+        train,
+        |B, device| facegan_trainer::bench::warm_up::<B>(&cfg, &device)
+    )?;
     println!("{json}");
     if dev == ResolvedDevice::Cuda {
         println!(
@@ -482,14 +470,18 @@ pub struct BenchTrainArgs {
 pub fn bench_train(a: BenchTrainArgs) -> Result<()> {
     let cfg = TrainConfig::from_args(a.config.as_deref(), None, &a.preset, a.batch, None)?;
     let dev = pick_device(&a.device)?;
-    let mut json = with_train_backend!(dev, |B, device| facegan_trainer::bench::bench_steps::<B>(
-        &cfg, a.warmup, a.steps, &device
-    ))?;
+    let mut json = with_backend!(
+        dev,
+        train,
+        |B, device| facegan_trainer::bench::bench_steps::<B>(&cfg, a.warmup, a.steps, &device)
+    )?;
     json["backend"] = serde_json::json!(a.device);
     if a.profile {
-        let rows = with_train_backend!(dev, |B, device| facegan_trainer::bench::profile_ops::<B>(
-            &cfg, 3, &device
-        ));
+        let rows = with_backend!(
+            dev,
+            train,
+            |B, device| facegan_trainer::bench::profile_ops::<B>(&cfg, 3, &device)
+        );
         eprintln!("{}", facegan_trainer::bench::profile_table(&rows));
         json["profile"] = serde_json::to_value(&rows)?;
     }
