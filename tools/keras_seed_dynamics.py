@@ -25,7 +25,8 @@ import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from keras_seed_oracle import LATENT, make_discriminator, make_generator  # noqa: E402
+from keras_seed_oracle import (  # noqa: E402
+    LATENT, make_discriminator, make_generator, tutorial_train_step)
 
 
 def main():
@@ -41,25 +42,12 @@ def main():
     keras.utils.set_random_seed(a.seed)
     data = np.load(a.train_npy)
     gen, disc = make_generator(), make_discriminator(dropout=0.1)
-    cross_entropy = keras.losses.BinaryCrossentropy()
-    gen_opt, disc_opt = keras.optimizers.Adam(1e-4), keras.optimizers.Adam(1e-4)
+    tutorial_step = tutorial_train_step(gen, disc)
 
     @tf.function
     def train_step(images):
         noise = tf.random.normal([tf.shape(images)[0], LATENT])
-        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
-            generated = gen(noise, training=True)
-            real_output = disc(images, training=True)
-            fake_output = disc(generated, training=True)
-            gen_loss = cross_entropy(tf.ones_like(fake_output), fake_output)
-            disc_loss = (cross_entropy(tf.ones_like(real_output), real_output)
-                         + cross_entropy(tf.zeros_like(fake_output), fake_output))
-        g_grads = gen_tape.gradient(gen_loss, gen.trainable_variables)
-        d_grads = disc_tape.gradient(disc_loss, disc.trainable_variables)
-        gen_opt.apply_gradients(zip(g_grads, gen.trainable_variables))
-        disc_opt.apply_gradients(zip(d_grads, disc.trainable_variables))
-        return tf.stack([disc_loss, gen_loss, tf.reduce_mean(real_output),
-                         tf.reduce_mean(fake_output)])
+        return tf.stack(tutorial_step(images, noise))
 
     rng = np.random.default_rng(a.seed)
     epochs = []

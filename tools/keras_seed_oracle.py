@@ -188,6 +188,32 @@ def saturated_bce_gradient():
     return float(grad().numpy()[0, 0])
 
 
+def tutorial_train_step(gen, disc):
+    """The tutorial's `train_step(images, noise)` on these networks, with its loss and its two
+    Adam(1e-4) optimizers: one simultaneous update of both networks from two GradientTapes.
+    Returns (D loss, G loss, mean D(x), mean D(G(z))). Wrap it in `tf.function`, as the
+    tutorial does."""
+    cross_entropy = keras.losses.BinaryCrossentropy()
+    gen_opt = keras.optimizers.Adam(1e-4)
+    disc_opt = keras.optimizers.Adam(1e-4)
+
+    def train_step(images, noise):
+        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
+            generated = gen(noise, training=True)
+            real_output = disc(images, training=True)
+            fake_output = disc(generated, training=True)
+            gen_loss = cross_entropy(tf.ones_like(fake_output), fake_output)
+            disc_loss = (cross_entropy(tf.ones_like(real_output), real_output)
+                         + cross_entropy(tf.zeros_like(fake_output), fake_output))
+        g_grads = gen_tape.gradient(gen_loss, gen.trainable_variables)
+        d_grads = disc_tape.gradient(disc_loss, disc.trainable_variables)
+        gen_opt.apply_gradients(zip(g_grads, gen.trainable_variables))
+        disc_opt.apply_gradients(zip(d_grads, disc.trainable_variables))
+        return (disc_loss, gen_loss, tf.reduce_mean(real_output), tf.reduce_mean(fake_output))
+
+    return train_step
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dump")
@@ -218,24 +244,7 @@ def main():
     forward_diff = {k: float(np.max(np.abs(a - b))) for k, (a, b) in fwd.items()}
 
     # The tutorial's training step, as written.
-    cross_entropy = keras.losses.BinaryCrossentropy()
-    gen_opt = keras.optimizers.Adam(1e-4)
-    disc_opt = keras.optimizers.Adam(1e-4)
-
-    @tf.function
-    def train_step(images, noise):
-        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
-            generated = gen(noise, training=True)
-            real_output = disc(images, training=True)
-            fake_output = disc(generated, training=True)
-            gen_loss = cross_entropy(tf.ones_like(fake_output), fake_output)
-            disc_loss = (cross_entropy(tf.ones_like(real_output), real_output)
-                         + cross_entropy(tf.zeros_like(fake_output), fake_output))
-        g_grads = gen_tape.gradient(gen_loss, gen.trainable_variables)
-        d_grads = disc_tape.gradient(disc_loss, disc.trainable_variables)
-        gen_opt.apply_gradients(zip(g_grads, gen.trainable_variables))
-        disc_opt.apply_gradients(zip(d_grads, disc.trainable_variables))
-        return (disc_loss, gen_loss, tf.reduce_mean(real_output), tf.reduce_mean(fake_output))
+    train_step = tf.function(tutorial_train_step(gen, disc))
 
     steps = sorted(int(k.split(".")[1]) for k in dump if k.startswith("stats."))
     loss_rel = []

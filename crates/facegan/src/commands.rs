@@ -272,7 +272,6 @@ pub fn train(a: TrainArgs) -> Result<()> {
             .or(a.minutes.map(|_| facegan_trainer::run::TIME_BOUND_EPOCHS)),
         minutes_override: a.minutes,
         new: a.new,
-        require_checkpoint: a.resume,
         progress: stderr_is_tty(),
         max_steps: a.max_steps,
         // Testing hook: poison the real batch of this step with NaN (see ARCHITECTURE.md).

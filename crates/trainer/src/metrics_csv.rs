@@ -75,16 +75,25 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, MetricsError> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(Vec::new());
     };
-    csv::ReaderBuilder::new()
+    let bad_row = |error| MetricsError {
+        path: path.to_path_buf(),
+        error,
+    };
+    let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)
-        .from_reader(text.as_bytes())
-        .deserialize()
-        .collect::<Result<Vec<EpochMetrics>, _>>()
-        .map_err(|error| MetricsError {
-            path: path.to_path_buf(),
-            error,
-        })
+        .from_reader(text.as_bytes());
+    let headers = reader.headers().map_err(bad_row)?.clone();
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(bad_row)?;
+        // A line of only white space trims to one empty field: skipped, as a blank line is.
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
+        rows.push(record.deserialize(Some(&headers)).map_err(bad_row)?);
+    }
+    Ok(rows)
 }
 
 /// Writes all rows (with the header) to `metrics.csv`, atomically.
@@ -141,35 +150,44 @@ mod tests {
         assert_eq!(back[1].loss_d, 1.028627);
     }
 
-    #[test]
-    fn reads_files_from_before_the_swd_column_and_a_missing_file() {
+    /// Reads `text` as a `metrics.csv` file.
+    fn read_text(text: &str) -> Result<Vec<EpochMetrics>, MetricsError> {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("metrics.csv");
-        std::fs::write(
-            &p,
+        std::fs::write(&p, text).unwrap();
+        read_metrics(&p)
+    }
+
+    #[test]
+    fn reads_files_from_before_the_swd_column_and_a_missing_file() {
+        let rows = read_text(
             "epoch,step,images_seen,loss_d,loss_g,d_real,d_fake,seconds,img_per_s\n\
              1,118,7552,0.5,1.5,0.7,0.3,10.0,755.2\n",
         )
         .unwrap();
-        let rows = read_metrics(&p).unwrap();
         assert_eq!((rows[0].epoch, rows[0].swd), (1, None));
+        let dir = tempfile::tempdir().unwrap();
         assert!(read_metrics(&dir.path().join("none.csv"))
             .unwrap()
             .is_empty());
+        // Blank lines are skipped, and a 9-field row under the 10-column header has no SWD.
+        let rows = read_text(
+            "epoch,step,images_seen,loss_d,loss_g,d_real,d_fake,seconds,img_per_s,swd\n\n  \n\
+             2,236,15104,0.5,1.5,0.7,0.3,10.0,755.2\n",
+        )
+        .unwrap();
+        assert_eq!((rows.len(), rows[0].epoch, rows[0].swd), (1, 2, None));
     }
 
     #[test]
     fn a_bad_row_names_the_file_and_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("metrics.csv");
-        std::fs::write(
-            &p,
+        let err = read_text(
             "epoch,step,images_seen,loss_d,loss_g,d_real,d_fake,seconds,img_per_s,swd\n\
              1,118,7552,0.5,1.5,0.7,0.3,10.0,755.2,\n\
              2,236,oops,0.5,1.5,0.7,0.3,10.0,755.2,\n",
         )
-        .unwrap();
-        let err = read_metrics(&p).unwrap_err().to_string();
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("metrics.csv") && err.contains("line: 3"),
             "{err}"

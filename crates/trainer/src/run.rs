@@ -50,8 +50,6 @@ pub struct TrainOptions {
     pub minutes_override: Option<f64>,
     /// Start over even if the run directory has checkpoints.
     pub new: bool,
-    /// `--resume`: refuse to start a new run when there is no checkpoint to resume.
-    pub require_checkpoint: bool,
     pub progress: bool,
     /// Stop (with a checkpoint) after this many global steps: used by tests and benchmarks.
     pub max_steps: Option<u64>,
@@ -115,9 +113,6 @@ pub fn plan_run(opts: &TrainOptions, shard: &Shard) -> Result<RunPlan> {
     } else {
         checkpoint::latest(&opts.run)?
     };
-    if opts.require_checkpoint && latest.is_none() {
-        bail!(no_checkpoint_to_resume(&opts.run));
-    }
     let resume = match latest {
         Some(ckpt) => {
             let state = checkpoint::load_state(&ckpt.dir)?;
@@ -156,20 +151,16 @@ pub fn plan_run(opts: &TrainOptions, shard: &Shard) -> Result<RunPlan> {
     })
 }
 
-/// `--resume` on a run without a finished checkpoint: refused (the CLI checks this first, before
-/// anything else is opened).
+/// `--resume` on a run without a finished checkpoint is refused (the CLI checks this before the
+/// device is picked or the shard opened, as before the restructuring).
 pub fn check_resumable(run: &std::path::Path) -> Result<()> {
     if checkpoint::latest(run)?.is_none() {
-        bail!(no_checkpoint_to_resume(run));
+        bail!(
+            "{}: --resume given but the run has no checkpoint",
+            run.display()
+        );
     }
     Ok(())
-}
-
-fn no_checkpoint_to_resume(run: &std::path::Path) -> String {
-    format!(
-        "{}: --resume given but the run has no checkpoint",
-        run.display()
-    )
 }
 
 /// A resumed run keeps its preset, `--batch` and `--seed`: a different one asked for

@@ -54,7 +54,6 @@ fn opts(data: &Path, run: &Path, cfg: TrainConfig) -> TrainOptions {
         epochs_override: None,
         minutes_override: None,
         new: false,
-        require_checkpoint: false,
         progress: false,
         max_steps: None,
         inject_nan_at_step: None,
@@ -154,6 +153,27 @@ fn a_resumed_run_removes_checkpoint_temps_of_dead_processes() {
     let summary = train::<AD>(&o, &Default::default()).unwrap();
     assert_eq!(summary.state.step, 2);
     assert!(!stale.exists(), "the dead process's temp folder is gone");
+}
+
+/// `--resume` (`run::check_resumable`) refuses a run with no finished checkpoint, naming it, and
+/// accepts one that has one.
+#[test]
+fn resume_is_refused_without_a_checkpoint() {
+    let _turn = rng_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let err = facegan_trainer::run::check_resumable(&run)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("run: --resume given but the run has no checkpoint"),
+        "{err}"
+    );
+    let shard = tiny_shard(dir.path(), 40);
+    let mut o = opts(&shard, &run, TrainConfig::preset("tiny").unwrap());
+    o.max_steps = Some(1);
+    train::<AD>(&o, &Default::default()).unwrap();
+    facegan_trainer::run::check_resumable(&run).unwrap();
 }
 
 /// Both step kinds: `tiny` takes the seed's simultaneous step, and the alternating one.

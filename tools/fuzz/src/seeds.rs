@@ -99,7 +99,6 @@ fn states(scratch: &Path) -> Result<Vec<Vec<u8>>> {
         epochs_override: None,
         minutes_override: None,
         new: true,
-        require_checkpoint: false,
         progress: false,
         max_steps: Some(1),
         inject_nan_at_step: None,
