@@ -571,3 +571,94 @@ fn a_shard_truncated_under_training_is_reported() {
         "a checkpoint survives"
     );
 }
+
+/// Copies a folder tree (a fixture run) to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+fn rgb_pixels(p: &Path) -> Vec<u8> {
+    image::open(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .to_rgb8()
+        .into_raw()
+}
+
+/// Runs trained by earlier facegan builds keep working after the networks' record layout
+/// changes: `tests/fixtures/checkpoints/` holds tiny runs written by those builds (see its
+/// README), with the grid that build sampled from them. Today's binary must sample the same
+/// pixels, resume training from them, and sample again from the checkpoint it writes.
+#[test]
+fn checkpoints_of_earlier_layouts_sample_the_same_faces_and_resume() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/checkpoints");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    make_faces_shard(d, 40, 2);
+    for name in ["v1-tiny", "v1-resize", "v2-tiny"] {
+        let run = d.join(name);
+        copy_tree(&fixtures.join(name), &run);
+        let run_arg = run.to_str().unwrap();
+        let grid = d.join(format!("{name}.png"));
+        let grid_arg = grid.to_str().unwrap();
+        let sample = [
+            "sample", "--run", run_arg, "--n", "8", "--seed", "7", "--out", grid_arg,
+        ];
+        ok(&sample, d);
+        assert!(
+            rgb_pixels(&grid) == rgb_pixels(&run.join("expected-sample-n8-seed7.png")),
+            "{name}: today's build samples other faces than the build that trained it"
+        );
+        let out = ok(
+            &[
+                "train",
+                "--data",
+                "faces.shard",
+                "--run",
+                run_arg,
+                "--max-steps",
+                "3",
+            ],
+            d,
+        );
+        assert!(
+            out.contains("step 3"),
+            "{name}: did not resume to step 3:\n{out}"
+        );
+        let state = latest_state(&run).expect("a checkpoint after resuming");
+        assert_eq!(state["step"], 3, "{name}");
+        ok(&sample, d);
+    }
+
+    // A checkpoint whose tensors do not fit the config it records is refused by name, not
+    // loaded into the wrong shapes. (The checksum list goes, so the edit is not a "damaged" file.)
+    let run = d.join("misfit");
+    copy_tree(&fixtures.join("v2-tiny"), &run);
+    let ckpt = run.join("checkpoints/ckpt_000000002");
+    std::fs::remove_file(ckpt.join("checksums.json")).unwrap();
+    let mut state = read_json(&ckpt.join("state.json"));
+    state["config"]["model"]["g_channels"] = serde_json::json!([16, 4]);
+    std::fs::write(ckpt.join("state.json"), state.to_string()).unwrap();
+    let err = fails(
+        &[
+            "sample",
+            "--run",
+            run.to_str().unwrap(),
+            "--out",
+            "misfit.png",
+        ],
+        d,
+    );
+    assert!(
+        err.contains("ckpt_000000002") && err.contains("does not fit the run's config"),
+        "unclear error for a misfit checkpoint:\n{err}"
+    );
+}

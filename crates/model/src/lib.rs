@@ -25,6 +25,7 @@ mod cpu;
 pub mod discriminator;
 pub mod generator;
 pub mod layers;
+pub mod legacy;
 pub mod ops;
 
 pub use config::{ModelConfig, Padding, Upsample};

@@ -1,0 +1,73 @@
+//! Record layouts of earlier checkpoints, so that runs trained by an older facegan still load.
+//!
+//! Checkpoints store each network with Burn's `BinFileRecorder`, whose bincode layout is
+//! positional: a field added to a module shifts every byte after it, and the old file no longer
+//! parses. The layouts so far:
+//!
+//! - **v1** (before the seed's Keras padding, 2026-11-30 morning): [`UpConv`] had no `crop_end`
+//!   field. Only the generator differs; the discriminator and both optimizer states are as now.
+//! - **v2** (now): [`UpConv`] records `crop_end` (a constant, written as an empty record).
+//!
+//! A v1 record converts to today's [`GeneratorRecord`] field by field; `crop_end` is not data
+//! (it follows from the config), so nothing is invented. `crates/trainer/tests/checkpoint_compat.rs`
+//! loads real v1 checkpoints written by that older binary.
+
+use burn::module::{EmptyRecord, Module};
+use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::nn::Linear;
+use burn::record::Record;
+use burn::tensor::backend::Backend;
+
+use crate::generator::{GeneratorBlockRecord, GeneratorRecord, GeneratorRefine};
+use crate::layers::{BatchNorm2d, UpConvRecord};
+
+/// [`UpConv`](crate::layers::UpConv)'s v1 record: the two optional layers, no `crop_end`.
+#[derive(Record)]
+pub struct UpConvRecordV1<B: Backend> {
+    pub transposed: <Option<ConvTranspose2d<B>> as Module<B>>::Record,
+    pub resize: <Option<Conv2d<B>> as Module<B>>::Record,
+}
+
+/// A generator block's v1 record (its upsampling layer is v1).
+#[derive(Record)]
+pub struct GeneratorBlockRecordV1<B: Backend> {
+    pub conv: UpConvRecordV1<B>,
+    pub norm: <Option<BatchNorm2d<B>> as Module<B>>::Record,
+    pub refine: <Vec<GeneratorRefine<B>> as Module<B>>::Record,
+}
+
+/// The generator's v1 record.
+#[derive(Record)]
+pub struct GeneratorRecordV1<B: Backend> {
+    pub project: <Linear<B> as Module<B>>::Record,
+    pub blocks: Vec<GeneratorBlockRecordV1<B>>,
+    pub to_rgb: <Conv2d<B> as Module<B>>::Record,
+    pub start: EmptyRecord,
+    pub slope: <f64 as Module<B>>::Record,
+    pub residual: <bool as Module<B>>::Record,
+}
+
+impl<B: Backend> From<GeneratorRecordV1<B>> for GeneratorRecord<B> {
+    fn from(v1: GeneratorRecordV1<B>) -> Self {
+        GeneratorRecord {
+            project: v1.project,
+            blocks: v1
+                .blocks
+                .into_iter()
+                .map(|b| GeneratorBlockRecord {
+                    conv: UpConvRecord {
+                        transposed: b.conv.transposed,
+                        resize: b.conv.resize,
+                        crop_end: EmptyRecord::new(),
+                    },
+                    norm: b.norm,
+                    refine: b.refine,
+                })
+                .collect(),
+            to_rgb: v1.to_rgb,
+            start: v1.start,
+            slope: v1.slope,
+            residual: v1.residual,
+        }
+    }
+}
