@@ -27,7 +27,7 @@ else
   BUILD := build
 endif
 
-.PHONY: help build build-cuda test check check-seed fuzz fmt preprocess train eval demo bench-preprocess bench-train bench-presets bench-swd clean-demo
+.PHONY: help build build-cuda test check check-seed fuzz fmt preprocess train eval demo bench-preprocess bench-train bench-presets bench-swd bench-parallel clean-demo
 
 help:
 	@echo "make build                      release build (CPU)"
@@ -40,7 +40,7 @@ help:
 	@echo "make demo                       synth -> preprocess -> train (CPU, minutes) -> eval"
 	@echo "make fuzz [FUZZ_SECONDS=600]     coverage-guided fuzzing of the shard, state.json, config and image parsers"
 	@echo "make check-seed                 the seed step against the tutorial's Keras code (tensorflow-cpu)"
-	@echo "make bench-preprocess | bench-train [DEVICE=cpu|cuda] | bench-presets | bench-swd"
+	@echo "make bench-preprocess | bench-train [DEVICE=cpu|cuda] | bench-presets | bench-swd | bench-parallel [PRESET=..] [DEVICES=..]"
 
 build:
 	$(CARGO) build --release -p facegan
@@ -105,6 +105,15 @@ bench-presets: build
 
 bench-swd: build
 	$(BIN) bench-swd --n 10000
+
+# Data-parallel training (docs/parallel.md): img/s of one device, then of 1 and N peers of
+# --devices, with the all-reduce time per step, in the same run.
+bench-parallel: build
+	@for d in single cpu:1 $(or $(DEVICES),cpu:2); do \
+	  if [ $$d = single ]; then args="--device cpu"; else args="--devices $$d"; fi; \
+	  $(BIN) bench-train --preset $(or $(PRESET),faces48) $$args --warmup 2 --steps 10 2>/dev/null \
+	  | python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items() if k in ("preset", "peers", "batch", "img_per_s", "ms_per_step_mean", "all_reduce_ms_per_step", "all_reduce_share", "gradient_bytes_per_step")} | {"devices": "'$$d'"}))'; \
+	done
 
 clean-demo:
 	rm -rf data/demo runs/demo

@@ -9,8 +9,8 @@ use clap::Args;
 use facegan_common::images::grid_from_hwc;
 use facegan_preprocess::{parse_size, Crop, Filter, PreprocessConfig};
 use facegan_shard::{Shard, Split};
-use facegan_trainer::device::{self, resolve, DeviceRequest, ResolvedDevice};
-use facegan_trainer::{TrainConfig, TrainOptions, TrainOutcome};
+use facegan_trainer::device::{self, resolve, DeviceList, DeviceRequest, ResolvedDevice};
+use facegan_trainer::{TrainConfig, TrainOptions, TrainOutcome, TrainSummary};
 
 /// Runs `$body` with `$B` bound to the `train` (autodiff) or `inference` (no autodiff, BatchNorm
 /// in eval mode) backend of `$dev`, CPU or CUDA, and `$device` to its default device. The CUDA
@@ -26,14 +26,14 @@ macro_rules! with_backend {
         match $dev {
             ResolvedDevice::Cpu => {
                 type $B = $cpu;
-                let $device = Default::default();
+                let $device = device::default_device::<$B>();
                 $body
             }
             ResolvedDevice::Cuda => {
                 #[cfg(feature = "cuda")]
                 {
                     type $B = $cuda;
-                    let $device = Default::default();
+                    let $device = device::default_device::<$B>();
                     $body
                 }
                 #[cfg(not(feature = "cuda"))]
@@ -224,6 +224,11 @@ pub struct TrainArgs {
     /// auto, cpu or cuda.
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Data-parallel training on several devices: `cuda:0,cuda:1,...` or `cpu:N` (N CPU
+    /// peers). Each takes batch / devices images of every batch; gradients are averaged every
+    /// step, so the weights stay identical (BatchNorm uses each device's own batch statistics).
+    #[arg(long, conflicts_with = "device")]
+    devices: Option<String>,
     /// Resume from the latest checkpoint (the default when the run has one).
     #[arg(long, conflicts_with = "new")]
     resume: bool,
@@ -278,11 +283,21 @@ pub fn train(a: TrainArgs) -> Result<()> {
         inject_nan_at_step: std::env::var("FACEGAN_INJECT_NAN_AT_STEP")
             .ok()
             .and_then(|s| s.parse().ok()),
+        // Testing hook: device K of a --devices run fails at step S (`K:S`).
+        fail_device_at: std::env::var("FACEGAN_FAIL_DEVICE_AT").ok().and_then(|s| {
+            let (k, step) = s.split_once(':')?;
+            Some((k.parse().ok()?, step.parse().ok()?))
+        }),
     };
-    let dev = pick_device(&a.device)?;
-    let summary = with_backend!(dev, train, |B, device| facegan_trainer::train::<B>(
-        &opts, &device
-    ))?;
+    let summary = match a.devices.as_deref() {
+        None => {
+            let dev = pick_device(&a.device)?;
+            with_backend!(dev, train, |B, device| facegan_trainer::train::<B>(
+                &opts, &device
+            ))?
+        }
+        Some(list) => train_on_devices(&opts, &DeviceList::parse(list)?)?,
+    };
     match summary.outcome {
         TrainOutcome::Completed => println!("run complete: {}", opts.run.display()),
         TrainOutcome::Stopped { step } => {
@@ -290,6 +305,56 @@ pub fn train(a: TrainArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--devices`: one peer per listed device (see `facegan_trainer::parallel`).
+#[cfg(feature = "parallel")]
+fn train_on_devices(opts: &TrainOptions, list: &DeviceList) -> Result<TrainSummary> {
+    let dev = match list.kind {
+        DeviceRequest::Cuda => resolve(DeviceRequest::Cuda)?,
+        _ => ResolvedDevice::Cpu,
+    };
+    eprintln!("devices: {} x {}", list.indices.len(), dev.name());
+    with_backend!(dev, train, |B, _first| {
+        facegan_trainer::train_parallel::<B>(opts, &device::devices::<B>(&list.indices))
+    })
+}
+
+/// `bench-train --devices`: data-parallel steps (see `facegan_trainer::bench::bench_parallel`).
+#[cfg(feature = "parallel")]
+fn bench_on_devices(
+    cfg: &TrainConfig,
+    list: &DeviceList,
+    warmup: usize,
+    steps: usize,
+) -> Result<serde_json::Value> {
+    let dev = match list.kind {
+        DeviceRequest::Cuda => resolve(DeviceRequest::Cuda)?,
+        _ => ResolvedDevice::Cpu,
+    };
+    with_backend!(dev, train, |B, _first| {
+        facegan_trainer::bench::bench_parallel::<B>(
+            cfg,
+            &device::devices::<B>(&list.indices),
+            warmup,
+            steps,
+        )
+    })
+}
+
+#[cfg(not(feature = "parallel"))]
+fn bench_on_devices(
+    _: &TrainConfig,
+    _: &DeviceList,
+    _: usize,
+    _: usize,
+) -> Result<serde_json::Value> {
+    anyhow::bail!("this facegan was built without the `parallel` feature; --devices needs it")
+}
+
+#[cfg(not(feature = "parallel"))]
+fn train_on_devices(_: &TrainOptions, _: &DeviceList) -> Result<TrainSummary> {
+    anyhow::bail!("this facegan was built without the `parallel` feature; --devices needs it")
 }
 
 #[derive(Args)]
@@ -461,6 +526,10 @@ pub struct BenchTrainArgs {
     steps: usize,
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Time data-parallel steps on these devices instead (`cpu:N` or `cuda:0,cuda:1,...`,
+    /// as `train --devices`): adds the all-reduce time per step and the gradient bytes.
+    #[arg(long, conflicts_with_all = ["device", "profile"])]
+    devices: Option<String>,
     /// Also print a per-op forward/backward profile (to stderr, and as `profile` in the JSON).
     #[arg(long)]
     profile: bool,
@@ -468,6 +537,12 @@ pub struct BenchTrainArgs {
 
 pub fn bench_train(a: BenchTrainArgs) -> Result<()> {
     let cfg = TrainConfig::from_args(a.config.as_deref(), None, &a.preset, a.batch, None)?;
+    if let Some(list) = &a.devices {
+        let list = DeviceList::parse(list)?;
+        let json = bench_on_devices(&cfg, &list, a.warmup, a.steps)?;
+        println!("{json}");
+        return Ok(());
+    }
     let dev = pick_device(&a.device)?;
     let mut json = with_backend!(
         dev,

@@ -75,6 +75,74 @@ pub fn bench_steps<B: AutodiffBackend>(
     }))
 }
 
+/// Data-parallel step throughput (`bench-parallel`): `peers` peers (threads) on `devices`
+/// train the same fixed batch split between them, as [`bench_steps`] does on one device.
+/// Reports img/s, the step time, the time peer 0 spends in all-reduces (waiting for the other
+/// peers included) and the gradient bytes each peer sends per step.
+#[cfg(feature = "parallel")]
+pub fn bench_parallel<B: AutodiffBackend>(
+    cfg: &TrainConfig,
+    devices: &[B::Device],
+    warmup: usize,
+    steps: usize,
+) -> Result<serde_json::Value> {
+    use crate::parallel::{self, Peer};
+    let n = devices.len();
+    crate::parallel::check_batch_divides(cfg.batch, n)?;
+    let leader = Gan::<B>::new(cfg, &devices[0]);
+    let grad_floats = leader.g.param_counts().trainable + leader.d.param_counts().trainable;
+    let m = &cfg.model;
+    B::seed(&devices[0], 1);
+    let real_all = Tensor::<B::InnerBackend, 4>::random(
+        [cfg.batch, 3, m.height, m.width],
+        Distribution::Default,
+        &devices[0],
+    );
+    parallel::reset::<B::InnerBackend>();
+    type Job<'s> = Box<dyn FnOnce() -> Result<(f64, f64)> + Send + 's>;
+    let jobs: Vec<Job> = (0..n)
+        .map(|index| {
+            let peer = Peer { index, count: n };
+            let device = devices[index].clone();
+            let mut gan = leader.fork_for(peer, &device);
+            let rows = peer.rows(cfg.batch);
+            let real =
+                Tensor::<B, 4>::from_inner(real_all.clone().slice([rows]).to_device(&device));
+            Box::new(move || {
+                parallel::join::<B::InnerBackend>(peer, &device)?;
+                let mut timed = 0.0;
+                for step in 0..warmup + steps {
+                    if step == warmup {
+                        parallel::take_leader_reduce_seconds();
+                    }
+                    let t = Instant::now();
+                    let _ = gan.step(real.clone(), step as u64).into_data();
+                    if step >= warmup {
+                        timed += t.elapsed().as_secs_f64();
+                    }
+                }
+                let reduce = parallel::take_leader_reduce_seconds();
+                parallel::leave::<B::InnerBackend>(peer);
+                Ok((timed, reduce))
+            }) as Job
+        })
+        .collect();
+    let results = parallel::run_peers::<B::InnerBackend, _>(jobs)?;
+    let (timed, reduce) = results[0];
+    Ok(serde_json::json!({
+        "impl": format!("facegan-{}", env!("CARGO_PKG_VERSION")),
+        "preset": cfg.preset,
+        "peers": n,
+        "batch": cfg.batch,
+        "steps": steps,
+        "img_per_s": (cfg.batch * steps) as f64 / timed,
+        "ms_per_step_mean": timed * 1e3 / steps as f64,
+        "all_reduce_ms_per_step": reduce * 1e3 / steps as f64,
+        "all_reduce_share": reduce / timed,
+        "gradient_bytes_per_step": grad_floats * 4,
+    }))
+}
+
 /// Compiles (and autotunes) every GPU kernel a preset needs before a long run: two training
 /// steps at the run's batch size, then an eval-mode sample grid and D pass, as the trainer and
 /// evaluator do. Returns the seconds each phase took. On the CPU it is just a smoke test.

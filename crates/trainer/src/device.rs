@@ -91,3 +91,79 @@ pub fn resolve(req: DeviceRequest) -> Result<ResolvedDevice> {
         }),
     }
 }
+
+/// `--devices`: several devices of one kind for data-parallel training, as `cpu:N` (N CPU
+/// peers sharing the machine's cores) or `cuda:0,cuda:1,...` (those GPUs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceList {
+    pub kind: DeviceRequest,
+    /// One entry per peer: the GPU index (always 0 on the CPU).
+    pub indices: Vec<usize>,
+}
+
+impl DeviceList {
+    pub fn parse(s: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            anyhow::anyhow!("--devices {s:?}: {why}; use cpu:N (N CPU peers) or cuda:0,cuda:1,...")
+        };
+        if let Some(n) = s.strip_prefix("cpu:") {
+            let n: usize = n.parse().map_err(|_| bad("N is not a number"))?;
+            if n == 0 {
+                return Err(bad("N must be at least 1"));
+            }
+            return Ok(DeviceList {
+                kind: DeviceRequest::Cpu,
+                indices: vec![0; n],
+            });
+        }
+        let mut indices = Vec::new();
+        for part in s.split(',') {
+            let i = part
+                .trim()
+                .strip_prefix("cuda:")
+                .ok_or_else(|| bad(&format!("{part:?} is neither cpu:N nor cuda:I")))?;
+            let i: usize = i
+                .parse()
+                .map_err(|_| bad(&format!("{part:?} has no GPU index")))?;
+            if indices.contains(&i) {
+                return Err(bad(&format!("cuda:{i} is listed twice")));
+            }
+            indices.push(i);
+        }
+        Ok(DeviceList {
+            kind: DeviceRequest::Cuda,
+            indices,
+        })
+    }
+}
+
+/// A backend device by its index in a [`DeviceList`] (the CPU has one device, whatever the index).
+pub trait NthDevice: Sized {
+    fn nth(index: usize) -> Self;
+}
+
+impl NthDevice for burn::backend::flex::FlexDevice {
+    fn nth(_: usize) -> Self {
+        burn::backend::flex::FlexDevice
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl NthDevice for burn_cuda::CudaDevice {
+    fn nth(index: usize) -> Self {
+        burn_cuda::CudaDevice { index }
+    }
+}
+
+/// The devices of backend `B` at `indices` (see [`DeviceList`]).
+pub fn devices<B: burn::tensor::backend::Backend>(indices: &[usize]) -> Vec<B::Device>
+where
+    B::Device: NthDevice,
+{
+    indices.iter().map(|&i| NthDevice::nth(i)).collect()
+}
+
+/// Backend `B`'s default device (the CPU, or GPU 0).
+pub fn default_device<B: burn::tensor::backend::Backend>() -> B::Device {
+    Default::default()
+}

@@ -4,7 +4,7 @@
 //! betas and D:G ratio from the config, and the balancing options: label smoothing, instance
 //! noise, DiffAugment, R1 and an EMA of G.
 
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::activation::{sigmoid, softplus};
@@ -19,7 +19,12 @@ use crate::adam::GanAdam;
 use crate::augment::DiffAugment;
 use crate::config::{LossKind, StepKind, TrainConfig};
 use crate::ema::{ema_decay, ema_update};
+use crate::parallel::{self, Peer};
 use crate::r1::{add_into, r1_gradients, R1_EVERY};
+
+/// Taken while a step seeds Burn's backend RNG and draws its noise: the RNG is one per process,
+/// and the peers of a data-parallel run are threads of one process.
+static BACKEND_RNG_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Salt of the per-step augmentation RNG (kept apart from the backend RNG's stream).
 const AUGMENT_SALT: u64 = 0xD1FF_A09E_0000_0001;
@@ -107,6 +112,9 @@ pub struct Gan<B: AutodiffBackend> {
     d_steps_done: u64,
     /// Host RNG of the current step's augmentation choices (reseeded every step).
     aug_rng: ChaCha8Rng,
+    /// This GAN's place in a data-parallel run ([`Peer::SOLO`] on one device): its rows of each
+    /// global batch, and whom it averages gradients with.
+    pub peer: Peer,
 }
 
 /// Device-side statistics of one step (read back only every `sync_every` steps):
@@ -178,6 +186,25 @@ impl<B: AutodiffBackend> Gan<B> {
             augment: DiffAugment::parse(&cfg.diffaugment).unwrap_or_default(),
             aug_rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             d_steps_done: 0,
+            peer: Peer::SOLO,
+        }
+    }
+
+    /// A copy on `device` for peer `peer` of a data-parallel run: the same weights, optimizer
+    /// states and parameter ids (which the gradient all-reduce matches tensors by).
+    pub fn fork_for(&self, peer: Peer, device: &B::Device) -> Self {
+        Gan {
+            g: self.g.clone().fork(device),
+            d: self.d.clone().fork(device),
+            opt_g: self.opt_g.clone(),
+            opt_d: self.opt_d.clone(),
+            g_ema: self.g_ema.clone().map(|e| e.fork(device)),
+            cfg: self.cfg.clone(),
+            progress: self.progress,
+            augment: self.augment,
+            d_steps_done: self.d_steps_done,
+            aug_rng: self.aug_rng.clone(),
+            peer,
         }
     }
 
@@ -196,15 +223,29 @@ impl<B: AutodiffBackend> Gan<B> {
 
     /// One training step on a real batch `[N, 3, H, W]` in [0, 1] (see [`StepKind`]).
     /// Returns device-side stats.
+    /// On a peer of a data-parallel run, `real` is the peer's rows of the global batch and the
+    /// noise is its rows of the global batch's noise.
     pub fn step(&mut self, real: Tensor<B, 4>, step: u64) -> StepStats<B> {
         let device = real.device();
         let n = real.dims()[0];
         let seed = step_seed(self.cfg.seed, step);
-        B::seed(&device, seed);
-        self.aug_rng = ChaCha8Rng::seed_from_u64(seed ^ AUGMENT_SALT);
+        // Peers other than 0 draw their own augmentations (they see other images).
+        let peer_salt = (self.peer.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.aug_rng = ChaCha8Rng::seed_from_u64(seed ^ AUGMENT_SALT ^ peer_salt);
         self.d_steps_done = step * self.cfg.d_steps as u64;
-        let z = noise::<B>(n, self.cfg.model.latent, &device);
-        self.step_with_noise(real, z, step)
+        let z = {
+            // The backend RNG is one per process: peers (threads) take turns to seed and draw.
+            let _turn = BACKEND_RNG_TURN.lock().unwrap_or_else(|e| e.into_inner());
+            B::seed(&device, seed);
+            let z = noise::<B>(n * self.peer.count, self.cfg.model.latent, &device);
+            if self.peer.is_solo() {
+                z
+            } else {
+                z.slice([self.peer.rows(n * self.peer.count)])
+            }
+        };
+        let stats = self.step_with_noise(real, z, step);
+        parallel::reduce(self.peer, stats, true)
     }
 
     /// [`Gan::step`] with the latent batch `z` given (the Keras oracle's check feeds both
@@ -266,6 +307,7 @@ impl<B: AutodiffBackend> Gan<B> {
         let loss_g = g_loss(self.cfg.loss, out_g.clone());
         let grads_g = GradientsParams::from_grads(loss_g.backward(), &self.g);
 
+        let grads_g = parallel::mean_gradients(self.peer, grads_g, &self.g);
         self.d = self.opt_d.step(self.cfg.lr_d, self.d.clone(), grads_d);
         self.g = self.opt_g.step(self.cfg.lr_g, self.g.clone(), grads_g);
         [
@@ -312,7 +354,7 @@ impl<B: AutodiffBackend> Gan<B> {
             loss = loss + r1.penalty.div_scalar(R1_EVERY as f64);
         }
         self.d_steps_done += 1;
-        (grads, loss)
+        (parallel::mean_gradients(self.peer, grads, &self.d), loss)
     }
 
     /// Generator update through the current D: fake -> 1. Only G's parameters are stepped.
@@ -325,6 +367,7 @@ impl<B: AutodiffBackend> Gan<B> {
         let out = self.d.forward(fake);
         let loss = g_loss(self.cfg.loss, out.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &self.g);
+        let grads = parallel::mean_gradients(self.peer, grads, &self.g);
         self.g = self.opt_g.step(self.cfg.lr_g, self.g.clone(), grads);
         (loss.inner(), sigmoid(out.inner()).mean())
     }

@@ -7,7 +7,10 @@
 //! - [`ema`]: the exponential moving average of G's weights.
 //! - [`quality`]: the live quality curve (SWD against the holdout every `eval_every` images).
 //! - [`r1`]: the R1 gradient penalty, through a nested autodiff backend.
-//! - [`run`]: `train()`: plan the run (resume or start), lock it, then a [`session`].
+//! - [`run`]: `train()`: plan the run (resume or start), lock it, then a [`session`];
+//!   `train_parallel()`: the same on several devices, one [`session`] per device.
+//! - [`parallel`]: data parallelism on Burn's collective engine: peers, batch rows, the
+//!   gradient all-reduce, a supervisor that stops every peer when one fails.
 //! - [`session`]: one training process: epochs of steps, stats sync, NaN guard, probes, stops,
 //!   each epoch's metrics row, grid, plots and checkpoint.
 //! - [`run_dir`]: the run directory's lock, clean-up and `train.log` lines.
@@ -35,6 +38,7 @@ pub mod device;
 pub mod ema;
 pub mod gan;
 pub mod metrics_csv;
+pub mod parallel;
 pub mod quality;
 pub mod r1;
 pub mod run;
@@ -45,6 +49,8 @@ pub mod session;
 use std::sync::atomic::AtomicBool;
 
 pub use config::{LossKind, StepKind, TrainConfig};
+#[cfg(feature = "parallel")]
+pub use run::train_parallel;
 pub use run::{train, TrainOptions, TrainOutcome, TrainSummary};
 
 /// Set by the CLI's Ctrl-C handler: the trainer finishes its step, checkpoints and returns.

@@ -56,6 +56,9 @@ pub struct TrainOptions {
     /// Testing hook (`FACEGAN_INJECT_NAN_AT_STEP`): poison the real batch of this global step
     /// with NaN, to test the non-finite-loss guard end to end.
     pub inject_nan_at_step: Option<u64>,
+    /// Testing hook (`FACEGAN_FAIL_DEVICE_AT=K:S`): peer K of a data-parallel run fails at
+    /// global step S, to test that the other peers stop instead of waiting for it.
+    pub fail_device_at: Option<(usize, u64)>,
 }
 
 /// How a call to [`train`] ended.
@@ -93,6 +96,60 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
     }
     let outcome = session.train_epochs()?;
     session.finish(outcome)
+}
+
+/// Trains on several devices of backend `B` at once, one peer (thread) per device, with the
+/// gradients all-reduced before every optimizer step (see [`crate::parallel`]). One device is
+/// [`train`]. The global batch is the config's; each device takes `batch / devices` of it.
+#[cfg(feature = "parallel")]
+pub fn train_parallel<B: AutodiffBackend>(
+    opts: &TrainOptions,
+    devices: &[B::Device],
+) -> Result<TrainSummary> {
+    if devices.len() <= 1 {
+        let device = devices.first().cloned().unwrap_or_default();
+        return train::<B>(opts, &device);
+    }
+    let shard = Arc::new(Shard::open(&opts.data)?);
+    shard.verify()?;
+    let plan = plan_run(opts, &shard)?;
+    crate::parallel::check_batch_divides(plan.cfg.batch, devices.len())?;
+    let _lock = RunLock::acquire(&opts.run)?;
+    remove_stale_checkpoint_temps(&opts.run);
+    let mut leader = Session::<B>::start(opts, shard, plan, &devices[0])?;
+    if leader.budget_spent_before_start() {
+        let step = leader.state.step;
+        return Ok(leader.into_summary(TrainOutcome::Stopped { step }));
+    }
+    leader.lead(devices.len());
+    crate::run_dir::print_and_log(
+        &opts.run,
+        &format!(
+            "data-parallel over {} devices: {} images of each batch of {} per device, gradients averaged every step",
+            devices.len(),
+            leader.cfg_batch() / devices.len(),
+            leader.cfg_batch()
+        ),
+    );
+    let followers: Vec<Session<B>> = (1..devices.len())
+        .map(|i| leader.follower(i, &devices[i]))
+        .collect();
+    type Job<'s, T> = Box<dyn FnOnce() -> Result<T> + Send + 's>;
+    crate::parallel::reset::<B::InnerBackend>();
+    let mut jobs: Vec<Job<(Session<B>, TrainOutcome)>> = Vec::new();
+    for (i, mut session) in std::iter::once(leader).chain(followers).enumerate() {
+        let device = devices[i].clone();
+        jobs.push(Box::new(move || {
+            let peer = session.peer();
+            crate::parallel::join::<B::InnerBackend>(peer, &device)?;
+            let outcome = session.train_epochs();
+            crate::parallel::leave::<B::InnerBackend>(peer);
+            Ok((session, outcome?))
+        }));
+    }
+    let mut done = crate::parallel::run_peers::<B::InnerBackend, _>(jobs)?;
+    let (leader, outcome) = done.swap_remove(0);
+    leader.finish(outcome)
 }
 
 /// What [`plan_run`] decided: resume from a checkpoint (with its state) or start anew, with

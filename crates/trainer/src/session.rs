@@ -22,6 +22,7 @@ use crate::checkpoint::{self, BestScore, CheckpointInfo, EpochSums, TrainState};
 use crate::config::TrainConfig;
 use crate::data::{epoch_order, Prefetcher};
 use crate::gan::{noise, upload_images, Gan};
+use crate::parallel::{self, Peer};
 use crate::quality::{self, ProbeSchedule, QualityPoint, QualityProbe};
 use crate::run::{RunPlan, TrainOptions, TrainOutcome, TrainSummary, GRID_SIZE, TIME_BOUND_EPOCHS};
 use crate::run_dir::{clear_run, print_and_log};
@@ -82,6 +83,14 @@ pub struct Session<'a, B: AutodiffBackend> {
     seconds_before: f64,
     budget_s: Option<f64>,
     budget_hit: bool,
+}
+
+impl<B: AutodiffBackend> Session<'_, B> {
+    /// Whether this session writes the run directory: always on one device, only peer 0 of a
+    /// data-parallel run.
+    fn leader(&self) -> bool {
+        self.gan.peer.is_leader()
+    }
 }
 
 impl<'a, B: AutodiffBackend> Session<'a, B> {
@@ -173,6 +182,53 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         spent
     }
 
+    /// This session's place among the peers of a data-parallel run.
+    pub fn peer(&self) -> Peer {
+        self.gan.peer
+    }
+
+    /// The global batch.
+    pub fn cfg_batch(&self) -> usize {
+        self.cfg.batch
+    }
+
+    /// Makes this session the leader of `peers` data-parallel peers (see [`crate::parallel`]).
+    pub fn lead(&mut self, peers: usize) {
+        self.gan.peer = Peer {
+            index: 0,
+            count: peers,
+        };
+    }
+
+    /// A follower of this (leading) session for peer `index` on `device`: the same networks,
+    /// state and schedule, writing nothing.
+    pub fn follower(&self, index: usize, device: &'a B::Device) -> Self {
+        let peer = Peer {
+            index,
+            count: self.gan.peer.count,
+        };
+        Session {
+            opts: self.opts,
+            run: self.run,
+            device,
+            shard: self.shard.clone(),
+            cfg: self.cfg.clone(),
+            train_ids: self.train_ids.clone(),
+            batches_per_epoch: self.batches_per_epoch,
+            gan: self.gan.fork_for(peer, device),
+            state: self.state.clone(),
+            resumed_from: self.resumed_from.clone(),
+            metrics: Vec::new(),
+            curve: Vec::new(),
+            probe: None,
+            schedule: ProbeSchedule::new(0),
+            clock: self.clock,
+            seconds_before: self.seconds_before,
+            budget_s: self.budget_s,
+            budget_hit: self.budget_hit,
+        }
+    }
+
     /// Trains epoch after epoch until the last one, or a stop.
     pub fn train_epochs(&mut self) -> Result<TrainOutcome> {
         while self.state.epoch < self.cfg.epochs {
@@ -183,11 +239,19 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         Ok(TrainOutcome::Completed)
     }
 
-    /// Whether training must stop now: Ctrl-C, `--max-steps` or the time budget.
+    /// Whether training must stop now: Ctrl-C, `--max-steps` or the time budget. The peers of
+    /// a data-parallel run vote, and all stop when any asks to, at the same step.
     fn stop_requested(&self) -> bool {
-        STOP.load(Ordering::SeqCst)
+        let mine = STOP.load(Ordering::SeqCst)
             || self.opts.max_steps.is_some_and(|m| self.state.step >= m)
-            || self.budget_hit
+            || self.budget_hit;
+        if self.gan.peer.is_solo() {
+            return mine;
+        }
+        let vote =
+            Tensor::<B::InnerBackend, 1>::from_floats([f32::from(u8::from(mine))], self.device);
+        let votes = parallel::reduce(self.gan.peer, vote, false).into_data();
+        votes.to_vec::<f32>().expect("f32 votes")[0] > 0.0
     }
 
     /// One epoch (or the rest of it, when resuming mid-epoch); `Some` when it stopped early.
@@ -199,7 +263,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             nb as u64,
             &format!("epoch {}{}", epoch + 1, of_total(&cfg)),
             "{pos}/{len} ETA {eta} {msg}",
-            self.opts.progress,
+            self.opts.progress && self.leader(),
         );
         pb.set_position(self.state.batch_in_epoch as u64);
         let mut pending: Vec<Tensor<B::InnerBackend, 1>> = Vec::new();
@@ -210,8 +274,22 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             cfg.batch,
             self.state.batch_in_epoch,
         );
+        let rows = self.gan.peer.rows(cfg.batch);
+        let image_bytes = 3 * h * w;
         for batch in batches {
-            let mut real = upload_images::<B>(batch.pixels, cfg.batch, h, w, self.device);
+            let pixels = if self.gan.peer.is_solo() {
+                batch.pixels
+            } else {
+                batch.pixels[rows.start * image_bytes..rows.end * image_bytes].to_vec()
+            };
+            let mut real = upload_images::<B>(pixels, rows.len(), h, w, self.device);
+            if self.opts.fail_device_at == Some((self.gan.peer.index, self.state.step)) {
+                bail!(
+                    "device {} failed at step {} (FACEGAN_FAIL_DEVICE_AT)",
+                    self.gan.peer.index,
+                    self.state.step
+                );
+            }
             if self.opts.inject_nan_at_step == Some(self.state.step) {
                 real = real.mul_scalar(f32::NAN);
             }
@@ -238,10 +316,16 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         pb.finish_and_clear();
         self.end_epoch(epoch, clock.elapsed().as_secs_f64())?;
         let stop = self.stop_requested();
-        if (epoch + 1) % cfg.checkpoint_every == 0 || self.state.epoch == cfg.epochs || stop {
+        let due = (epoch + 1) % cfg.checkpoint_every == 0 || self.state.epoch == cfg.epochs;
+        if (due || stop) && self.leader() {
             checkpoint::save(self.run, &self.gan, &self.state, cfg.keep_checkpoints)?;
         }
         if stop && self.state.epoch < cfg.epochs {
+            if !self.leader() {
+                return Ok(Some(TrainOutcome::Stopped {
+                    step: self.state.step,
+                }));
+            }
             print_and_log(
                 self.run,
                 &format!(
@@ -293,7 +377,9 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
                     v.loss_g
                 );
                 pb.abandon();
-                artifacts::log_line(self.run, &msg);
+                if self.leader() {
+                    artifacts::log_line(self.run, &msg);
+                }
                 bail!(msg);
             }
             v.add_to(&mut self.state.epoch_sums);
@@ -342,6 +428,11 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
 
     /// A stop inside an epoch: a checkpoint at this step, and how to resume.
     fn stop_mid_epoch(&mut self, epoch: usize) -> Result<TrainOutcome> {
+        if !self.leader() {
+            return Ok(TrainOutcome::Stopped {
+                step: self.state.step,
+            });
+        }
         let dir = checkpoint::save(self.run, &self.gan, &self.state, self.cfg.keep_checkpoints)?;
         print_and_log(
             self.run,
@@ -379,6 +470,11 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
     fn end_epoch(&mut self, epoch: usize, seconds_this_process: f64) -> Result<()> {
         let run = self.run;
         let e = std::mem::take(&mut self.state.epoch_sums);
+        if !self.leader() {
+            self.state.epoch += 1;
+            self.state.batch_in_epoch = 0;
+            return Ok(());
+        }
         let seconds = e.seconds + seconds_this_process;
         let steps = e.steps.max(1) as f64;
         let row = EpochMetrics {

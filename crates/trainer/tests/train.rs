@@ -57,6 +57,7 @@ fn opts(data: &Path, run: &Path, cfg: TrainConfig) -> TrainOptions {
         progress: false,
         max_steps: None,
         inject_nan_at_step: None,
+        fail_device_at: None,
     }
 }
 

@@ -102,6 +102,7 @@ fn states(scratch: &Path) -> Result<Vec<Vec<u8>>> {
         progress: false,
         max_steps: Some(1),
         inject_nan_at_step: None,
+        fail_device_at: None,
     };
     facegan_trainer::train::<facegan_trainer::device::CpuBackend>(&opts, &Default::default())?;
     let ckpt =
