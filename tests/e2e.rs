@@ -662,3 +662,220 @@ fn checkpoints_of_earlier_layouts_sample_the_same_faces_and_resume() {
         "unclear error for a misfit checkpoint:\n{err}"
     );
 }
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the child to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `facegan` in the background, its stdout and stderr captured.
+fn spawn(args: &[&str], cwd: &Path) -> std::process::Child {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start facegan")
+}
+
+/// Waits for a child, killing it (and failing) after `limit`: a hang is a failure, not a wait.
+fn finish_within(mut child: std::process::Child, limit: Duration, what: &str) -> Output {
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{what} did not finish within {limit:?}:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// One orchestrator and one node per rank on 127.0.0.1, all training `run` (node 0 writes it).
+struct Cluster {
+    orchestrator: std::process::Child,
+    nodes: Vec<std::process::Child>,
+}
+
+impl Cluster {
+    fn start(d: &Path, run: &str, extra: &[&[&str]]) -> Cluster {
+        let orch = format!("127.0.0.1:{}", free_port());
+        let orchestrator = spawn(&["orchestrator", "--listen", &orch], d);
+        let nodes = extra
+            .iter()
+            .enumerate()
+            .map(|(rank, extra)| {
+                let (rank, me) = (rank.to_string(), format!("127.0.0.1:{}", free_port()));
+                let mut args = vec![
+                    "train",
+                    "--data",
+                    "faces.shard",
+                    "--run",
+                    run,
+                    "--config",
+                    "flat.toml",
+                    "--nodes",
+                    "2",
+                    "--node-rank",
+                    &rank,
+                    "--orchestrator",
+                    &orch,
+                    "--node-address",
+                    &me,
+                    "--peer-timeout",
+                    "60",
+                ];
+                args.extend_from_slice(extra);
+                spawn(&args, d)
+            })
+            .collect();
+        Cluster {
+            orchestrator,
+            nodes,
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.orchestrator.kill();
+        let _ = self.orchestrator.wait();
+    }
+}
+
+/// Several machines, played by processes on 127.0.0.1: an orchestrator and 2 nodes train the
+/// same 6 steps as one process with 2 devices (no BatchNorm or dropout, so the same
+/// computation up to summation order); a node whose config differs is refused by both; a node
+/// killed mid-run makes the other exit with an error naming it, promptly.
+#[test]
+fn two_node_processes_train_like_one_process_and_stop_when_one_dies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    make_faces_shard(d, 160, 4);
+    std::fs::write(
+        d.join("flat.toml"),
+        "preset = \"tiny\"\nbatch = 16\neval_every = 0\n[model]\nd_dropout = 0.0\n\
+         d_batchnorm = [false, false]\ng_batchnorm = [false, false]\n",
+    )
+    .unwrap();
+    let limit = Duration::from_secs(120);
+
+    // One process, 2 devices.
+    ok(
+        &[
+            "train",
+            "--data",
+            "faces.shard",
+            "--run",
+            "one",
+            "--config",
+            "flat.toml",
+            "--devices",
+            "cpu:2",
+            "--max-steps",
+            "6",
+        ],
+        d,
+    );
+    // Two processes, one device each.
+    let mut c = Cluster::start(d, "two", &[&["--max-steps", "6"], &["--max-steps", "6"]]);
+    for (rank, node) in c.nodes.drain(..).enumerate().rev() {
+        let out = finish_within(node, limit, &format!("node {rank}"));
+        assert!(
+            out.status.success(),
+            "node {rank} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    drop(c);
+    let one = latest_state(&d.join("one")).expect("one process checkpointed");
+    let two = latest_state(&d.join("two")).expect("node 0 checkpointed");
+    assert_eq!(
+        (one["step"].as_u64(), two["step"].as_u64()),
+        (Some(6), Some(6))
+    );
+    let sums = |s: &serde_json::Value| {
+        let e = &s["epoch_sums"];
+        [e["loss_d"].as_f64().unwrap(), e["loss_g"].as_f64().unwrap()]
+    };
+    let (a, b) = (sums(&one), sums(&two));
+    assert!(
+        (a[0] - b[0]).abs() < 1e-4 && (a[1] - b[1]).abs() < 1e-4,
+        "losses differ: one process {a:?}, two {b:?}"
+    );
+    for run in ["one", "two"] {
+        ok(
+            &[
+                "sample",
+                "--run",
+                run,
+                "--n",
+                "16",
+                "--out",
+                &format!("{run}.png"),
+            ],
+            d,
+        );
+    }
+    let (p1, p2) = (
+        rgb_pixels(&d.join("one.png")),
+        rgb_pixels(&d.join("two.png")),
+    );
+    let worst = p1
+        .iter()
+        .zip(&p2)
+        .map(|(x, y)| x.abs_diff(*y))
+        .max()
+        .unwrap();
+    assert!(worst <= 1, "samples differ by up to {worst} levels");
+
+    // A node with another seed: both refuse, neither hangs.
+    let mut c = Cluster::start(
+        d,
+        "mismatch",
+        &[&["--max-steps", "2"], &["--max-steps", "2", "--seed", "5"]],
+    );
+    for (rank, node) in c.nodes.drain(..).enumerate().rev() {
+        let out = finish_within(node, limit, &format!("mismatched node {rank}"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "mismatched node {rank} trained");
+        assert!(
+            err.contains("do not train the same run"),
+            "node {rank}: {err}"
+        );
+    }
+    drop(c);
+
+    // Node 1 killed after node 0's first checkpoint: node 0 stops with a message naming it.
+    let mut c = Cluster::start(d, "killed", &[&["--epochs", "1000"], &["--epochs", "1000"]]);
+    let t = Instant::now();
+    while latest_state(&d.join("killed")).is_none() {
+        assert!(t.elapsed() < limit, "no checkpoint from node 0");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut node1 = c.nodes.pop().unwrap();
+    node1.kill().unwrap();
+    let _ = node1.wait();
+    let killed_at = Instant::now();
+    let out = finish_within(c.nodes.pop().unwrap(), limit, "node 0 after node 1 died");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "node 0 went on alone");
+    assert!(err.contains("lost node(s) 1"), "unclear error: {err}");
+    eprintln!(
+        "node 0 stopped {:?} after node 1 was killed",
+        killed_at.elapsed()
+    );
+    assert!(
+        latest_state(&d.join("killed")).is_some(),
+        "node 0's checkpoint is gone"
+    );
+}

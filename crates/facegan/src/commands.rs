@@ -229,6 +229,24 @@ pub struct TrainArgs {
     /// step, so the weights stay identical (BatchNorm uses each device's own batch statistics).
     #[arg(long, conflicts_with = "device")]
     devices: Option<String>,
+    /// Several machines: the number of nodes (each runs this command with its own
+    /// --node-rank and devices; all meet at --orchestrator). Node 0 writes the run directory.
+    #[arg(long, requires_all = ["node_rank", "orchestrator"])]
+    nodes: Option<usize>,
+    /// This node's rank, 0..nodes.
+    #[arg(long, requires = "nodes")]
+    node_rank: Option<usize>,
+    /// HOST:PORT of `facegan orchestrator --listen` (ws:// optional).
+    #[arg(long, requires = "nodes")]
+    orchestrator: Option<String>,
+    /// HOST:PORT where the other nodes reach this one (default 127.0.0.1 at the orchestrator's
+    /// port + 1 + rank).
+    #[arg(long, requires = "nodes")]
+    node_address: Option<String>,
+    /// Several machines: seconds without a finished step (or to meet the others at the start)
+    /// after which a node gives up, naming the nodes it lost.
+    #[arg(long, default_value_t = 300, requires = "nodes")]
+    peer_timeout: u64,
     /// Resume from the latest checkpoint (the default when the run has one).
     #[arg(long, conflicts_with = "new")]
     resume: bool,
@@ -289,14 +307,36 @@ pub fn train(a: TrainArgs) -> Result<()> {
             Some((k.parse().ok()?, step.parse().ok()?))
         }),
     };
-    let summary = match a.devices.as_deref() {
+    let cluster = match (a.nodes, a.node_rank, a.orchestrator.as_deref()) {
+        (Some(n), Some(r), Some(o)) => Some(facegan_trainer::parallel::Cluster::new(
+            n,
+            r,
+            o,
+            a.node_address.as_deref(),
+        )?),
+        _ => None,
+    };
+    let devices = match (a.devices.as_deref(), &cluster) {
+        (Some(list), _) => Some(DeviceList::parse(list)?),
+        (None, Some(_)) => Some(DeviceList::parse(match a.device.as_str() {
+            "cuda" | "gpu" => "cuda:0",
+            _ => "cpu:1",
+        })?),
+        (None, None) => None,
+    };
+    let summary = match devices {
         None => {
             let dev = pick_device(&a.device)?;
             with_backend!(dev, train, |B, device| facegan_trainer::train::<B>(
                 &opts, &device
             ))?
         }
-        Some(list) => train_on_devices(&opts, &DeviceList::parse(list)?)?,
+        Some(list) => train_on_devices(
+            &opts,
+            &list,
+            cluster.as_ref(),
+            std::time::Duration::from_secs(a.peer_timeout),
+        )?,
     };
     match summary.outcome {
         TrainOutcome::Completed => println!("run complete: {}", opts.run.display()),
@@ -309,14 +349,24 @@ pub fn train(a: TrainArgs) -> Result<()> {
 
 /// `--devices`: one peer per listed device (see `facegan_trainer::parallel`).
 #[cfg(feature = "parallel")]
-fn train_on_devices(opts: &TrainOptions, list: &DeviceList) -> Result<TrainSummary> {
+fn train_on_devices(
+    opts: &TrainOptions,
+    list: &DeviceList,
+    cluster: Option<&facegan_trainer::parallel::Cluster>,
+    peer_timeout: std::time::Duration,
+) -> Result<TrainSummary> {
     let dev = match list.kind {
         DeviceRequest::Cuda => resolve(DeviceRequest::Cuda)?,
         _ => ResolvedDevice::Cpu,
     };
     eprintln!("devices: {} x {}", list.indices.len(), dev.name());
     with_backend!(dev, train, |B, _first| {
-        facegan_trainer::train_parallel::<B>(opts, &device::devices::<B>(&list.indices))
+        facegan_trainer::train_parallel::<B>(
+            opts,
+            &device::devices::<B>(&list.indices),
+            cluster,
+            peer_timeout,
+        )
     })
 }
 
@@ -353,7 +403,12 @@ fn bench_on_devices(
 }
 
 #[cfg(not(feature = "parallel"))]
-fn train_on_devices(_: &TrainOptions, _: &DeviceList) -> Result<TrainSummary> {
+fn train_on_devices(
+    _: &TrainOptions,
+    _: &DeviceList,
+    _: Option<&facegan_trainer::parallel::Cluster>,
+    _: std::time::Duration,
+) -> Result<TrainSummary> {
     anyhow::bail!("this facegan was built without the `parallel` feature; --devices needs it")
 }
 
@@ -577,4 +632,26 @@ pub fn bench_swd(a: BenchSwdArgs) -> Result<()> {
     let report = facegan_metrics::bench::bench_swd(a.n, h as usize, w as usize);
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
+}
+
+#[derive(Args)]
+pub struct OrchestratorArgs {
+    /// HOST:PORT to listen on (ws:// optional; it listens on every interface at PORT).
+    #[arg(long)]
+    listen: String,
+}
+
+/// `facegan orchestrator`: where the nodes of a several-machine run meet (Burn's collective
+/// orchestrator); runs until interrupted.
+pub fn orchestrator(a: OrchestratorArgs) -> Result<()> {
+    #[cfg(feature = "parallel")]
+    {
+        let (_, port) = facegan_trainer::parallel::ws_address(&a.listen, "--listen")?;
+        facegan_trainer::parallel::run_orchestrator(port)
+    }
+    #[cfg(not(feature = "parallel"))]
+    {
+        let _ = a;
+        anyhow::bail!("this facegan was built without the `parallel` feature")
+    }
 }

@@ -48,6 +48,8 @@ enum Command {
     BenchTrain(commands::BenchTrainArgs),
     /// Time the sliced Wasserstein distance on N images per side (for `make bench-swd`).
     BenchSwd(commands::BenchSwdArgs),
+    /// Where the nodes of a several-machine run meet (`train --nodes`); runs until Ctrl-C.
+    Orchestrator(commands::OrchestratorArgs),
 }
 
 /// Set once by Ctrl-C; stages poll it and stop cleanly.
@@ -119,6 +121,7 @@ fn main() -> ExitCode {
         Command::BenchDecode(a) => commands::bench_decode(a),
         Command::BenchTrain(a) => commands::bench_train(a),
         Command::BenchSwd(a) => commands::bench_swd(a),
+        Command::Orchestrator(a) => commands::orchestrator(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

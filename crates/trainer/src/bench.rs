@@ -109,7 +109,7 @@ pub fn bench_parallel<B: AutodiffBackend>(
             let real =
                 Tensor::<B, 4>::from_inner(real_all.clone().slice([rows]).to_device(&device));
             Box::new(move || {
-                parallel::join::<B::InnerBackend>(peer, &device)?;
+                parallel::join::<B::InnerBackend>(peer, n, None, &device)?;
                 let mut timed = 0.0;
                 for step in 0..warmup + steps {
                     if step == warmup {

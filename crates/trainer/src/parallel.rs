@@ -56,6 +56,111 @@ pub fn check_batch_divides(batch: usize, peers: usize) -> Result<()> {
     Ok(())
 }
 
+/// Where this process sits in a run over several machines (`--nodes`, `--node-rank`,
+/// `--orchestrator`, `--node-address`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    pub nodes: usize,
+    pub rank: usize,
+    /// `ws://HOST:PORT` of `facegan orchestrator`.
+    pub orchestrator: String,
+    /// `ws://HOST:PORT` where the other nodes reach this one.
+    pub node_address: String,
+    /// The port this node's data service listens on (all interfaces).
+    pub data_port: u16,
+}
+
+impl Cluster {
+    /// Checks the flags. Addresses are `HOST:PORT`, with or without `ws://`; this node's
+    /// address defaults to `127.0.0.1` at the orchestrator's port + 1 + rank.
+    pub fn new(
+        nodes: usize,
+        rank: usize,
+        orchestrator: &str,
+        node_address: Option<&str>,
+    ) -> Result<Self> {
+        if nodes == 0 || rank >= nodes {
+            return Err(anyhow!(
+                "--node-rank {rank} with --nodes {nodes}: ranks run from 0 to {}",
+                nodes.saturating_sub(1)
+            ));
+        }
+        let (orchestrator, orch_port) = ws_address(orchestrator, "--orchestrator")?;
+        let default_node = format!("127.0.0.1:{}", orch_port as usize + 1 + rank);
+        let (node_address, data_port) =
+            ws_address(node_address.unwrap_or(&default_node), "--node-address")?;
+        Ok(Cluster {
+            nodes,
+            rank,
+            orchestrator,
+            node_address,
+            data_port,
+        })
+    }
+}
+
+/// `HOST:PORT` or `ws://HOST:PORT` as `ws://HOST:PORT` (Burn needs the scheme: without it, it
+/// retries the connection forever) and its port.
+pub fn ws_address(s: &str, flag: &str) -> Result<(String, u16)> {
+    let bare = s.strip_prefix("ws://").unwrap_or(s);
+    let (host, port) = bare
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow!("{flag} {s:?}: expected HOST:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| anyhow!("{flag} {s:?}: {port:?} is not a port number"))?;
+    if host.is_empty() || port == 0 {
+        return Err(anyhow!("{flag} {s:?}: expected HOST:PORT"));
+    }
+    Ok((format!("ws://{host}:{port}"), port))
+}
+
+/// Ends the process with a message when armed and not fed in time. Burn's collective has no
+/// timeouts: a node waiting for an orchestrator that is not there, or in an all-reduce with a
+/// node that died, would wait forever. A blocked thread cannot be cancelled, so the watchdog
+/// prints the reason and exits (status 3).
+pub struct Watchdog {
+    state: std::sync::Arc<std::sync::Mutex<(std::time::Instant, Option<String>)>>,
+    timeout: std::time::Duration,
+}
+
+impl Watchdog {
+    pub fn start(timeout: std::time::Duration) -> Self {
+        let state = std::sync::Arc::new(std::sync::Mutex::new((std::time::Instant::now(), None)));
+        let watched = state.clone();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+            let guard = watched.lock().unwrap_or_else(|e| e.into_inner());
+            if let (since, Some(why)) = &*guard {
+                if since.elapsed() > timeout {
+                    eprintln!("error: {why}");
+                    std::process::exit(3);
+                }
+            }
+        });
+        Watchdog { state, timeout }
+    }
+
+    /// From now on, exit with `why` unless fed (or disarmed) within the timeout.
+    pub fn arm(&self, why: String) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) =
+            (std::time::Instant::now(), Some(why));
+    }
+
+    /// Progress: the timeout starts again.
+    pub fn feed(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).0 = std::time::Instant::now();
+    }
+
+    pub fn disarm(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = None;
+    }
+
+    pub fn timeout(&self) -> std::time::Duration {
+        self.timeout
+    }
+}
+
 #[cfg(feature = "parallel")]
 pub use collective::*;
 
@@ -73,7 +178,7 @@ mod collective {
     use burn::tensor::backend::{AutodiffBackend, Backend};
     use burn::tensor::{Tensor, TensorPrimitive};
 
-    use super::Peer;
+    use super::{Cluster, Peer};
 
     fn id(peer: Peer) -> PeerId {
         PeerId::from(peer.index)
@@ -98,13 +203,74 @@ mod collective {
         out
     }
 
-    /// Joins the collective of `peer.count` local peers (blocks until all have joined).
-    pub fn join<B: Backend>(peer: Peer, device: &B::Device) -> Result<()> {
-        let config = CollectiveConfig::default()
-            .with_num_devices(peer.count)
+    /// Joins the collective: `local` peers in this process, and with a [`Cluster`] the same
+    /// on every node, through the orchestrator. Blocks until all have joined (Burn retries an
+    /// absent orchestrator forever: callers arm a [`Watchdog`]).
+    pub fn join<B: Backend>(
+        peer: Peer,
+        local: usize,
+        cluster: Option<&Cluster>,
+        device: &B::Device,
+    ) -> Result<()> {
+        let mut config = CollectiveConfig::default()
+            .with_num_devices(local)
             .with_local_all_reduce_strategy(AllReduceStrategy::Tree(2));
+        if let Some(c) = cluster {
+            let address = |s: &str| -> Result<burn_communication::Address> {
+                s.parse().map_err(|e| anyhow!("bad address {s}: {e}"))
+            };
+            config = config
+                .with_num_nodes(c.nodes as u32)
+                .with_global_address(address(&c.orchestrator)?)
+                .with_node_address(address(&c.node_address)?)
+                .with_data_service_port(c.data_port)
+                // Tree, not Burn's default ring: a ring cannot reduce a tensor shorter than
+                // the node count (the step's stop vote has one element).
+                .with_global_all_reduce_strategy(AllReduceStrategy::Tree(2));
+        }
         register::<B>(id(peer), device.clone(), config)
             .map_err(|e| anyhow!("device {} could not join the others: {e:?}", peer.index))
+    }
+
+    /// Runs Burn's collective orchestrator on `port` (all interfaces) until the process is
+    /// interrupted: the meeting point of the nodes of a several-machine run.
+    pub fn run_orchestrator(port: u16) -> Result<()> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| anyhow!("cannot start the orchestrator's runtime: {e}"))?;
+        // Burn logs nothing useful here; say where it listens.
+        eprintln!("orchestrator listening on 0.0.0.0:{port} (ws); stop it with Ctrl-C");
+        rt.block_on(burn_collective::start_global_orchestrator(port));
+        Ok(())
+    }
+
+    /// Every peer checks that all peers train the same run: a fingerprint of the config, the
+    /// shard and the step they start from, averaged over peers, must equal each one's own.
+    pub fn check_same_run<B: Backend>(
+        peer: Peer,
+        fingerprint: u64,
+        device: &B::Device,
+    ) -> Result<()> {
+        // Four 16-bit pieces: exact in f32, and their mean equals each peer's only when all agree.
+        let pieces: Vec<f32> = (0..4)
+            .map(|i| ((fingerprint >> (16 * i)) & 0xFFFF) as f32)
+            .collect();
+        let mine = Tensor::<B, 1>::from_floats(pieces.as_slice(), device);
+        let mean = reduce(peer, mine, true)
+            .into_data()
+            .to_vec::<f32>()
+            .expect("f32");
+        if mean != pieces {
+            return Err(anyhow!(
+                "the nodes do not train the same run: their config, shard or checkpoint step differ \
+                 (this is device {} of {}); start every node with the same --preset/--config, \
+                 --batch, --seed, --data and run directory contents",
+                peer.index,
+                peer.count
+            ));
+        }
+        Ok(())
     }
 
     /// Leaves the collective at the end of training.
@@ -211,15 +377,17 @@ mod collective {
         let out = timed(peer, || {
             all_reduce::<B>(id(peer), t.into_primitive().tensor(), op)
         })
-        .unwrap_or_else(|e| panic!("{}", lost(peer, e)));
+        .unwrap_or_else(|e| lost(peer, e));
         Tensor::from_primitive(TensorPrimitive::Float(out))
     }
 
-    fn lost(peer: Peer, e: impl std::fmt::Debug) -> String {
-        format!(
-            "device {}: the all-reduce with the other devices failed ({e:?}): another device stopped",
+    /// Unwinds out of the step (which has no error path) with the reason; the supervisor turns
+    /// it into this peer's error. `resume_unwind` skips the panic hook: no backtrace noise.
+    fn lost<T>(peer: Peer, e: impl std::fmt::Debug) -> T {
+        std::panic::resume_unwind(Box::new(format!(
+            "device {}: an all-reduce with the other devices failed ({e:?}): another device stopped",
             peer.index
-        )
+        )))
     }
 
     /// Runs one closure per peer, each on its own thread, and waits for all. When one fails
@@ -262,15 +430,14 @@ mod collective {
             }
             let results: Vec<Result<T>> = handles
                 .into_iter()
-                .enumerate()
-                .map(|(i, h)| {
+                .map(|h| {
                     h.join().unwrap_or_else(|p| {
                         let msg = p
                             .downcast_ref::<String>()
                             .cloned()
                             .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                             .unwrap_or_else(|| "panicked".into());
-                        Err(anyhow!("device {i}: {msg}"))
+                        Err(anyhow!("{msg}"))
                     })
                 })
                 .collect();
@@ -280,6 +447,9 @@ mod collective {
                     .swap_remove(i)
                     .err()
                     .unwrap_or_else(|| anyhow!("device {i} stopped"));
+                if n == 1 {
+                    return Err(err);
+                }
                 return Err(err.context(format!(
                     "device {i} of {n} failed, so the others were stopped"
                 )));

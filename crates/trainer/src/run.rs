@@ -99,57 +99,140 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
 }
 
 /// Trains on several devices of backend `B` at once, one peer (thread) per device, with the
-/// gradients all-reduced before every optimizer step (see [`crate::parallel`]). One device is
-/// [`train`]. The global batch is the config's; each device takes `batch / devices` of it.
+/// gradients all-reduced before every optimizer step (see [`crate::parallel`]); with a
+/// [`Cluster`], on several machines, each running this with its own devices. One device on
+/// one machine is [`train`]. The global batch is the config's; each device of each node takes
+/// `batch / (devices x nodes)` of it. Only node 0 touches the run directory; the other nodes
+/// read the checkpoint they resume from from theirs (a shared or copied folder).
 #[cfg(feature = "parallel")]
 pub fn train_parallel<B: AutodiffBackend>(
     opts: &TrainOptions,
     devices: &[B::Device],
+    cluster: Option<&crate::parallel::Cluster>,
+    peer_timeout: std::time::Duration,
 ) -> Result<TrainSummary> {
-    if devices.len() <= 1 {
+    use crate::parallel::{self, Peer, Watchdog};
+    let (nodes, rank) = cluster.map_or((1, 0), |c| (c.nodes, c.rank));
+    let local = devices.len().max(1);
+    if local == 1 && nodes == 1 {
         let device = devices.first().cloned().unwrap_or_default();
         return train::<B>(opts, &device);
     }
+    let total = local * nodes;
     let shard = Arc::new(Shard::open(&opts.data)?);
     shard.verify()?;
     let plan = plan_run(opts, &shard)?;
-    crate::parallel::check_batch_divides(plan.cfg.batch, devices.len())?;
-    let _lock = RunLock::acquire(&opts.run)?;
-    remove_stale_checkpoint_temps(&opts.run);
-    let mut leader = Session::<B>::start(opts, shard, plan, &devices[0])?;
-    if leader.budget_spent_before_start() {
-        let step = leader.state.step;
-        return Ok(leader.into_summary(TrainOutcome::Stopped { step }));
-    }
-    leader.lead(devices.len());
-    crate::run_dir::print_and_log(
-        &opts.run,
-        &format!(
-            "data-parallel over {} devices: {} images of each batch of {} per device, gradients averaged every step",
-            devices.len(),
-            leader.cfg_batch() / devices.len(),
-            leader.cfg_batch()
-        ),
-    );
-    let followers: Vec<Session<B>> = (1..devices.len())
-        .map(|i| leader.follower(i, &devices[i]))
+    parallel::check_batch_divides(plan.cfg.batch, total)?;
+    let fingerprint = run_fingerprint(&plan, &shard);
+    let first_peer = Peer {
+        index: rank * local,
+        count: total,
+    };
+    let _lock = if rank == 0 {
+        let lock = RunLock::acquire(&opts.run)?;
+        remove_stale_checkpoint_temps(&opts.run);
+        Some(lock)
+    } else {
+        None
+    };
+    let first = if rank == 0 {
+        let mut leader = Session::<B>::start(opts, shard, plan, &devices[0])?;
+        if leader.budget_spent_before_start() {
+            let step = leader.state.step;
+            return Ok(leader.into_summary(TrainOutcome::Stopped { step }));
+        }
+        leader.lead(total);
+        crate::run_dir::print_and_log(
+            &opts.run,
+            &format!(
+                "data-parallel over {total} devices ({nodes} node(s) x {local}): {} images of each batch of {} per device, gradients averaged every step",
+                leader.cfg_batch() / total,
+                leader.cfg_batch()
+            ),
+        );
+        leader
+    } else {
+        Session::<B>::start_silent(opts, shard, plan, &devices[0], first_peer)?
+    };
+    let others: Vec<Session<B>> = (1..local)
+        .map(|i| first.follower(rank * local + i, &devices[i]))
+        .collect();
+    // Burn's collective has no timeouts: a watchdog ends this process when joining or a step
+    // takes longer than the timeout (an absent orchestrator, a node that died).
+    let watchdog = cluster.map(|c| {
+        let w = Arc::new(Watchdog::start(peer_timeout));
+        w.arm(format!(
+            "node {rank}: could not reach the orchestrator at {} and the other {} node(s) within {} s; \
+             is `facegan orchestrator --listen ...` running there, and did every node start?",
+            c.orchestrator,
+            c.nodes - 1,
+            peer_timeout.as_secs()
+        ));
+        w
+    });
+    let others_ranks: Vec<String> = (0..nodes)
+        .filter(|&r| r != rank)
+        .map(|r| r.to_string())
         .collect();
     type Job<'s, T> = Box<dyn FnOnce() -> Result<T> + Send + 's>;
-    crate::parallel::reset::<B::InnerBackend>();
+    parallel::reset::<B::InnerBackend>();
     let mut jobs: Vec<Job<(Session<B>, TrainOutcome)>> = Vec::new();
-    for (i, mut session) in std::iter::once(leader).chain(followers).enumerate() {
+    for (i, mut session) in std::iter::once(first).chain(others).enumerate() {
         let device = devices[i].clone();
+        let watchdog = watchdog.clone();
+        let others_ranks = others_ranks.join(", ");
         jobs.push(Box::new(move || {
             let peer = session.peer();
-            crate::parallel::join::<B::InnerBackend>(peer, &device)?;
+            parallel::join::<B::InnerBackend>(peer, local, cluster, &device)?;
+            parallel::check_same_run::<B::InnerBackend>(peer, fingerprint, &device)?;
+            if let Some(w) = &watchdog {
+                if i == 0 {
+                    w.arm(format!(
+                        "node {rank}: no training step finished for {} s: node(s) {others_ranks} stopped or cannot be reached; stopping (the last checkpoint of node 0 is kept)",
+                        w.timeout().as_secs()
+                    ));
+                }
+                session.set_heartbeat(w.clone());
+            }
             let outcome = session.train_epochs();
-            crate::parallel::leave::<B::InnerBackend>(peer);
+            parallel::leave::<B::InnerBackend>(peer);
             Ok((session, outcome?))
         }));
     }
-    let mut done = crate::parallel::run_peers::<B::InnerBackend, _>(jobs)?;
-    let (leader, outcome) = done.swap_remove(0);
-    leader.finish(outcome)
+    let done = parallel::run_peers::<B::InnerBackend, _>(jobs);
+    if let Some(w) = &watchdog {
+        w.disarm();
+    }
+    let mut done = done.map_err(|e| match cluster {
+        Some(_) if format!("{e:#}").contains("all-reduce") => e.context(format!(
+            "node {rank}: lost node(s) {} (stopped, or the network between us failed); \
+             stopping too, node 0's last checkpoint is kept",
+            others_ranks.join(", ")
+        )),
+        _ => e,
+    })?;
+    let (first, outcome) = done.swap_remove(0);
+    if rank == 0 {
+        first.finish(outcome)
+    } else {
+        Ok(first.into_summary(outcome))
+    }
+}
+
+/// What every node must agree on: the config, the shard (size and count) and the step the run
+/// starts from.
+#[cfg(feature = "parallel")]
+fn run_fingerprint(plan: &RunPlan, shard: &Shard) -> u64 {
+    let step = plan.resume.as_ref().map_or(0, |(_, s)| s.step);
+    let text = format!(
+        "{}|{}|{}x{}|{}",
+        plan.cfg.to_toml(),
+        shard.len(),
+        shard.height(),
+        shard.width(),
+        step
+    );
+    xxhash_rust::xxh3::xxh3_64(text.as_bytes())
 }
 
 /// What [`plan_run`] decided: resume from a checkpoint (with its state) or start anew, with

@@ -22,7 +22,7 @@ use crate::checkpoint::{self, BestScore, CheckpointInfo, EpochSums, TrainState};
 use crate::config::TrainConfig;
 use crate::data::{epoch_order, Prefetcher};
 use crate::gan::{noise, upload_images, Gan};
-use crate::parallel::{self, Peer};
+use crate::parallel::{self, Peer, Watchdog};
 use crate::quality::{self, ProbeSchedule, QualityPoint, QualityProbe};
 use crate::run::{RunPlan, TrainOptions, TrainOutcome, TrainSummary, GRID_SIZE, TIME_BOUND_EPOCHS};
 use crate::run_dir::{clear_run, print_and_log};
@@ -83,6 +83,8 @@ pub struct Session<'a, B: AutodiffBackend> {
     seconds_before: f64,
     budget_s: Option<f64>,
     budget_hit: bool,
+    /// Fed after every step in a several-machine run (see [`crate::parallel::Watchdog`]).
+    heartbeat: Option<Arc<Watchdog>>,
 }
 
 impl<B: AutodiffBackend> Session<'_, B> {
@@ -163,7 +165,61 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             budget_hit: budget_s.is_some_and(|b| state.train_seconds >= b),
             state,
             cfg,
+            heartbeat: None,
         })
+    }
+
+    /// The session of the first peer of a node other than node 0 in a several-machine run:
+    /// the same networks and state as node 0 (the checkpoint it resumes from, or the config's
+    /// seeded initial weights), writing nothing.
+    pub fn start_silent(
+        opts: &'a TrainOptions,
+        shard: Arc<Shard>,
+        plan: RunPlan,
+        device: &'a B::Device,
+        peer: Peer,
+    ) -> Result<Self> {
+        let cfg = plan.cfg;
+        let (mut gan, state, resumed_from) = match plan.resume {
+            Some((ckpt, mut state)) => {
+                state.config = cfg.clone();
+                let gan = checkpoint::load_gan::<B>(&ckpt.dir, &state.config, device)?;
+                (gan, state, Some(ckpt.dir))
+            }
+            None => (
+                Gan::<B>::new(&cfg, device),
+                new_state::<B>(&cfg, device),
+                None,
+            ),
+        };
+        gan.peer = peer;
+        let budget_s = cfg.minutes.map(|m| m * 60.0);
+        Ok(Session {
+            opts,
+            run: opts.run.as_path(),
+            device,
+            shard,
+            schedule: ProbeSchedule::new(0),
+            train_ids: plan.train_ids,
+            batches_per_epoch: plan.batches_per_epoch,
+            gan,
+            resumed_from,
+            metrics: Vec::new(),
+            curve: Vec::new(),
+            probe: None,
+            clock: Instant::now(),
+            seconds_before: state.train_seconds,
+            budget_s,
+            budget_hit: budget_s.is_some_and(|b| state.train_seconds >= b),
+            state,
+            cfg,
+            heartbeat: None,
+        })
+    }
+
+    /// Feeds `watchdog` after every step from now on.
+    pub fn set_heartbeat(&mut self, watchdog: Arc<Watchdog>) {
+        self.heartbeat = Some(watchdog);
     }
 
     /// A rerun whose `--minutes` budget is already spent trains nothing: says so.
@@ -226,6 +282,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             seconds_before: self.seconds_before,
             budget_s: self.budget_s,
             budget_hit: self.budget_hit,
+            heartbeat: None,
         }
     }
 
@@ -297,6 +354,9 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             // and no epoch count, instance noise is not annealed.
             self.gan.progress = self.state.step as f64 / (cfg.epochs * nb).max(1) as f64;
             pending.push(self.gan.step(real, self.state.step));
+            if let Some(h) = &self.heartbeat {
+                h.feed();
+            }
             self.advance(batch.index);
             let last = self.state.batch_in_epoch == nb;
             let stop = self.stop_requested();

@@ -60,7 +60,7 @@ fn tiny_cfg(batchnorm: bool) -> TrainConfig {
 
 fn train_on(o: &TrainOptions, peers: usize) -> anyhow::Result<TrainSummary> {
     let devices = vec![Default::default(); peers];
-    train_parallel::<CpuBackend>(o, &devices)
+    train_parallel::<CpuBackend>(o, &devices, None, Duration::from_secs(60))
 }
 
 /// G's and D's float tensors (weights; running statistics too) of the run's latest checkpoint.
