@@ -855,6 +855,37 @@ fn two_node_processes_train_like_one_process_and_stop_when_one_dies() {
     }
     drop(c);
 
+    // No orchestrator at the address: the node gives up after --peer-timeout, saying where it
+    // looked, instead of retrying forever as Burn does.
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let lonely = spawn(
+        &[
+            "train",
+            "--data",
+            "faces.shard",
+            "--run",
+            "lonely",
+            "--config",
+            "flat.toml",
+            "--nodes",
+            "2",
+            "--node-rank",
+            "0",
+            "--orchestrator",
+            &nowhere,
+            "--peer-timeout",
+            "3",
+        ],
+        d,
+    );
+    let out = finish_within(lonely, limit, "a node without an orchestrator");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("could not reach the orchestrator") && err.contains(&nowhere),
+        "unclear error: {err}"
+    );
+
     // Node 1 killed after node 0's first checkpoint: node 0 stops with a message naming it.
     let mut c = Cluster::start(d, "killed", &[&["--epochs", "1000"], &["--epochs", "1000"]]);
     let t = Instant::now();
@@ -869,7 +900,7 @@ fn two_node_processes_train_like_one_process_and_stop_when_one_dies() {
     let out = finish_within(c.nodes.pop().unwrap(), limit, "node 0 after node 1 died");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "node 0 went on alone");
-    assert!(err.contains("lost node(s) 1"), "unclear error: {err}");
+    assert!(err.contains("node(s) 1"), "unclear error: {err}");
     eprintln!(
         "node 0 stopped {:?} after node 1 was killed",
         killed_at.elapsed()

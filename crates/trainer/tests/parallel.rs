@@ -133,6 +133,26 @@ fn two_peers_give_one_devices_weights_and_losses() {
 }
 
 #[test]
+fn a_run_resumes_on_another_number_of_devices() {
+    let _turn = rng_turn();
+    let tmp = tempfile::tempdir().unwrap();
+    let shard = tiny_shard(tmp.path(), 160);
+    let cfg = tiny_cfg(false);
+    // 4 steps on one device, against 2 on one device then 2 more on two.
+    let straight = tmp.path().join("straight");
+    train_on(&opts(&shard, &straight, cfg.clone(), 4), 1).unwrap();
+    let switched = tmp.path().join("switched");
+    train_on(&opts(&shard, &switched, cfg.clone(), 2), 1).unwrap();
+    let mut o = opts(&shard, &switched, cfg.clone(), 4);
+    o.config_explicit = false;
+    let s = train_on(&o, 2).unwrap();
+    assert_eq!(s.outcome, TrainOutcome::Stopped { step: 4 });
+    let diff = max_abs_diff(&weights(&straight, &cfg), &weights(&switched, &cfg));
+    eprintln!("resumed on 2 devices after 2 steps on 1: largest weight difference {diff:e}");
+    assert!(diff < 1e-5, "the resumed run drifted: {diff}");
+}
+
+#[test]
 fn a_failing_peer_stops_the_others_and_is_named() {
     let _turn = rng_turn();
     let tmp = tempfile::tempdir().unwrap();
