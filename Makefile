@@ -40,7 +40,7 @@ help:
 	@echo "make demo                       synth -> preprocess -> train (CPU, minutes) -> eval"
 	@echo "make fuzz [FUZZ_SECONDS=600]     coverage-guided fuzzing of the shard, state.json, config and image parsers"
 	@echo "make check-seed                 the seed step against the tutorial's Keras code (tensorflow-cpu)"
-	@echo "make bench-preprocess | bench-train [DEVICE=cpu|cuda] | bench-presets | bench-swd | bench-parallel [PRESET=..] [DEVICES=..]"
+	@echo "make bench-preprocess | bench-train [DEVICE=cpu|cuda] | bench-presets | bench-swd | bench-parallel [PRESET=$(PRESET)] [DEVICES=cpu:2]"
 
 build:
 	$(CARGO) build --release -p facegan
@@ -111,7 +111,7 @@ bench-swd: build
 bench-parallel: build
 	@for d in single cpu:1 $(or $(DEVICES),cpu:2); do \
 	  if [ $$d = single ]; then args="--device cpu"; else args="--devices $$d"; fi; \
-	  $(BIN) bench-train --preset $(or $(PRESET),faces48) $$args --warmup 2 --steps 10 2>/dev/null \
+	  $(BIN) bench-train --preset $(PRESET) $$args --warmup 2 --steps 10 2>/dev/null \
 	  | python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items() if k in ("preset", "peers", "batch", "img_per_s", "ms_per_step_mean", "all_reduce_ms_per_step", "all_reduce_share", "gradient_bytes_per_step")} | {"devices": "'$$d'"}))'; \
 	done
 

@@ -672,38 +672,56 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Starts `facegan` in the background, its stdout and stderr captured.
-fn spawn(args: &[&str], cwd: &Path) -> std::process::Child {
-    Command::new(BIN)
+/// A `facegan` running in the background, its stderr going to `log`.
+struct Proc {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+/// What a finished background `facegan` left: its exit status and its stderr.
+struct Finished {
+    status: std::process::ExitStatus,
+    stderr: String,
+}
+
+/// Starts `facegan` in the background, its stderr into a file (so a chatty child never blocks
+/// on a full pipe) and its stdout dropped.
+fn spawn(args: &[&str], cwd: &Path) -> Proc {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let log = cwd.join(format!("proc-{n}.stderr"));
+    let child = Command::new(BIN)
         .args(args)
         .current_dir(cwd)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("a log file"))
         .spawn()
-        .expect("start facegan")
+        .expect("start facegan");
+    Proc { child, log }
 }
 
 /// Waits for a child, killing it (and failing) after `limit`: a hang is a failure, not a wait.
-fn finish_within(mut child: std::process::Child, limit: Duration, what: &str) -> Output {
+fn finish_within(mut p: Proc, limit: Duration, what: &str) -> Finished {
     let t = Instant::now();
-    while child.try_wait().unwrap().is_none() {
+    let stderr = |p: &Proc| std::fs::read_to_string(&p.log).unwrap_or_default();
+    while p.child.try_wait().unwrap().is_none() {
         if t.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{what} did not finish within {limit:?}:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+            panic!("{what} did not finish within {limit:?}:\n{}", stderr(&p));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    child.wait_with_output().unwrap()
+    Finished {
+        status: p.child.wait().unwrap(),
+        stderr: stderr(&p),
+    }
 }
 
 /// One orchestrator and one node per rank on 127.0.0.1, all training `run` (node 0 writes it).
 struct Cluster {
-    orchestrator: std::process::Child,
-    nodes: Vec<std::process::Child>,
+    orchestrator: Proc,
+    nodes: Vec<Proc>,
 }
 
 impl Cluster {
@@ -747,8 +765,8 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = self.orchestrator.kill();
-        let _ = self.orchestrator.wait();
+        let _ = self.orchestrator.child.kill();
+        let _ = self.orchestrator.child.wait();
     }
 }
 
@@ -790,11 +808,7 @@ fn two_node_processes_train_like_one_process_and_stop_when_one_dies() {
     let mut c = Cluster::start(d, "two", &[&["--max-steps", "6"], &["--max-steps", "6"]]);
     for (rank, node) in c.nodes.drain(..).enumerate().rev() {
         let out = finish_within(node, limit, &format!("node {rank}"));
-        assert!(
-            out.status.success(),
-            "node {rank} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "node {rank} failed:\n{}", out.stderr);
     }
     drop(c);
     let one = latest_state(&d.join("one")).expect("one process checkpointed");
@@ -846,7 +860,7 @@ fn two_node_processes_train_like_one_process_and_stop_when_one_dies() {
     );
     for (rank, node) in c.nodes.drain(..).enumerate().rev() {
         let out = finish_within(node, limit, &format!("mismatched node {rank}"));
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = &out.stderr;
         assert!(!out.status.success(), "mismatched node {rank} trained");
         assert!(
             err.contains("do not train the same run"),
@@ -879,7 +893,7 @@ fn two_node_processes_train_like_one_process_and_stop_when_one_dies() {
         d,
     );
     let out = finish_within(lonely, limit, "a node without an orchestrator");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = &out.stderr;
     assert!(!out.status.success());
     assert!(
         err.contains("could not reach the orchestrator") && err.contains(&nowhere),
@@ -894,11 +908,11 @@ fn two_node_processes_train_like_one_process_and_stop_when_one_dies() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let mut node1 = c.nodes.pop().unwrap();
-    node1.kill().unwrap();
-    let _ = node1.wait();
+    node1.child.kill().unwrap();
+    let _ = node1.child.wait();
     let killed_at = Instant::now();
     let out = finish_within(c.nodes.pop().unwrap(), limit, "node 0 after node 1 died");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = &out.stderr;
     assert!(!out.status.success(), "node 0 went on alone");
     assert!(err.contains("node(s) 1"), "unclear error: {err}");
     eprintln!(

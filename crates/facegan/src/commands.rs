@@ -318,10 +318,12 @@ pub fn train(a: TrainArgs) -> Result<()> {
     };
     let devices = match (a.devices.as_deref(), &cluster) {
         (Some(list), _) => Some(DeviceList::parse(list)?),
-        (None, Some(_)) => Some(DeviceList::parse(match a.device.as_str() {
-            "cuda" | "gpu" => "cuda:0",
-            _ => "cpu:1",
-        })?),
+        (None, Some(_)) => Some(DeviceList::parse(
+            match resolve(DeviceRequest::parse(&a.device)?)? {
+                ResolvedDevice::Cuda => "cuda:0",
+                ResolvedDevice::Cpu => "cpu:1",
+            },
+        )?),
         (None, None) => None,
     };
     let summary = match devices {

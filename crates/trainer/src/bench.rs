@@ -112,7 +112,7 @@ pub fn bench_parallel<B: AutodiffBackend>(
                 parallel::join::<B::InnerBackend>(peer, n, None, &device)?;
                 let mut timed = 0.0;
                 for step in 0..warmup + steps {
-                    if step == warmup {
+                    if step == warmup && peer.is_leader() {
                         parallel::take_leader_reduce_seconds();
                     }
                     let t = Instant::now();
@@ -121,7 +121,11 @@ pub fn bench_parallel<B: AutodiffBackend>(
                         timed += t.elapsed().as_secs_f64();
                     }
                 }
-                let reduce = parallel::take_leader_reduce_seconds();
+                let reduce = if peer.is_leader() {
+                    parallel::take_leader_reduce_seconds()
+                } else {
+                    0.0
+                };
                 parallel::leave::<B::InnerBackend>(peer);
                 Ok((timed, reduce))
             }) as Job

@@ -241,6 +241,9 @@ impl<B: AutodiffBackend> Gan<B> {
             if self.peer.is_solo() {
                 z
             } else {
+                // A lazy backend (burn-cuda's fusion) draws only when its stream flushes:
+                // flush while this peer still holds the RNG.
+                let _ = B::sync(&device);
                 z.slice([self.peer.rows(n * self.peer.count)])
             }
         };

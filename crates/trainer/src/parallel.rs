@@ -246,28 +246,42 @@ mod collective {
     }
 
     /// Every peer checks that all peers train the same run: a fingerprint of the config, the
-    /// shard and the step they start from, averaged over peers, must equal each one's own.
+    /// shard, the step they start from and the device count, identical on every peer, and as
+    /// many peers as each expects. Fingerprint bytes are summed with their squares (exact in
+    /// f32 for up to 256 peers): all peers agree exactly when the variance is zero.
     pub fn check_same_run<B: Backend>(
         peer: Peer,
         fingerprint: u64,
         device: &B::Device,
     ) -> Result<()> {
-        // Four 16-bit pieces: exact in f32, and their mean equals each peer's only when all agree.
-        let pieces: Vec<f32> = (0..4)
-            .map(|i| ((fingerprint >> (16 * i)) & 0xFFFF) as f32)
+        let bytes: Vec<f32> = (0..8)
+            .map(|i| ((fingerprint >> (8 * i)) & 0xFF) as f32)
             .collect();
-        let mine = Tensor::<B, 1>::from_floats(pieces.as_slice(), device);
-        let mean = reduce(peer, mine, true)
-            .into_data()
-            .to_vec::<f32>()
-            .expect("f32");
-        if mean != pieces {
+        let mut values = vec![1.0f32];
+        values.extend(&bytes);
+        values.extend(bytes.iter().map(|b| b * b));
+        let sums = reduce(
+            peer,
+            Tensor::<B, 1>::from_floats(values.as_slice(), device),
+            false,
+        )
+        .into_data()
+        .to_vec::<f32>()
+        .expect("f32");
+        let peers = sums[0] as f64;
+        let same = (0..8).all(|i| {
+            let (sum, squares) = (sums[1 + i] as f64, sums[9 + i] as f64);
+            peers * squares == sum * sum && sum == peers * bytes[i] as f64
+        });
+        if peers as usize != peer.count || !same {
             return Err(anyhow!(
-                "the nodes do not train the same run: their config, shard or checkpoint step differ \
-                 (this is device {} of {}); start every node with the same --preset/--config, \
-                 --batch, --seed, --data and run directory contents",
-                peer.index,
-                peer.count
+                "the nodes do not train the same run: {} devices joined where this node expects \
+                 {}, or their config, shard, device count or checkpoint step differ (this is \
+                 device {}); start every node with the same --preset/--config, --batch, --seed, \
+                 --data, number of --devices and run directory contents",
+                peers,
+                peer.count,
+                peer.index
             ));
         }
         Ok(())
@@ -281,7 +295,9 @@ mod collective {
     /// Clears the collective: peers blocked in an all-reduce return with an error. Called
     /// before a parallel run, and when a peer fails so the others do not wait for it forever.
     pub fn reset<B: Backend>() {
-        reset_collective::<B>();
+        // Burn's reset panics when its collective server already died (a lost node can take
+        // it down): then there is nothing left to wake.
+        let _ = std::panic::catch_unwind(reset_collective::<B>);
     }
 
     /// The mean over peers of every gradient of `module` (identical on every peer afterwards).
@@ -451,7 +467,7 @@ mod collective {
                     return Err(err);
                 }
                 return Err(err.context(format!(
-                    "device {i} of {n} failed, so the others were stopped"
+                    "peer {i} of the {n} in this process failed, so the others were stopped"
                 )));
             }
             results.into_iter().collect()

@@ -123,7 +123,7 @@ pub fn train_parallel<B: AutodiffBackend>(
     shard.verify()?;
     let plan = plan_run(opts, &shard)?;
     parallel::check_batch_divides(plan.cfg.batch, total)?;
-    let fingerprint = run_fingerprint(&plan, &shard);
+    let fingerprint = run_fingerprint(&plan, &shard, local);
     let first_peer = Peer {
         index: rank * local,
         count: total,
@@ -152,7 +152,13 @@ pub fn train_parallel<B: AutodiffBackend>(
         );
         leader
     } else {
-        Session::<B>::start_silent(opts, shard, plan, &devices[0], first_peer)?
+        let silent = Session::<B>::start_silent(opts, shard, plan, &devices[0], first_peer)?;
+        // Node 0 stops here too (the same checkpoint, so the same spent budget).
+        if silent.budget_spent() {
+            let step = silent.state.step;
+            return Ok(silent.into_summary(TrainOutcome::Stopped { step }));
+        }
+        silent
     };
     let others: Vec<Session<B>> = (1..local)
         .map(|i| first.follower(rank * local + i, &devices[i]))
@@ -163,7 +169,8 @@ pub fn train_parallel<B: AutodiffBackend>(
         let w = Arc::new(Watchdog::start(peer_timeout));
         w.arm(format!(
             "node {rank}: could not reach the orchestrator at {} and the other {} node(s) within {} s; \
-             is `facegan orchestrator --listen ...` running there, and did every node start?",
+             is `facegan orchestrator --listen ...` running there, and did every node start (or \
+             one stop at its start with an error)?",
             c.orchestrator,
             c.nodes - 1,
             peer_timeout.as_secs()
@@ -222,15 +229,17 @@ pub fn train_parallel<B: AutodiffBackend>(
 /// What every node must agree on: the config, the shard (size and count) and the step the run
 /// starts from.
 #[cfg(feature = "parallel")]
-fn run_fingerprint(plan: &RunPlan, shard: &Shard) -> u64 {
+fn run_fingerprint(plan: &RunPlan, shard: &Shard, devices: usize) -> u64 {
     let step = plan.resume.as_ref().map_or(0, |(_, s)| s.step);
     let text = format!(
-        "{}|{}|{}x{}|{}",
+        "{}|{}|{}x{}|{:016x}|{}|{}",
         plan.cfg.to_toml(),
         shard.len(),
         shard.height(),
         shard.width(),
-        step
+        shard.meta().payload_checksum,
+        step,
+        devices,
     );
     xxhash_rust::xxh3::xxh3_64(text.as_bytes())
 }

@@ -222,6 +222,11 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         self.heartbeat = Some(watchdog);
     }
 
+    /// Whether the `--minutes` budget was spent before this process started (silently).
+    pub fn budget_spent(&self) -> bool {
+        self.budget_hit && self.state.epoch < self.cfg.epochs
+    }
+
     /// A rerun whose `--minutes` budget is already spent trains nothing: says so.
     pub fn budget_spent_before_start(&self) -> bool {
         let spent = self.budget_hit && self.state.epoch < self.cfg.epochs;
@@ -298,12 +303,16 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
 
     /// Whether training must stop now: Ctrl-C, `--max-steps` or the time budget. The peers of
     /// a data-parallel run vote, and all stop when any asks to, at the same step.
-    fn stop_requested(&self) -> bool {
-        let mine = STOP.load(Ordering::SeqCst)
-            || self.opts.max_steps.is_some_and(|m| self.state.step >= m)
-            || self.budget_hit;
+    fn stop_requested(&self, vote_now: bool) -> bool {
+        let max_steps = self.opts.max_steps.is_some_and(|m| self.state.step >= m);
+        let mine = STOP.load(Ordering::SeqCst) || max_steps || self.budget_hit;
         if self.gan.peer.is_solo() {
             return mine;
+        }
+        // The step count is the same on every peer, so `--max-steps` needs no vote; Ctrl-C and
+        // the time budget are voted on at scheduled steps only (a vote waits for the device).
+        if !vote_now {
+            return max_steps;
         }
         let vote =
             Tensor::<B::InnerBackend, 1>::from_floats([f32::from(u8::from(mine))], self.device);
@@ -359,7 +368,8 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             }
             self.advance(batch.index);
             let last = self.state.batch_in_epoch == nb;
-            let stop = self.stop_requested();
+            let stop =
+                self.stop_requested(last || self.state.step.is_multiple_of(cfg.sync_every as u64));
             if pending.len() >= cfg.sync_every || last || stop {
                 self.sync_stats(&mut pending, epoch, &pb)?;
             }
@@ -375,7 +385,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         }
         pb.finish_and_clear();
         self.end_epoch(epoch, clock.elapsed().as_secs_f64())?;
-        let stop = self.stop_requested();
+        let stop = self.stop_requested(true);
         let due = (epoch + 1) % cfg.checkpoint_every == 0 || self.state.epoch == cfg.epochs;
         if (due || stop) && self.leader() {
             checkpoint::save(self.run, &self.gan, &self.state, cfg.keep_checkpoints)?;

@@ -170,7 +170,7 @@ fn a_failing_peer_stops_the_others_and_is_named() {
         .expect("the other peer hung instead of stopping");
     let err = format!("{:#}", result.expect_err("a failed peer must fail the run"));
     assert!(
-        err.contains("device 1 of 2 failed") && err.contains("step 3"),
+        err.contains("peer 1 of the 2") && err.contains("device 1 failed at step 3"),
         "unclear error: {err}"
     );
 }
