@@ -349,6 +349,15 @@ pub fn train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// The backend of a `--devices` list (CUDA only when the build and the machine have it).
+#[cfg(feature = "parallel")]
+fn list_backend(list: &DeviceList) -> Result<ResolvedDevice> {
+    match list.kind {
+        DeviceRequest::Cuda => resolve(DeviceRequest::Cuda),
+        _ => Ok(ResolvedDevice::Cpu),
+    }
+}
+
 /// `--devices`: one peer per listed device (see `facegan_trainer::parallel`).
 #[cfg(feature = "parallel")]
 fn train_on_devices(
@@ -357,10 +366,7 @@ fn train_on_devices(
     cluster: Option<&facegan_trainer::parallel::Cluster>,
     peer_timeout: std::time::Duration,
 ) -> Result<TrainSummary> {
-    let dev = match list.kind {
-        DeviceRequest::Cuda => resolve(DeviceRequest::Cuda)?,
-        _ => ResolvedDevice::Cpu,
-    };
+    let dev = list_backend(list)?;
     eprintln!("devices: {} x {}", list.indices.len(), dev.name());
     with_backend!(dev, train, |B, _first| {
         facegan_trainer::train_parallel::<B>(
@@ -380,10 +386,7 @@ fn bench_on_devices(
     warmup: usize,
     steps: usize,
 ) -> Result<serde_json::Value> {
-    let dev = match list.kind {
-        DeviceRequest::Cuda => resolve(DeviceRequest::Cuda)?,
-        _ => ResolvedDevice::Cpu,
-    };
+    let dev = list_backend(list)?;
     with_backend!(dev, train, |B, _first| {
         facegan_trainer::bench::bench_parallel::<B>(
             cfg,

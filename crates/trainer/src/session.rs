@@ -107,7 +107,11 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
     ) -> Result<Self> {
         let run = opts.run.as_path();
         let cfg = plan.cfg;
-        let (gan, mut state, resumed_from) = load_or_create::<B>(run, plan.resume, &cfg, device)?;
+        if plan.resume.is_none() {
+            // A new run: first remove what an earlier run left in the directory.
+            clear_run(run)?;
+        }
+        let (gan, mut state, resumed_from) = load_or_new::<B>(plan.resume, &cfg, device)?;
         state.data_path = std::fs::canonicalize(&opts.data)
             .unwrap_or_else(|_| opts.data.clone())
             .display()
@@ -180,18 +184,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         peer: Peer,
     ) -> Result<Self> {
         let cfg = plan.cfg;
-        let (mut gan, state, resumed_from) = match plan.resume {
-            Some((ckpt, mut state)) => {
-                state.config = cfg.clone();
-                let gan = checkpoint::load_gan::<B>(&ckpt.dir, &state.config, device)?;
-                (gan, state, Some(ckpt.dir))
-            }
-            None => (
-                Gan::<B>::new(&cfg, device),
-                new_state::<B>(&cfg, device),
-                None,
-            ),
-        };
+        let (mut gan, state, resumed_from) = load_or_new::<B>(plan.resume, &cfg, device)?;
         gan.peer = peer;
         let budget_s = cfg.minutes.map(|m| m * 60.0);
         Ok(Session {
@@ -617,10 +610,9 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
 }
 
 /// The networks and state to train from: the checkpoint's (with the resolved config), or new
-/// ones after clearing what an earlier run left in the directory. Also returns the checkpoint
-/// folder resumed from.
-fn load_or_create<B: AutodiffBackend>(
-    run: &Path,
+/// ones from the config's seed. Also returns the checkpoint folder resumed from. Touches nothing
+/// on disk (a new run's leader clears the run directory first, see [`Session::start`]).
+fn load_or_new<B: AutodiffBackend>(
     resume: Option<(CheckpointInfo, TrainState)>,
     cfg: &TrainConfig,
     device: &B::Device,
@@ -631,11 +623,11 @@ fn load_or_create<B: AutodiffBackend>(
             let gan = checkpoint::load_gan::<B>(&ckpt.dir, &state.config, device)?;
             (gan, state, Some(ckpt.dir))
         }
-        None => {
-            clear_run(run)?;
-            let gan = Gan::<B>::new(cfg, device);
-            (gan, new_state::<B>(cfg, device), None)
-        }
+        None => (
+            Gan::<B>::new(cfg, device),
+            new_state::<B>(cfg, device),
+            None,
+        ),
     })
 }
 

@@ -4,43 +4,20 @@
 //! a batch the peer count does not divide is refused before anything is written.
 
 mod common;
-use common::{rng_turn, values};
+use common::{rng_turn, tiny_shard, train_options, values};
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::path::Path;
 use std::time::Duration;
 
 use facegan_trainer::checkpoint;
 use facegan_trainer::device::{CpuBackend, CpuInference};
 use facegan_trainer::{train_parallel, TrainConfig, TrainOptions, TrainOutcome, TrainSummary};
 
-fn tiny_shard(dir: &Path, n: usize) -> PathBuf {
-    let faces = dir.join("faces");
-    facegan_preprocess::synth::write_synth_set(&faces, n, 9).unwrap();
-    let out = dir.join("tiny.shard");
-    let mut cfg = facegan_preprocess::PreprocessConfig::new(&faces, &out);
-    cfg.height = 16;
-    cfg.width = 16;
-    cfg.holdout = 0.1;
-    facegan_preprocess::run(&cfg, &AtomicBool::new(false)).unwrap();
-    out
-}
-
+/// Options that train `cfg` for `steps` steps.
 fn opts(data: &Path, run: &Path, cfg: TrainConfig, steps: u64) -> TrainOptions {
     TrainOptions {
-        data: data.to_path_buf(),
-        run: run.to_path_buf(),
-        config: cfg,
-        config_explicit: true,
-        asked_batch: None,
-        asked_seed: None,
-        epochs_override: None,
-        minutes_override: None,
-        new: false,
-        progress: false,
         max_steps: Some(steps),
-        inject_nan_at_step: None,
-        fail_device_at: None,
+        ..train_options(data, run, cfg)
     }
 }
 

@@ -2,17 +2,16 @@
 //! update weights, D's loss falls, resume is bit-exact, the NaN guard fires, bad inputs are refused.
 
 mod common;
-use common::{rng_turn, values};
+use common::{rng_turn, tiny_shard, train_options as opts, values};
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::path::Path;
 
 use burn::module::AutodiffModule;
 use burn::tensor::{Tensor, TensorData};
 use facegan_trainer::checkpoint;
 use facegan_trainer::device::{CpuBackend, CpuInference};
 use facegan_trainer::gan::{noise, Gan};
-use facegan_trainer::{train, TrainConfig, TrainOptions, TrainOutcome};
+use facegan_trainer::{train, TrainConfig, TrainOutcome};
 
 type AD = CpuBackend;
 
@@ -24,41 +23,11 @@ fn same(a: &[Vec<f32>], b: &[Vec<f32>]) -> bool {
         })
 }
 
-fn tiny_shard(dir: &Path, n: usize) -> PathBuf {
-    let faces = dir.join("faces");
-    facegan_preprocess::synth::write_synth_set(&faces, n, 9).unwrap();
-    let out = dir.join("tiny.shard");
-    let mut cfg = facegan_preprocess::PreprocessConfig::new(&faces, &out);
-    cfg.height = 16;
-    cfg.width = 16;
-    cfg.holdout = 0.1;
-    facegan_preprocess::run(&cfg, &AtomicBool::new(false)).unwrap();
-    out
-}
-
 fn real_batch(shard: &Path, n: usize) -> Tensor<AD, 4> {
     let s = facegan_shard::Shard::open(shard).unwrap();
     let ids: Vec<usize> = (0..n).collect();
     let px = facegan_trainer::data::gather_chw(&s, &ids);
     facegan_trainer::gan::upload_images::<AD>(px, n, 16, 16, &Default::default())
-}
-
-fn opts(data: &Path, run: &Path, cfg: TrainConfig) -> TrainOptions {
-    TrainOptions {
-        data: data.to_path_buf(),
-        run: run.to_path_buf(),
-        config: cfg,
-        config_explicit: true,
-        asked_batch: None,
-        asked_seed: None,
-        epochs_override: None,
-        minutes_override: None,
-        new: false,
-        progress: false,
-        max_steps: None,
-        inject_nan_at_step: None,
-        fail_device_at: None,
-    }
 }
 
 #[test]

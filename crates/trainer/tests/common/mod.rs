@@ -1,8 +1,12 @@
 //! Helpers shared by the trainer's test binaries (each `tests/*.rs` file includes this module).
 
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use facegan_trainer::{TrainConfig, TrainOptions};
 
 /// Burn's CPU backend keeps one global RNG, which every step reseeds from (seed, step). Tests
 /// run in parallel threads of one process, so the ones that draw from it take turns.
@@ -26,4 +30,39 @@ pub fn values<B: Backend, M: Module<B>>(m: &M) -> Vec<Vec<f32>> {
     let mut c = Collect(Vec::new());
     m.visit(&mut c);
     c.0
+}
+
+/// A 16x16 shard of `n` synthetic faces (10% holdout) in `dir`.
+#[allow(dead_code)] // not every test binary that includes this module trains
+pub fn tiny_shard(dir: &Path, n: usize) -> PathBuf {
+    let faces = dir.join("faces");
+    facegan_preprocess::synth::write_synth_set(&faces, n, 9).unwrap();
+    let out = dir.join("tiny.shard");
+    let mut cfg = facegan_preprocess::PreprocessConfig::new(&faces, &out);
+    cfg.height = 16;
+    cfg.width = 16;
+    cfg.holdout = 0.1;
+    facegan_preprocess::run(&cfg, &AtomicBool::new(false)).unwrap();
+    out
+}
+
+/// Options that train `cfg` on `data` into `run` as a test would: an explicit config, no
+/// progress bar, no stop other than the config's epochs.
+#[allow(dead_code)]
+pub fn train_options(data: &Path, run: &Path, cfg: TrainConfig) -> TrainOptions {
+    TrainOptions {
+        data: data.to_path_buf(),
+        run: run.to_path_buf(),
+        config: cfg,
+        config_explicit: true,
+        asked_batch: None,
+        asked_seed: None,
+        epochs_override: None,
+        minutes_override: None,
+        new: false,
+        progress: false,
+        max_steps: None,
+        inject_nan_at_step: None,
+        fail_device_at: None,
+    }
 }
