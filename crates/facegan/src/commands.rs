@@ -209,7 +209,7 @@ pub struct TrainArgs {
     /// Run directory (created, or resumed).
     #[arg(long, default_value = "runs/default")]
     run: PathBuf,
-    /// Preset: seed, faces48 (CPU, recommended), demo, seed48, celeba48, tiny; faces96, celeba96 and celeba64 are untested (default seed for a new run; a resumed run keeps its own).
+    /// Preset: seed, faces48 (CPU, recommended), demo, seed48, celeba48, tiny; faces96 (partly measured); celeba96 and celeba64 are untested (default seed for a new run; a resumed run keeps its own).
     #[arg(long)]
     preset: Option<String>,
     /// TOML config (may be partial: `preset = ...` plus overrides).

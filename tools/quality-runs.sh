@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The long CPU runs behind docs/results.md's quality-over-time chart and its 96x80 comparison,
+# as one resumable queue. Each job trains a preset from scratch (or resumes it) to the number of
+# images the preset shows in N minutes on a quiet 2-core CPU (its `facegan bench-train` speed),
+# with one rayon thread per job and JOBS jobs at once (two single-thread jobs get more images
+# per second out of two cores than one two-thread job). Stop it at any time (Ctrl-C, kill, a
+# session's end): every run resumes from its last checkpoint when the script is run again, and a
+# finished run is skipped. Then `facegan eval` each run and draw the chart (see the end).
+#
+#   tools/quality-runs.sh [JOBFILE]          (default: the issue-17 protocol below)
+#   JOBS=2 FACEGAN_BIN=target/release/facegan tools/quality-runs.sh
+#
+# A JOBFILE line is: RUN_DIR SHARD PRESET SEED IMAGES, where PRESET may be a config file (*.toml). Shards: `facegan preprocess --input
+# celeba-8k --output data/exp/c8k-48x40.shard --size 48x40` (and --size 96x80).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+bin="${FACEGAN_BIN:-target/release/facegan}"
+jobs="${JOBS:-2}"
+jobfile="${1:-}"
+
+# Quiet-machine speeds (img/s, `facegan bench-train --preset P`, everything else paused, this
+# project's 2-core CPU): seed48 144, celeba48 86, faces48 96, seed 46, faces96 39.7. The image
+# counts are 60 minutes at 48x40 and 180 minutes at 96x80.
+default_jobs() {
+  cat <<'EOF'
+runs/exp/seed96-s0    data/exp/c8k-96x80.shard seed     0 496832
+runs/exp/faces96-s0   data/exp/c8k-96x80.shard faces96  0 428800
+runs/quality/seed48-s0   data/exp/c8k-48x40.shard seed48   0 518400
+runs/quality/seed48-s1   data/exp/c8k-48x40.shard seed48   1 518400
+runs/quality/celeba48-s0 data/exp/c8k-48x40.shard celeba48 0 309600
+runs/quality/celeba48-s1 data/exp/c8k-48x40.shard celeba48 1 309600
+EOF
+}
+
+[ -x "$bin" ] || { echo "quality-runs: no binary at $bin (make build, or set FACEGAN_BIN)" >&2; exit 1; }
+list="$(if [ -n "$jobfile" ]; then grep -v '^\s*#' "$jobfile"; else default_jobs; fi)"
+
+one() { # RUN SHARD PRESET SEED IMAGES
+  local run=$1 shard=$2 preset=$3 seed=$4 images=$5
+  [ -f "$shard" ] || { echo "quality-runs: $run: no shard $shard" >&2; return 1; }
+  # Every preset here trains at batch 64; a config file may set its own.
+  local batch=64
+  [[ $preset == *.toml ]] && batch=$(grep -oP '^batch\s*=\s*\K\d+' "$preset" || echo 64)
+  local steps=$(((images + batch - 1) / batch))
+  mkdir -p "$(dirname "$run")"
+  echo "$(date +%T) $run: $preset seed $seed to step $steps ($images images)"
+  local what=(--preset "$preset")
+  [[ $preset == *.toml ]] && what=(--config "$preset")
+  RAYON_NUM_THREADS=1 nice -n 10 "$bin" train --data "$shard" --run "$run" "${what[@]}" \
+    --seed "$seed" --epochs 200 --max-steps "$steps" >"$run.log" 2>&1 \
+    && echo "$(date +%T) $run: done" || echo "$(date +%T) $run: exit $? (see $run.log)"
+}
+export -f one
+export bin
+echo "$list" | grep -v '^\s*$' | xargs -P "$jobs" -L 1 bash -c 'one "$@"' _
+
+cat <<'EOF'
+Next: facegan eval --run RUN --n 2000 (96x80) or --run RUN (48x40) for each run, then
+  $(tools/venv.sh matplotlib) tools/quality_chart.py docs/results/quality-over-time.png \
+    faces48@96=runs/exp/faces48-s0 faces48@96=runs/exp/faces48-s1 \
+    celeba48@86=runs/quality/celeba48-s0 celeba48@86=runs/quality/celeba48-s1 \
+    seed48@144=runs/quality/seed48-s0 seed48@144=runs/quality/seed48-s1
+EOF
