@@ -449,6 +449,38 @@ fn partial_toml_config_overrides_a_preset() {
     assert_eq!(round, cfg);
 }
 
+/// The sweep configs that docs/results.md cites (`docs/sweep-48x40/`) still load and pin what
+/// they say: each names `faces48`, keeps its model, and fixes the learning rates and batch.
+#[test]
+fn the_documented_sweep_configs_load() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/sweep-48x40");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let cfg = TrainConfig::from_toml_file(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(cfg.preset, "faces48", "{}", path.display());
+        for key in ["lr_d", "lr_g", "batch"] {
+            assert!(
+                text.contains(&format!("\n{key} =")),
+                "{} pins {key}",
+                path.display()
+            );
+        }
+        names.push(path.file_stem().unwrap().to_string_lossy().into_owned());
+    }
+    names.sort();
+    assert!(
+        names.contains(&"BASE".to_string()) && names.len() >= 16,
+        "{names:?}"
+    );
+    let base = TrainConfig::from_toml_file(&dir.join("BASE.toml")).unwrap();
+    let best = TrainConfig::from_toml_file(&dir.join("LR4BS32.toml")).unwrap();
+    assert_eq!((base.lr_d, base.lr_g, base.batch), (2e-4, 2e-4, 64));
+    assert_eq!((best.lr_d, best.lr_g, best.batch), (4e-4, 4e-4, 32));
+    assert_eq!(best.model, base.model);
+}
+
 #[test]
 fn checkpoint_keeps_batchnorm_running_statistics() {
     let _turn = rng_turn();
