@@ -9,7 +9,8 @@ Each SERIES is LABEL@IMG_PER_S=SOURCE, where IMG_PER_S is the preset's quiet-mac
 on a shared CPU compare fairly), and SOURCE is either a run directory (its quality.csv: the
 trainer's live SWD curve) or `points:IMAGES:SWD,IMAGES:SWD,...` for runs scored only by
 `facegan eval` at a few checkpoints. The train-vs-holdout floor is drawn from the first run
-directory given. Series that share a LABEL share a colour (use it for seeds).
+directory given. Series that share a LABEL share a colour (use it for seeds). CHART_TITLE
+and CHART_YMAX (environment) replace the title and the y-axis top (230).
 """
 import csv
 import os
@@ -55,8 +56,8 @@ def main():
                    label=f"target 2.5x floor = {2.5 * floor:.1f}")
     ax.set_xlabel("minutes on a quiet 2-core CPU (images shown / bench-train img/s)")
     ax.set_ylabel("SWD x1e3 vs holdout (lower is better)")
-    ax.set_ylim(0, 230)
-    ax.set_title("facegan on celeba-8k at 48x40: quality over training time")
+    ax.set_ylim(0, float(os.environ.get("CHART_YMAX", "230")))
+    ax.set_title(os.environ.get("CHART_TITLE", "facegan on celeba-8k at 48x40: quality over training time"))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=9)
     fig.tight_layout()
