@@ -27,7 +27,7 @@ else
   BUILD := build
 endif
 
-.PHONY: help build build-cuda test check check-seed fuzz fmt preprocess train eval demo bench-preprocess bench-train bench-presets bench-swd bench-parallel clean-demo
+.PHONY: help build build-cuda test check check-seed fuzz fmt preprocess train eval demo bench-preprocess bench-train bench-presets bench-swd bench-parallel clean-demo quality-runs
 
 help:
 	@echo "make build                      release build (CPU)"
@@ -40,6 +40,7 @@ help:
 	@echo "make demo                       synth -> preprocess -> train (CPU, minutes) -> eval"
 	@echo "make fuzz [FUZZ_SECONDS=600]     coverage-guided fuzzing of the shard, state.json, config and image parsers"
 	@echo "make check-seed                 the seed step against the tutorial's Keras code (tensorflow-cpu)"
+	@echo "make quality-runs [JOBS=..]      the long CPU runs behind docs/results.md, resumable (tools/quality-runs.sh)"
 	@echo "make bench-preprocess | bench-train [DEVICE=cpu|cuda] | bench-presets | bench-swd | bench-parallel [PRESET=$(PRESET)] [DEVICES=cpu:2]"
 
 build:
@@ -114,6 +115,11 @@ bench-parallel: build
 	  $(BIN) bench-train --preset $(PRESET) $$args --warmup 2 --steps 10 2>/dev/null \
 	  | python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items() if k in ("preset", "peers", "batch", "img_per_s", "ms_per_step_mean", "all_reduce_ms_per_step", "all_reduce_share", "gradient_bytes_per_step")} | {"devices": "'$$d'"}))'; \
 	done
+
+# The long CPU runs behind docs/results.md (the 96x80 comparison, the 48x40 curves): a queue
+# that resumes where it stopped; see tools/quality-runs.sh.
+quality-runs: build
+	FACEGAN_BIN=$(BIN) bash tools/quality-runs.sh $(JOBFILE)
 
 clean-demo:
 	rm -rf data/demo runs/demo

@@ -7,6 +7,7 @@
 # session's end): every run resumes from its last checkpoint when the script is run again, and a
 # finished run is skipped. Then `facegan eval` each run and draw the chart (see the end).
 #
+#   make quality-runs [JOBS=2] [JOBFILE=...]  (builds, then runs this script)
 #   tools/quality-runs.sh [JOBFILE]          (default: the issue-17 protocol below)
 #   JOBS=2 FACEGAN_BIN=target/release/facegan tools/quality-runs.sh
 #
