@@ -11,8 +11,10 @@
 #   tools/quality-runs.sh [JOBFILE]          (default: the issue-17 protocol below)
 #   JOBS=2 FACEGAN_BIN=target/release/facegan tools/quality-runs.sh
 #
-# A JOBFILE line is: RUN_DIR SHARD PRESET SEED IMAGES, where PRESET may be a config file (*.toml). Shards: `facegan preprocess --input
-# celeba-8k --output data/exp/c8k-48x40.shard --size 48x40` (and --size 96x80).
+# A JOBFILE line is: RUN_DIR SHARD PRESET SEED IMAGES, where PRESET may be a config file (*.toml).
+# IMAGES becomes --max-steps at batch 64, or at the config file's own `batch = N` line: a preset
+# or config that inherits another batch (`demo`: 32) needs that line. Shards: `facegan preprocess
+# --input celeba-8k --output data/exp/c8k-48x40.shard --size 48x40` (and --size 96x80).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -40,14 +42,14 @@ list="$(if [ -n "$jobfile" ]; then grep -v '^\s*#' "$jobfile"; else default_jobs
 one() { # RUN SHARD PRESET SEED IMAGES
   local run=$1 shard=$2 preset=$3 seed=$4 images=$5
   [ -f "$shard" ] || { echo "quality-runs: $run: no shard $shard" >&2; return 1; }
-  # Every preset here trains at batch 64; a config file may set its own.
-  local batch=64
-  [[ $preset == *.toml ]] && batch=$(grep -oP '^batch\s*=\s*\K\d+' "$preset" || echo 64)
+  local what=(--preset "$preset") batch=64
+  if [[ $preset == *.toml ]]; then
+    what=(--config "$preset")
+    batch=$(grep -oP '^batch\s*=\s*\K\d+' "$preset" || echo 64)
+  fi
   local steps=$(((images + batch - 1) / batch))
   mkdir -p "$(dirname "$run")"
   echo "$(date +%T) $run: $preset seed $seed to step $steps ($images images)"
-  local what=(--preset "$preset")
-  [[ $preset == *.toml ]] && what=(--config "$preset")
   RAYON_NUM_THREADS=1 nice -n 10 "$bin" train --data "$shard" --run "$run" "${what[@]}" \
     --seed "$seed" --epochs 200 --max-steps "$steps" >"$run.log" 2>&1 \
     && echo "$(date +%T) $run: done" || echo "$(date +%T) $run: exit $? (see $run.log)"
