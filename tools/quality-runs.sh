@@ -12,8 +12,8 @@
 #   JOBS=2 FACEGAN_BIN=target/release/facegan tools/quality-runs.sh
 #
 # A JOBFILE line is: RUN_DIR SHARD PRESET SEED IMAGES, where PRESET may be a config file (*.toml).
-# IMAGES becomes --max-steps at batch 64, or at the config file's own `batch = N` line: a preset
-# or config that inherits another batch (`demo`: 32) needs that line. Shards: `facegan preprocess
+# Each job trains with `--max-images IMAGES` (at any batch size; rerun once finished, it trains
+# nothing). Shards: `facegan preprocess
 # --input celeba-8k --output data/exp/c8k-48x40.shard --size 48x40` (and --size 96x80).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -42,16 +42,12 @@ list="$(if [ -n "$jobfile" ]; then grep -v '^\s*#' "$jobfile"; else default_jobs
 one() { # RUN SHARD PRESET SEED IMAGES
   local run=$1 shard=$2 preset=$3 seed=$4 images=$5
   [ -f "$shard" ] || { echo "quality-runs: $run: no shard $shard" >&2; return 1; }
-  local what=(--preset "$preset") batch=64
-  if [[ $preset == *.toml ]]; then
-    what=(--config "$preset")
-    batch=$(grep -oP '^batch\s*=\s*\K\d+' "$preset" || echo 64)
-  fi
-  local steps=$(((images + batch - 1) / batch))
+  local what=(--preset "$preset")
+  if [[ $preset == *.toml ]]; then what=(--config "$preset"); fi
   mkdir -p "$(dirname "$run")"
-  echo "$(date +%T) $run: $preset seed $seed to step $steps ($images images)"
+  echo "$(date +%T) $run: $preset seed $seed to $images images"
   RAYON_NUM_THREADS=1 nice -n 10 "$bin" train --data "$shard" --run "$run" "${what[@]}" \
-    --seed "$seed" --epochs 200 --max-steps "$steps" >"$run.log" 2>&1 \
+    --seed "$seed" --epochs 200 --max-images "$images" >"$run.log" 2>&1 \
     && echo "$(date +%T) $run: done" || echo "$(date +%T) $run: exit $? (see $run.log)"
 }
 export -f one

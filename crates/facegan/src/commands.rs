@@ -256,6 +256,10 @@ pub struct TrainArgs {
     /// Stop with a checkpoint after this many steps in total.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_steps: Option<u64>,
+    /// Stop with a checkpoint once this many images have been shown in total (rounded up to a
+    /// whole batch): a budget that means the same at any batch size.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_images: Option<u64>,
     /// Train for this many minutes of wall time in total (across resumes), then checkpoint and
     /// stop; a larger value on a resumed run extends it. Without --epochs the epoch count no
     /// longer bounds the run.
@@ -297,6 +301,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         new: a.new,
         progress: stderr_is_tty(),
         max_steps: a.max_steps,
+        max_images: a.max_images,
         // Testing hook: poison the real batch of this step with NaN (see ARCHITECTURE.md).
         inject_nan_at_step: std::env::var("FACEGAN_INJECT_NAN_AT_STEP")
             .ok()

@@ -53,6 +53,9 @@ pub struct TrainOptions {
     pub progress: bool,
     /// Stop (with a checkpoint) after this many global steps: used by tests and benchmarks.
     pub max_steps: Option<u64>,
+    /// Stop (with a checkpoint) once this many images have been shown in total (the first
+    /// step that reaches it: the count rounds up to whole batches).
+    pub max_images: Option<u64>,
     /// Testing hook (`FACEGAN_INJECT_NAN_AT_STEP`): poison the real batch of this global step
     /// with NaN, to test the non-finite-loss guard end to end.
     pub inject_nan_at_step: Option<u64>,
@@ -66,7 +69,7 @@ pub struct TrainOptions {
 pub enum TrainOutcome {
     /// All epochs done.
     Completed,
-    /// Ctrl-C, `max_steps` or the `--minutes` budget: a checkpoint was written; rerun (with a
+    /// Ctrl-C, `max_steps`, `max_images` or the `--minutes` budget: a checkpoint was written; rerun (with a
     /// larger budget) to continue.
     Stopped { step: u64 },
 }
@@ -79,8 +82,8 @@ pub struct TrainSummary {
     pub resumed_from: Option<PathBuf>,
 }
 
-/// Trains on backend `B` until the configured epochs are done, Ctrl-C, `max_steps` or the time
-/// budget.
+/// Trains on backend `B` until the configured epochs are done, Ctrl-C, `max_steps`,
+/// `max_images` or the time budget.
 pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Result<TrainSummary> {
     let shard = Arc::new(Shard::open(&opts.data)?);
     // The payload checksum (one pass over the mapped pixels): flipped pixels are refused
@@ -90,7 +93,7 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
     let _lock = RunLock::acquire(&opts.run)?;
     remove_stale_checkpoint_temps(&opts.run);
     let mut session = Session::<B>::start(opts, shard, plan, device)?;
-    if session.budget_spent_before_start() {
+    if session.limit_reached_before_start() {
         let step = session.state.step;
         return Ok(session.into_summary(TrainOutcome::Stopped { step }));
     }
@@ -137,7 +140,7 @@ pub fn train_parallel<B: AutodiffBackend>(
     };
     let first = if rank == 0 {
         let mut leader = Session::<B>::start(opts, shard, plan, &devices[0])?;
-        if leader.budget_spent_before_start() {
+        if leader.limit_reached_before_start() {
             let step = leader.state.step;
             return Ok(leader.into_summary(TrainOutcome::Stopped { step }));
         }
@@ -154,7 +157,7 @@ pub fn train_parallel<B: AutodiffBackend>(
     } else {
         let silent = Session::<B>::start_silent(opts, shard, plan, &devices[0], first_peer)?;
         // Node 0 stops here too (the same checkpoint, so the same spent budget).
-        if silent.budget_spent() {
+        if silent.limit_reached() {
             let step = silent.state.step;
             return Ok(silent.into_summary(TrainOutcome::Stopped { step }));
         }

@@ -215,25 +215,41 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         self.heartbeat = Some(watchdog);
     }
 
-    /// Whether the `--minutes` budget was spent before this process started (silently).
-    pub fn budget_spent(&self) -> bool {
-        self.budget_hit && self.state.epoch < self.cfg.epochs
+    /// Whether `--max-steps`/`--max-images` is reached: the run has trained all it was asked to.
+    fn count_reached(&self) -> bool {
+        self.opts.max_steps.is_some_and(|m| self.state.step >= m)
+            || self
+                .opts
+                .max_images
+                .is_some_and(|m| self.state.images_seen >= m)
     }
 
-    /// A rerun whose `--minutes` budget is already spent trains nothing: says so.
-    pub fn budget_spent_before_start(&self) -> bool {
-        let spent = self.budget_hit && self.state.epoch < self.cfg.epochs;
-        if spent {
-            print_and_log(
-                self.run,
-                &format!(
-                    "the time budget of {} min is spent ({:.1} min trained); rerun with a larger --minutes to continue",
-                    self.cfg.minutes.unwrap_or_default(),
-                    self.state.train_seconds / 60.0
-                ),
-            );
+    /// Whether the run had nothing left to train when this process started (silently): its
+    /// `--minutes` budget spent, or its `--max-steps`/`--max-images` count reached.
+    pub fn limit_reached(&self) -> bool {
+        (self.budget_hit || self.count_reached()) && self.state.epoch < self.cfg.epochs
+    }
+
+    /// A rerun with nothing left to train (its `--minutes` budget spent, or its `--max-steps`/
+    /// `--max-images` count already reached) trains nothing, not even one step: says so.
+    pub fn limit_reached_before_start(&self) -> bool {
+        if !self.limit_reached() {
+            return false;
         }
-        spent
+        let what = if self.budget_hit {
+            format!(
+                "the time budget of {} min is spent ({:.1} min trained); rerun with a larger --minutes to continue",
+                self.cfg.minutes.unwrap_or_default(),
+                self.state.train_seconds / 60.0
+            )
+        } else {
+            format!(
+                "the run is already at step {} ({} images), its --max-steps/--max-images count; nothing to train (raise the count to continue)",
+                self.state.step, self.state.images_seen
+            )
+        };
+        print_and_log(self.run, &what);
+        true
     }
 
     /// This session's place among the peers of a data-parallel run.
@@ -294,18 +310,20 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         Ok(TrainOutcome::Completed)
     }
 
-    /// Whether training must stop now: Ctrl-C, `--max-steps` or the time budget. The peers of
-    /// a data-parallel run vote, and all stop when any asks to, at the same step.
+    /// Whether training must stop now: Ctrl-C, `--max-steps`, `--max-images` or the time
+    /// budget. The peers of a data-parallel run vote, and all stop when any asks to, at the
+    /// same step.
     fn stop_requested(&self, vote_now: bool) -> bool {
-        let max_steps = self.opts.max_steps.is_some_and(|m| self.state.step >= m);
-        let mine = STOP.load(Ordering::SeqCst) || max_steps || self.budget_hit;
+        let counted = self.count_reached();
+        let mine = STOP.load(Ordering::SeqCst) || counted || self.budget_hit;
         if self.gan.peer.is_solo() {
             return mine;
         }
-        // The step count is the same on every peer, so `--max-steps` needs no vote; Ctrl-C and
-        // the time budget are voted on at scheduled steps only (a vote waits for the device).
+        // The step and image counts are the same on every peer, so `--max-steps` and
+        // `--max-images` need no vote; Ctrl-C and the time budget are voted on at scheduled
+        // steps only (a vote waits for the device).
         if !vote_now {
-            return max_steps;
+            return counted;
         }
         let vote =
             Tensor::<B::InnerBackend, 1>::from_floats([f32::from(u8::from(mine))], self.device);
@@ -516,6 +534,8 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
     fn stop_reason(&self) -> &'static str {
         if self.budget_hit {
             "time budget reached"
+        } else if self.count_reached() {
+            "step/image count reached"
         } else {
             "stopped"
         }
@@ -524,6 +544,8 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
     fn rerun_hint(&self) -> &'static str {
         if self.budget_hit {
             " with a larger --minutes"
+        } else if self.count_reached() {
+            " with a larger --max-images (or --max-steps)"
         } else {
             ""
         }

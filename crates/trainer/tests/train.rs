@@ -125,6 +125,37 @@ fn a_resumed_run_removes_checkpoint_temps_of_dead_processes() {
     assert!(!stale.exists(), "the dead process's temp folder is gone");
 }
 
+/// `--max-images` stops at the first step that reaches the count (rounded up to a whole batch),
+/// with a checkpoint; rerun with the same count, the run trains nothing, not even one step (a
+/// resumable queue may rerun a finished job); a larger count extends it.
+#[test]
+fn max_images_stops_at_the_count_and_a_rerun_trains_nothing() {
+    let _turn = rng_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let shard = tiny_shard(dir.path(), 40);
+    let run = dir.path().join("run");
+    let cfg = TrainConfig::preset("tiny").unwrap();
+    let batch = cfg.batch as u64;
+    let mut o = opts(&shard, &run, cfg);
+    o.max_images = Some(2 * batch + 1);
+    let first = train::<AD>(&o, &Default::default()).unwrap();
+    assert_eq!(first.outcome, TrainOutcome::Stopped { step: 3 });
+    assert_eq!(first.state.images_seen, 3 * batch);
+    let log = std::fs::read_to_string(run.join("train.log")).unwrap();
+    assert!(
+        log.contains("rerun the same command with a larger --max-images"),
+        "{log}"
+    );
+    let again = train::<AD>(&o, &Default::default()).unwrap();
+    assert_eq!(again.outcome, TrainOutcome::Stopped { step: 3 });
+    assert_eq!(again.state.images_seen, 3 * batch);
+    let log = std::fs::read_to_string(run.join("train.log")).unwrap();
+    assert!(log.contains("nothing to train"), "{log}");
+    o.max_images = Some(4 * batch);
+    let extended = train::<AD>(&o, &Default::default()).unwrap();
+    assert_eq!(extended.state.step, 4);
+}
+
 /// `--resume` (`run::check_resumable`) refuses a run with no finished checkpoint, naming it, and
 /// accepts one that has one.
 #[test]

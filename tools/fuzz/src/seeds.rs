@@ -101,6 +101,7 @@ fn states(scratch: &Path) -> Result<Vec<Vec<u8>>> {
         new: true,
         progress: false,
         max_steps: Some(1),
+        max_images: None,
         inject_nan_at_step: None,
         fail_device_at: None,
     };

@@ -62,6 +62,7 @@ pub fn train_options(data: &Path, run: &Path, cfg: TrainConfig) -> TrainOptions 
         new: false,
         progress: false,
         max_steps: None,
+        max_images: None,
         inject_nan_at_step: None,
         fail_device_at: None,
     }
