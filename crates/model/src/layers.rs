@@ -361,9 +361,12 @@ pub fn minibatch_stddev<B: Backend>(x: Tensor<B, 4>, group: usize) -> Tensor<B, 
     let [n, c, h, w] = x.dims();
     let g = (1..=group.min(n)).rev().find(|g| n % g == 0).unwrap_or(1);
     let m = n / g;
-    let y: Tensor<B, 5> = x.clone().reshape([g, m, c, h, w]);
+    // Row k of `y` is image k*m + j of every group j, flattened: the group members of a feature
+    // are one column. (As 2-D tensors: Burn's CPU backend walks a broadcast over a 5-D
+    // [g, m, c, h, w] view element by element, a 2-D one row by row.)
+    let y: Tensor<B, 2> = x.clone().reshape([g, m * c * h * w]);
     let centered = y.clone() - y.mean_dim(0);
-    let std = (centered.square().mean_dim(0) + 1e-8).sqrt(); // [1, m, c, h, w]
+    let std = (centered.square().mean_dim(0) + 1e-8).sqrt(); // [1, m*c*h*w]
     let per_group: Tensor<B, 2> = std.reshape([m, c * h * w]).mean_dim(1); // [m, 1]
     let feature = per_group
         .reshape([1, m, 1, 1])

@@ -64,93 +64,114 @@ impl DiffAugment {
     }
 }
 
-fn per_image<B: Backend>(values: Vec<f32>, device: &B::Device) -> Tensor<B, 4> {
-    let n = values.len();
-    Tensor::from_data(TensorData::new(values, [n, 1, 1, 1]), device)
-}
-
 /// Brightness `x + (r - 0.5) / 2`, saturation `(x - mean_c) * 2r + mean_c`, contrast
-/// `(x - mean) * (r + 0.5) + mean`, with one uniform `r` per image and per effect.
+/// `(x - mean) * (r + 0.5) + mean`, with one uniform `r` per image and per effect (drawn in
+/// that order).
+///
+/// The three effects compose to one affine map per image, done as two cheap ops instead of seven
+/// broadcasts over the batch (which Burn's CPU backend walks element by element): with `b`, `s`
+/// and `k` the image's brightness shift, saturation and contrast factors, `mean_c` the mean over
+/// channels at each pixel and `mean` the image's mean,
+/// `y = k s x + k (1 - s) mean_c(x) + (1 - k) mean(x) + b`
+/// (the saturation leaves each pixel's channel mean as it is, so the contrast's mean is
+/// `mean(x) + b`). The first two terms are a 3x3 channel mix per image, one batched matrix
+/// product; the rest is a per-image shift.
 pub fn color<B: Backend>(x: Tensor<B, 4>, rng: &mut ChaCha8Rng) -> Tensor<B, 4> {
-    let [n, _, _, _] = x.dims();
+    let [n, c, h, w] = x.dims();
     let device = x.device();
-    let mut draw = |f: fn(f32) -> f32| -> Tensor<B, 4> {
-        per_image((0..n).map(|_| f(rng.random::<f32>())).collect(), &device)
-    };
+    let mut draw =
+        |f: fn(f32) -> f32| -> Vec<f32> { (0..n).map(|_| f(rng.random::<f32>())).collect() };
     let brightness = draw(|r| (r - 0.5) * 0.5);
     let saturation = draw(|r| r * 2.0);
     let contrast = draw(|r| r + 0.5);
-    let x = x + brightness;
-    let mean_c = x.clone().mean_dim(1);
-    let x = (x - mean_c.clone()) * saturation + mean_c;
-    let mean = x.clone().mean_dim(1).mean_dim(2).mean_dim(3);
-    (x - mean.clone()) * contrast + mean
+    // Per image: k s on the diagonal, plus k (1 - s) / c everywhere (the channel mean's share).
+    let mut mix = Vec::with_capacity(n * c * c);
+    for (&s, &k) in saturation.iter().zip(&contrast) {
+        let share = k * (1.0 - s) / c as f32;
+        for row in 0..c {
+            mix.extend((0..c).map(|col| share + if row == col { k * s } else { 0.0 }));
+        }
+    }
+    let mix = Tensor::<B, 3>::from_data(TensorData::new(mix, [n, c, c]), &device);
+    let flat = x.reshape([n, c * h * w]);
+    let mean = flat.clone().mean_dim(1);
+    let mixed = mix
+        .matmul(flat.reshape([n, c, h * w]))
+        .reshape([n, c * h * w]);
+    let keep: Vec<f32> = contrast.iter().map(|k| 1.0 - k).collect();
+    let keep = Tensor::<B, 2>::from_data(TensorData::new(keep, [n, 1]), &device);
+    let shift = Tensor::<B, 2>::from_data(TensorData::new(brightness, [n, 1]), &device);
+    (mixed + mean * keep + shift).reshape([n, c, h, w])
 }
 
 /// Shifts each image by up to 1/8 of its height and width (independently per image), filling
-/// with zeros. Done as two gathers from a zero-padded copy, so gradients flow to the pixels.
+/// with zeros: `out[i][j] = x[i + dy][j + dx]`, or 0 outside the image. One gather over each
+/// image plane (gradients flow back to the pixels as a scatter-add) and one multiplication by
+/// the mask of pixels that came from inside the image.
 pub fn translation<B: Backend>(x: Tensor<B, 4>, rng: &mut ChaCha8Rng) -> Tensor<B, 4> {
     let [n, c, h, w] = x.dims();
     let device = x.device();
     let (ph, pw) = (
-        (h as f64 * TRANSLATION_RATIO + 0.5) as usize,
-        (w as f64 * TRANSLATION_RATIO + 0.5) as usize,
+        (h as f64 * TRANSLATION_RATIO + 0.5) as i64,
+        (w as f64 * TRANSLATION_RATIO + 0.5) as i64,
     );
     if ph == 0 && pw == 0 {
         return x;
     }
     let shifts: Vec<(i64, i64)> = (0..n)
-        .map(|_| {
-            (
-                rng.random_range(-(ph as i64)..=ph as i64),
-                rng.random_range(-(pw as i64)..=pw as i64),
-            )
-        })
+        .map(|_| (rng.random_range(-ph..=ph), rng.random_range(-pw..=pw)))
         .collect();
-    // (left, right, top, bottom)
-    let padded = x.pad((pw, pw, ph, ph), burn::tensor::ops::PadMode::Constant(0.0));
-    let wp = w + 2 * pw;
-    // Rows: out[n, c, i, :] = padded[n, c, i + ph + dy_n, :].
-    let mut rows = Vec::with_capacity(n * c * h * wp);
-    for &(dy, _) in &shifts {
-        for _ in 0..c {
-            for i in 0..h {
-                let src = (i as i64 + ph as i64 + dy) as i32;
-                rows.extend(std::iter::repeat_n(src, wp));
+    // One plane's source index and mask per image; every channel of the image repeats them.
+    let mut index = Vec::with_capacity(n * c * h * w);
+    let mut inside = Vec::with_capacity(n * c * h * w);
+    let (hi, wi) = (h as i64, w as i64);
+    for &(dy, dx) in &shifts {
+        let mut plane_index = Vec::with_capacity(h * w);
+        let mut plane_inside = Vec::with_capacity(h * w);
+        for i in 0..hi {
+            for j in 0..wi {
+                let (si, sj) = (i + dy, j + dx);
+                let ok = (0..hi).contains(&si) && (0..wi).contains(&sj);
+                plane_index.push(if ok { (si * wi + sj) as i32 } else { 0 });
+                plane_inside.push(if ok { 1f32 } else { 0.0 });
             }
         }
-    }
-    let rows = Tensor::<B, 4, Int>::from_data(TensorData::new(rows, [n, c, h, wp]), &device);
-    let y = padded.gather(2, rows);
-    // Columns: out[n, c, :, j] = y[n, c, :, j + pw + dx_n].
-    let mut cols = Vec::with_capacity(n * c * h * w);
-    for &(_, dx) in &shifts {
-        for _ in 0..c * h {
-            cols.extend((0..w).map(|j| (j as i64 + pw as i64 + dx) as i32));
+        for _ in 0..c {
+            index.extend_from_slice(&plane_index);
+            inside.extend_from_slice(&plane_inside);
         }
     }
-    let cols = Tensor::<B, 4, Int>::from_data(TensorData::new(cols, [n, c, h, w]), &device);
-    y.gather(3, cols)
+    let index = Tensor::<B, 2, Int>::from_data(TensorData::new(index, [n * c, h * w]), &device);
+    let inside = Tensor::<B, 2>::from_data(TensorData::new(inside, [n * c, h * w]), &device);
+    let moved = x.reshape([n * c, h * w]).gather(1, index);
+    (moved * inside).reshape([n, c, h, w])
 }
 
 /// Zeroes one rectangle of half the image's height and width per image, centred at a uniform
 /// position (clipped at the borders).
 pub fn cutout<B: Backend>(x: Tensor<B, 4>, rng: &mut ChaCha8Rng) -> Tensor<B, 4> {
-    let [n, _, h, w] = x.dims();
+    let [n, c, h, w] = x.dims();
     let (ch, cw) = (
         (h as f64 * CUTOUT_RATIO + 0.5) as usize,
         (w as f64 * CUTOUT_RATIO + 0.5) as usize,
     );
-    let mut mask = vec![1f32; n * h * w];
-    for img in mask.chunks_mut(h * w) {
+    let mut plane = vec![1f32; h * w];
+    let mut mask = Vec::with_capacity(n * c * h * w);
+    for _ in 0..n {
+        plane.fill(1.0);
         let cy = rng.random_range(0..h) as i64 - (ch / 2) as i64;
         let cx = rng.random_range(0..w) as i64 - (cw / 2) as i64;
         for i in cy.max(0)..(cy + ch as i64).min(h as i64) {
             for j in cx.max(0)..(cx + cw as i64).min(w as i64) {
-                img[i as usize * w + j as usize] = 0.0;
+                plane[i as usize * w + j as usize] = 0.0;
             }
         }
+        // Every channel: a mask of the batch's own shape multiplies element by element (a
+        // broadcast over channels is walked element by element on the CPU backend).
+        for _ in 0..c {
+            mask.extend_from_slice(&plane);
+        }
     }
-    let mask = Tensor::<B, 4>::from_data(TensorData::new(mask, [n, 1, h, w]), &x.device());
+    let mask = Tensor::<B, 4>::from_data(TensorData::new(mask, [n, c, h, w]), &x.device());
     x * mask
 }

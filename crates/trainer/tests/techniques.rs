@@ -118,6 +118,75 @@ fn diffaugment_keeps_shapes_is_differentiable_and_deterministic() {
     assert!(DiffAugment::parse("").unwrap().is_off());
 }
 
+/// DiffAugment's colour, computed as one channel mix and shift per image, equals the reference's
+/// three steps (brightness, then saturation about the channel mean, then contrast about the
+/// image mean) computed on the host in f64, value by value; and its gradient is the reference's
+/// (checked by finite differences of the same host formula for a weighted sum).
+#[test]
+fn color_is_the_references_brightness_saturation_and_contrast() {
+    let device = Default::default();
+    let (n, c, h, w) = (3, 3, 5, 4);
+    let (plane, image) = (h * w, c * h * w);
+    let data: Vec<f32> = (0..n * image)
+        .map(|i| ((i * 37 % 101) as f32) / 101.0)
+        .collect();
+    // The draws, in the order `color` takes them: brightness, saturation, contrast per image.
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let r: Vec<f64> = (0..3 * n)
+        .map(|_| rand::Rng::random::<f32>(&mut rng) as f64)
+        .collect();
+    let reference = |x: &[f64]| -> Vec<f64> {
+        let mut out = Vec::with_capacity(x.len());
+        for img in 0..n {
+            let (b, s, k) = ((r[img] - 0.5) * 0.5, r[n + img] * 2.0, r[2 * n + img] + 0.5);
+            let x1: Vec<f64> = x[img * image..][..image].iter().map(|v| v + b).collect();
+            let mean_c: Vec<f64> = (0..plane)
+                .map(|p| (0..c).map(|ch| x1[ch * plane + p]).sum::<f64>() / c as f64)
+                .collect();
+            let x2: Vec<f64> = (0..image)
+                .map(|i| (x1[i] - mean_c[i % plane]) * s + mean_c[i % plane])
+                .collect();
+            let mean = x2.iter().sum::<f64>() / image as f64;
+            out.extend(x2.iter().map(|v| (v - mean) * k + mean));
+        }
+        out
+    };
+    let x64: Vec<f64> = data.iter().map(|&v| v as f64).collect();
+    let want = reference(&x64);
+    let x = Tensor::<AD, 4>::from_data(TensorData::new(data.clone(), [n, c, h, w]), &device)
+        .require_grad();
+    let y = augment::color(x.clone(), &mut ChaCha8Rng::seed_from_u64(3));
+    let got = y.clone().into_data().to_vec::<f32>().unwrap();
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!((*g as f64 - w).abs() < 1e-5, "value {i}: {g} against {w}");
+    }
+    // d/dx of sum(y * weights), against central differences of the f64 reference.
+    let weights: Vec<f32> = (0..n * image)
+        .map(|i| ((i % 7) as f32 - 3.0) / 3.0)
+        .collect();
+    let wt = Tensor::<AD, 4>::from_data(TensorData::new(weights.clone(), [n, c, h, w]), &device);
+    let grads = (y * wt).sum().backward();
+    let grad = x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+    let weighted = |x: &[f64]| -> f64 {
+        reference(x)
+            .iter()
+            .zip(&weights)
+            .map(|(y, w)| y * *w as f64)
+            .sum()
+    };
+    for i in (0..n * image).step_by(7) {
+        let (mut up, mut down) = (x64.clone(), x64.clone());
+        up[i] += 1e-4;
+        down[i] -= 1e-4;
+        let numeric = (weighted(&up) - weighted(&down)) / 2e-4;
+        assert!(
+            (grad[i] as f64 - numeric).abs() < 1e-4,
+            "gradient {i}: {} against {numeric}",
+            grad[i]
+        );
+    }
+}
+
 #[test]
 fn translation_shifts_whole_images_and_fills_zeros() {
     let device = Default::default();
