@@ -22,17 +22,25 @@ bin="${FACEGAN_BIN:-target/release/facegan}"
 jobs="${JOBS:-2}"
 jobfile="${1:-}"
 
-# Quiet-machine speeds (img/s, `facegan bench-train --preset P`, everything else paused, this
-# project's 2-core CPU): seed48 144, celeba48 86, faces48 96, seed 46, faces96 39.7. The image
-# counts are 60 minutes at 48x40 and 180 minutes at 96x80.
+# Quiet-machine speeds (img/s, `facegan bench-train --preset P --steps 16`, everything else
+# paused, this project's 2-core CPU; the median of 3 runs of the session-9 build, whose
+# DiffAugment and minibatch stddev are 1.2-1.3x faster than before): faces48 126.3, celeba48
+# 104.5, seed48 154.7, faces96 48.4, seed 43.0. The 48x40 counts are 60 minutes at these
+# speeds. The 96x80 counts are older, from the build the two runs started with: the seed's is
+# 180 minutes at 46 img/s (today's 43.0 gives 464,400, within the machine's +-10%), and faces96's
+# 428,800 is 180 minutes at its old 39.7 img/s, 2.5 hours at today's speed: fewer images than
+# it now trains in 3 hours, so a comparison at that count does not favour it.
+# faces48-s0/s1 are session 6's runs (345,600 images, the old speed's hour), extended.
 default_jobs() {
   cat <<'EOF'
 runs/exp/seed96-s0    data/exp/c8k-96x80.shard seed     0 496832
 runs/exp/faces96-s0   data/exp/c8k-96x80.shard faces96  0 428800
-runs/quality/seed48-s0   data/exp/c8k-48x40.shard seed48   0 518400
-runs/quality/seed48-s1   data/exp/c8k-48x40.shard seed48   1 518400
-runs/quality/celeba48-s0 data/exp/c8k-48x40.shard celeba48 0 309600
-runs/quality/celeba48-s1 data/exp/c8k-48x40.shard celeba48 1 309600
+runs/exp/faces48-s0      data/exp/c8k-48x40.shard faces48  0 454700
+runs/exp/faces48-s1      data/exp/c8k-48x40.shard faces48  1 454700
+runs/quality/seed48-s0   data/exp/c8k-48x40.shard seed48   0 556900
+runs/quality/seed48-s1   data/exp/c8k-48x40.shard seed48   1 556900
+runs/quality/celeba48-s0 data/exp/c8k-48x40.shard celeba48 0 376200
+runs/quality/celeba48-s1 data/exp/c8k-48x40.shard celeba48 1 376200
 EOF
 }
 
@@ -57,7 +65,7 @@ echo "$list" | grep -v '^\s*$' | xargs -P "$jobs" -L 1 bash -c 'one "$@"' _
 cat <<'EOF'
 Next: facegan eval --run RUN --n 2000 (96x80) or --run RUN (48x40) for each run, then
   $(tools/venv.sh matplotlib) tools/quality_chart.py docs/results/quality-over-time.png \
-    faces48@96=runs/exp/faces48-s0 faces48@96=runs/exp/faces48-s1 \
-    celeba48@86=runs/quality/celeba48-s0 celeba48@86=runs/quality/celeba48-s1 \
-    seed48@144=runs/quality/seed48-s0 seed48@144=runs/quality/seed48-s1
+    faces48@126.3=runs/exp/faces48-s0 faces48@126.3=runs/exp/faces48-s1 \
+    celeba48@104.5=runs/quality/celeba48-s0 celeba48@104.5=runs/quality/celeba48-s1 \
+    seed48@154.7=runs/quality/seed48-s0 seed48@154.7=runs/quality/seed48-s1
 EOF
