@@ -852,22 +852,31 @@ fn two_node_processes_train_like_one_process_and_stop_when_one_dies() {
         .unwrap();
     assert!(worst <= 1, "samples differ by up to {worst} levels");
 
-    // A node with another seed: both refuse, neither hangs.
-    let mut c = Cluster::start(
-        d,
-        "mismatch",
-        &[&["--max-steps", "2"], &["--max-steps", "2", "--seed", "5"]],
-    );
-    for (rank, node) in c.nodes.drain(..).enumerate().rev() {
-        let out = finish_within(node, limit, &format!("mismatched node {rank}"));
-        let err = &out.stderr;
-        assert!(!out.status.success(), "mismatched node {rank} trained");
-        assert!(
-            err.contains("do not train the same run"),
-            "node {rank}: {err}"
+    // A node with another seed, or another image limit (each node stops at its own limit
+    // without a vote): both refuse, neither hangs.
+    for (name, other) in [
+        ("mismatch", ["--seed", "5"]),
+        ("mismatch-limit", ["--max-images", "64"]),
+    ] {
+        let mut c = Cluster::start(
+            d,
+            name,
+            &[
+                &["--max-steps", "2"],
+                &["--max-steps", "2", other[0], other[1]],
+            ],
         );
+        for (rank, node) in c.nodes.drain(..).enumerate().rev() {
+            let out = finish_within(node, limit, &format!("{name} node {rank}"));
+            let err = &out.stderr;
+            assert!(!out.status.success(), "{name} node {rank} trained");
+            assert!(
+                err.contains("do not train the same run"),
+                "{name} node {rank}: {err}"
+            );
+        }
+        drop(c);
     }
-    drop(c);
 
     // No orchestrator at the address: the node gives up after --peer-timeout, saying where it
     // looked, instead of retrying forever as Burn does.

@@ -13,8 +13,8 @@
 #
 # A JOBFILE line is: RUN_DIR SHARD PRESET SEED IMAGES, where PRESET may be a config file (*.toml).
 # Each job trains with `--max-images IMAGES` (at any batch size; rerun once finished, it trains
-# nothing). Shards: `facegan preprocess
-# --input celeba-8k --output data/exp/c8k-48x40.shard --size 48x40` (and --size 96x80).
+# nothing). Shards: `facegan preprocess --input celeba-8k --output data/exp/c8k-48x40.shard
+# --size 48x40` (and --size 96x80).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"

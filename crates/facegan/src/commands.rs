@@ -257,7 +257,8 @@ pub struct TrainArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_steps: Option<u64>,
     /// Stop with a checkpoint once this many images have been shown in total (rounded up to a
-    /// whole batch): a budget that means the same at any batch size.
+    /// whole batch): a budget that means the same at any batch size. The epoch count (the
+    /// preset's, or --epochs) still ends the run if it comes first.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_images: Option<u64>,
     /// Train for this many minutes of wall time in total (across resumes), then checkpoint and

@@ -355,8 +355,8 @@ impl<B: Backend> SpectralNorm<B> {
 
 /// The minibatch-stddev feature (Karras et al. 2018): for each group of `group` images, the
 /// standard deviation of every feature across the group, averaged to one number, appended as
-/// one constant channel. Lets D see a lack of variety. The group is the largest divisor of the
-/// batch that is at most `group`; sample `n` belongs to the group of `n % (N / group)`.
+/// one constant channel. Lets D see a lack of variety. The group size `g` is the largest divisor
+/// of the batch that is at most `group`; sample `n` belongs to the group of `n % (N / g)`.
 pub fn minibatch_stddev<B: Backend>(x: Tensor<B, 4>, group: usize) -> Tensor<B, 4> {
     let [n, c, h, w] = x.dims();
     let g = (1..=group.min(n)).rev().find(|g| n % g == 0).unwrap_or(1);

@@ -112,6 +112,24 @@ fn minibatch_stddev_matches_hand_computed_values() {
     for (got, want) in feature.iter().zip([1.0, 1.5, 1.0, 1.5]) {
         assert!((got - want).abs() < 1e-4, "{feature:?}");
     }
+    // N = 4, group 2, two channels of two pixels: the feature averages each group's
+    // per-feature standard deviations, group {0, 2} and group {1, 3} apart.
+    let x = Tensor::<B, 4>::from_floats(
+        [
+            [[[0.0, 0.0]], [[0.0, 0.0]]],
+            [[[0.0, 0.0]], [[0.0, 0.0]]],
+            [[[2.0, 0.0]], [[0.0, 4.0]]],
+            [[[0.0, 6.0]], [[8.0, 0.0]]],
+        ],
+        &device,
+    );
+    let v = minibatch_stddev(x, 2).into_data().to_vec::<f32>().unwrap();
+    // Each image is [3 channels of 2]; the feature is channel 2. Group {0, 2}: stds 1, 0, 0, 2
+    // (mean 0.75); group {1, 3}: 0, 3, 4, 0 (mean 1.75).
+    let feature: Vec<f32> = v.chunks(6).map(|image| image[4]).collect();
+    for (got, want) in feature.iter().zip([0.75, 1.75, 0.75, 1.75]) {
+        assert!((got - want).abs() < 1e-4, "{feature:?}");
+    }
     // A batch of 3 with group 4 falls back to one group of 3.
     let x = Tensor::<B, 4>::from_floats([[[[0.0, 3.0]]], [[[0.0, 3.0]]], [[[3.0, 0.0]]]], &device);
     let v = minibatch_stddev(x, 4).into_data().to_vec::<f32>().unwrap();

@@ -246,9 +246,10 @@ mod collective {
     }
 
     /// Every peer checks that all peers train the same run: a fingerprint of the config, the
-    /// shard, the step they start from and the device count, identical on every peer, and as
-    /// many peers as each expects. Fingerprint bytes are summed with their squares (exact in
-    /// f32 for up to 256 peers): all peers agree exactly when the variance is zero.
+    /// shard, the step they start from, the device count and the step/image limits, identical
+    /// on every peer, and as many peers as each expects. Fingerprint bytes are summed with their
+    /// squares (exact in f32 for up to 256 peers): all peers agree exactly when the variance is
+    /// zero.
     pub fn check_same_run<B: Backend>(
         peer: Peer,
         fingerprint: u64,
@@ -276,9 +277,10 @@ mod collective {
         if peers as usize != peer.count || !same {
             return Err(anyhow!(
                 "the nodes do not train the same run: {} devices joined where this node expects \
-                 {}, or their config, shard, device count or checkpoint step differ (this is \
-                 device {}); start every node with the same --preset/--config, --batch, --seed, \
-                 --data, number of --devices and run directory contents",
+                 {}, or their config, shard, device count, checkpoint step or --max-steps/\
+                 --max-images differ (this is device {}); start every node with the same \
+                 --preset/--config, --batch, --seed, --data, number of --devices, limits and run \
+                 directory contents",
                 peers,
                 peer.count,
                 peer.index

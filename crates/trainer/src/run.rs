@@ -69,8 +69,8 @@ pub struct TrainOptions {
 pub enum TrainOutcome {
     /// All epochs done.
     Completed,
-    /// Ctrl-C, `max_steps`, `max_images` or the `--minutes` budget: a checkpoint was written; rerun (with a
-    /// larger budget) to continue.
+    /// Ctrl-C, `max_steps`, `max_images` or the `--minutes` budget: a checkpoint was written;
+    /// rerun (with a larger budget) to continue.
     Stopped { step: u64 },
 }
 
@@ -126,7 +126,7 @@ pub fn train_parallel<B: AutodiffBackend>(
     shard.verify()?;
     let plan = plan_run(opts, &shard)?;
     parallel::check_batch_divides(plan.cfg.batch, total)?;
-    let fingerprint = run_fingerprint(&plan, &shard, local);
+    let fingerprint = run_fingerprint(&plan, &shard, local, opts);
     let first_peer = Peer {
         index: rank * local,
         count: total,
@@ -229,13 +229,14 @@ pub fn train_parallel<B: AutodiffBackend>(
     }
 }
 
-/// What every node must agree on: the config, the shard (size and count) and the step the run
-/// starts from.
+/// What every node must agree on: the config, the shard (size and count), the step the run
+/// starts from, and `--max-steps`/`--max-images` (each node stops at them without a vote, so
+/// nodes with different counts would leave the others waiting in an all-reduce).
 #[cfg(feature = "parallel")]
-fn run_fingerprint(plan: &RunPlan, shard: &Shard, devices: usize) -> u64 {
+fn run_fingerprint(plan: &RunPlan, shard: &Shard, devices: usize, opts: &TrainOptions) -> u64 {
     let step = plan.resume.as_ref().map_or(0, |(_, s)| s.step);
     let text = format!(
-        "{}|{}|{}x{}|{:016x}|{}|{}",
+        "{}|{}|{}x{}|{:016x}|{}|{}|{:?}|{:?}",
         plan.cfg.to_toml(),
         shard.len(),
         shard.height(),
@@ -243,6 +244,8 @@ fn run_fingerprint(plan: &RunPlan, shard: &Shard, devices: usize) -> u64 {
         shard.meta().payload_checksum,
         step,
         devices,
+        opts.max_steps,
+        opts.max_images,
     );
     xxhash_rust::xxh3::xxh3_64(text.as_bytes())
 }

@@ -217,11 +217,19 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
 
     /// Whether `--max-steps`/`--max-images` is reached: the run has trained all it was asked to.
     fn count_reached(&self) -> bool {
-        self.opts.max_steps.is_some_and(|m| self.state.step >= m)
-            || self
-                .opts
-                .max_images
-                .is_some_and(|m| self.state.images_seen >= m)
+        self.limit_hit().is_some()
+    }
+
+    /// The `--max-images` or `--max-steps` limit the run has reached (the flag, its value).
+    fn limit_hit(&self) -> Option<(&'static str, u64)> {
+        let images = self
+            .opts
+            .max_images
+            .filter(|&m| self.state.images_seen >= m);
+        let steps = self.opts.max_steps.filter(|&m| self.state.step >= m);
+        images
+            .map(|m| ("--max-images", m))
+            .or(steps.map(|m| ("--max-steps", m)))
     }
 
     /// Whether the run had nothing left to train when this process started (silently): its
@@ -230,22 +238,22 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         (self.budget_hit || self.count_reached()) && self.state.epoch < self.cfg.epochs
     }
 
-    /// A rerun with nothing left to train (its `--minutes` budget spent, or its `--max-steps`/
-    /// `--max-images` count already reached) trains nothing, not even one step: says so.
+    /// A rerun with nothing left to train (its `--max-steps`/`--max-images` count already
+    /// reached, or its `--minutes` budget spent) trains nothing, not even one step: says so.
     pub fn limit_reached_before_start(&self) -> bool {
         if !self.limit_reached() {
             return false;
         }
-        let what = if self.budget_hit {
+        let what = if let Some((flag, value)) = self.limit_hit() {
+            format!(
+                "the run is already at step {} ({} images shown), past {flag} {value}; nothing to train (rerun with a larger {flag} to continue)",
+                self.state.step, self.state.images_seen
+            )
+        } else {
             format!(
                 "the time budget of {} min is spent ({:.1} min trained); rerun with a larger --minutes to continue",
                 self.cfg.minutes.unwrap_or_default(),
                 self.state.train_seconds / 60.0
-            )
-        } else {
-            format!(
-                "the run is already at step {} ({} images), its --max-steps/--max-images count; nothing to train (raise the count to continue)",
-                self.state.step, self.state.images_seen
             )
         };
         print_and_log(self.run, &what);
@@ -531,23 +539,29 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         })
     }
 
-    fn stop_reason(&self) -> &'static str {
-        if self.budget_hit {
-            "time budget reached"
-        } else if self.count_reached() {
-            "step/image count reached"
+    /// Why training stopped, for the log line: the count reached (named, with its value), the
+    /// time budget, or Ctrl-C.
+    fn stop_reason(&self) -> String {
+        if let Some((flag, value)) = self.limit_hit() {
+            format!(
+                "{flag} {value} reached ({} images shown)",
+                self.state.images_seen
+            )
+        } else if self.budget_hit {
+            "time budget reached".into()
         } else {
-            "stopped"
+            "stopped".into()
         }
     }
 
-    fn rerun_hint(&self) -> &'static str {
-        if self.budget_hit {
-            " with a larger --minutes"
-        } else if self.count_reached() {
-            " with a larger --max-images (or --max-steps)"
+    /// What to change before rerunning to train on.
+    fn rerun_hint(&self) -> String {
+        if let Some((flag, _)) = self.limit_hit() {
+            format!(" with a larger {flag}")
+        } else if self.budget_hit {
+            " with a larger --minutes".into()
         } else {
-            ""
+            String::new()
         }
     }
 

@@ -127,7 +127,7 @@ fn a_resumed_run_removes_checkpoint_temps_of_dead_processes() {
 
 /// `--max-images` stops at the first step that reaches the count (rounded up to a whole batch),
 /// with a checkpoint; rerun with the same count, the run trains nothing, not even one step (a
-/// resumable queue may rerun a finished job); a larger count extends it.
+/// resumable queue may rerun a finished job); a larger count extends it. `--max-steps` too.
 #[test]
 fn max_images_stops_at_the_count_and_a_rerun_trains_nothing() {
     let _turn = rng_turn();
@@ -154,6 +154,19 @@ fn max_images_stops_at_the_count_and_a_rerun_trains_nothing() {
     o.max_images = Some(4 * batch);
     let extended = train::<AD>(&o, &Default::default()).unwrap();
     assert_eq!(extended.state.step, 4);
+    // The same for --max-steps, on a run of its own.
+    let run = dir.path().join("steps");
+    let mut o = opts(&shard, &run, TrainConfig::preset("tiny").unwrap());
+    o.max_steps = Some(1);
+    train::<AD>(&o, &Default::default()).unwrap();
+    let again = train::<AD>(&o, &Default::default()).unwrap();
+    assert_eq!(again.outcome, TrainOutcome::Stopped { step: 1 });
+    let log = std::fs::read_to_string(run.join("train.log")).unwrap();
+    assert!(log.contains("--max-steps 1 reached"), "{log}");
+    assert!(
+        log.contains("past --max-steps 1; nothing to train"),
+        "{log}"
+    );
 }
 
 /// `--resume` (`run::check_resumable`) refuses a run with no finished checkpoint, naming it, and
