@@ -772,8 +772,8 @@ impl Drop for Cluster {
 
 /// Several machines, played by processes on 127.0.0.1: an orchestrator and 2 nodes train the
 /// same 6 steps as one process with 2 devices (no BatchNorm or dropout, so the same
-/// computation up to summation order); a node whose config differs is refused by both; a node
-/// killed mid-run makes the other exit with an error naming it, promptly.
+/// computation up to summation order); a node whose config or --max-images differs is refused
+/// by both; a node killed mid-run makes the other exit with an error naming it, promptly.
 #[test]
 fn two_node_processes_train_like_one_process_and_stop_when_one_dies() {
     let tmp = tempfile::tempdir().unwrap();
