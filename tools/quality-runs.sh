@@ -30,7 +30,8 @@ jobfile="${1:-}"
 # 180 minutes at 46 img/s (today's 43.0 gives 464,400, within the machine's +-10%), and faces96's
 # 428,800 is 180 minutes at its old 39.7 img/s, 2.5 hours at today's speed: fewer images than
 # it now trains in 3 hours, so a comparison at that count does not favour it.
-# faces48-s0/s1 are session 6's runs (345,600 images, the old speed's hour), extended.
+# faces48-s0/s1 are session 6's runs (345,600 images, the old speed's hour), extended. Seed 0
+# of each baseline comes before seed 1, so a first chart can be drawn halfway.
 default_jobs() {
   cat <<'EOF'
 runs/exp/seed96-s0    data/exp/c8k-96x80.shard seed     0 496832
@@ -38,8 +39,8 @@ runs/exp/faces96-s0   data/exp/c8k-96x80.shard faces96  0 428800
 runs/exp/faces48-s0      data/exp/c8k-48x40.shard faces48  0 454700
 runs/exp/faces48-s1      data/exp/c8k-48x40.shard faces48  1 454700
 runs/quality/seed48-s0   data/exp/c8k-48x40.shard seed48   0 556900
-runs/quality/seed48-s1   data/exp/c8k-48x40.shard seed48   1 556900
 runs/quality/celeba48-s0 data/exp/c8k-48x40.shard celeba48 0 376200
+runs/quality/seed48-s1   data/exp/c8k-48x40.shard seed48   1 556900
 runs/quality/celeba48-s1 data/exp/c8k-48x40.shard celeba48 1 376200
 EOF
 }
