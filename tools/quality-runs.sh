@@ -55,8 +55,9 @@ one() { # RUN SHARD PRESET SEED IMAGES
   if [[ $preset == *.toml ]]; then what=(--config "$preset"); fi
   mkdir -p "$(dirname "$run")"
   echo "$(date +%T) $run: $preset seed $seed to $images images"
+  echo "== $(date '+%F %T') $bin" >>"$run.log" # appended: a resumed job keeps its earlier log
   RAYON_NUM_THREADS=1 nice -n 10 "$bin" train --data "$shard" --run "$run" "${what[@]}" \
-    --seed "$seed" --epochs 200 --max-images "$images" >"$run.log" 2>&1 \
+    --seed "$seed" --epochs 200 --max-images "$images" >>"$run.log" 2>&1 \
     && echo "$(date +%T) $run: done" || echo "$(date +%T) $run: exit $? (see $run.log)"
 }
 export -f one
