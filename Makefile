@@ -27,7 +27,7 @@ else
   BUILD := build
 endif
 
-.PHONY: help build build-cuda test check check-seed fuzz fmt preprocess train eval demo bench-preprocess bench-train bench-presets bench-swd bench-parallel clean-demo quality-runs
+.PHONY: help build build-cuda test check check-seed fuzz fmt preprocess train eval demo bench-preprocess bench-train bench-presets bench-swd bench-parallel clean-demo quality-runs quality-report
 
 help:
 	@echo "make build                      release build (CPU)"
@@ -41,6 +41,7 @@ help:
 	@echo "make fuzz [FUZZ_SECONDS=600]     coverage-guided fuzzing of the shard, state.json, config and image parsers"
 	@echo "make check-seed                 the seed step against the tutorial's Keras code (tensorflow-cpu)"
 	@echo "make quality-runs [JOBS=..] [JOBFILE=..]  the long CPU runs behind docs/results.md, resumable (tools/quality-runs.sh)"
+	@echo "make quality-report [JOBFILE=..]          facegan eval of each finished run, then the chart and grids (tools/quality_report.py)"
 	@echo "make bench-preprocess | bench-train [DEVICE=cpu|cuda] | bench-presets | bench-swd | bench-parallel [PRESET=$(PRESET)] [DEVICES=cpu:2]"
 
 build:
@@ -120,6 +121,10 @@ bench-parallel: build
 # that resumes where it stopped; see tools/quality-runs.sh.
 quality-runs: build
 	FACEGAN_BIN=$(BIN) bash tools/quality-runs.sh $(JOBFILE)
+
+# Then: score each run that reached its count, draw docs/results' chart and grids, print the rows.
+quality-report: build
+	FACEGAN_BIN=$(BIN) $$(tools/venv.sh matplotlib pillow) tools/quality_report.py $(JOBFILE)
 
 clean-demo:
 	rm -rf data/demo runs/demo
