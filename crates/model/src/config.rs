@@ -1,7 +1,8 @@
 //! Model presets as plain config values (serde/TOML): the `seed` preset reproduces the
 //! tutorial's networks exactly; `tiny` is for tests; `demo` trains visibly in minutes on a CPU;
-//! `celeba96` / `celeba64` are the recommended CelebA models; `seed48` / `celeba48` are the
-//! seed and the recommended design at 48x40, the CPU protocol of `docs/results.md`.
+//! `faces48` is the measured CPU recipe and `faces96` its 96x80 version; `celeba96` / `celeba64`
+//! are untested GPU designs; `seed48` / `celeba48` are the seed and the earlier recipe at 48x40,
+//! the baselines of `docs/results.md`.
 
 use serde::{Deserialize, Serialize};
 
@@ -221,8 +222,8 @@ impl ModelConfig {
         }
     }
 
-    /// `faces48`'s design at the seed's 96x80: one more resolution step on each side. Untested:
-    /// only its speed is measured (about 40 img/s on 2 cores), it has not been trained on faces.
+    /// `faces48`'s design at the seed's 96x80: one more resolution step on each side. About
+    /// 47-50 img/s on 2 cores; partly measured on faces (docs/results.md, 96x80).
     pub fn faces96() -> Self {
         ModelConfig {
             height: 96,

@@ -9,8 +9,9 @@
 //! - **v2** (now): [`UpConv`] records `crop_end` (a constant, written as an empty record).
 //!
 //! A v1 record converts to today's [`GeneratorRecord`] field by field; `crop_end` is not data
-//! (it follows from the config), so nothing is invented. `crates/trainer/tests/checkpoint_compat.rs`
-//! loads real v1 checkpoints written by that older binary.
+//! (it follows from the config), so nothing is invented. `tests/e2e.rs`
+//! (`checkpoints_of_earlier_layouts_sample_the_same_faces_and_resume`) loads real v1 checkpoints
+//! written by that older binary (`tests/fixtures/checkpoints/`).
 
 use burn::module::{EmptyRecord, Module};
 use burn::nn::conv::{Conv2d, ConvTranspose2d};

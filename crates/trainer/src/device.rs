@@ -76,7 +76,7 @@ pub fn resolve(req: DeviceRequest) -> Result<ResolvedDevice> {
         DeviceRequest::Cuda => {
             if !cfg!(feature = "cuda") {
                 bail!(
-                    "this facegan was built without CUDA; rebuild with `CUDARC_CUDA_VERSION=13000 cargo build --release --features cuda`"
+                    "this facegan was built without CUDA; rebuild with `make build-cuda` (the binary is target/cuda/release/facegan)"
                 );
             }
             if !cuda_usable() {
