@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Result};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Bool, Int, Tensor, TensorData};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -106,8 +106,9 @@ pub fn color<B: Backend>(x: Tensor<B, 4>, rng: &mut ChaCha8Rng) -> Tensor<B, 4> 
 
 /// Shifts each image by up to 1/8 of its height and width (independently per image), filling
 /// with zeros: `out[i][j] = x[i + dy][j + dx]`, or 0 outside the image. One gather over each
-/// image plane (gradients flow back to the pixels as a scatter-add) and one multiplication by
-/// the mask of pixels that came from inside the image.
+/// image plane (gradients flow back to the pixels as a scatter-add), then zeros written where
+/// the source falls outside the image (written, not multiplied by a mask: a non-finite pixel
+/// gathered as the stand-in for those positions does not spread).
 pub fn translation<B: Backend>(x: Tensor<B, 4>, rng: &mut ChaCha8Rng) -> Tensor<B, 4> {
     let [n, c, h, w] = x.dims();
     let device = x.device();
@@ -121,30 +122,31 @@ pub fn translation<B: Backend>(x: Tensor<B, 4>, rng: &mut ChaCha8Rng) -> Tensor<
     let shifts: Vec<(i64, i64)> = (0..n)
         .map(|_| (rng.random_range(-ph..=ph), rng.random_range(-pw..=pw)))
         .collect();
-    // One plane's source index and mask per image; every channel of the image repeats them.
+    // One plane's source index and outside-mask per image; every channel repeats them.
     let mut index = Vec::with_capacity(n * c * h * w);
-    let mut inside = Vec::with_capacity(n * c * h * w);
+    let mut outside = Vec::with_capacity(n * c * h * w);
     let (hi, wi) = (h as i64, w as i64);
     for &(dy, dx) in &shifts {
         let mut plane_index = Vec::with_capacity(h * w);
-        let mut plane_inside = Vec::with_capacity(h * w);
+        let mut plane_outside = Vec::with_capacity(h * w);
         for i in 0..hi {
             for j in 0..wi {
                 let (si, sj) = (i + dy, j + dx);
                 let ok = (0..hi).contains(&si) && (0..wi).contains(&sj);
                 plane_index.push(if ok { (si * wi + sj) as i32 } else { 0 });
-                plane_inside.push(if ok { 1f32 } else { 0.0 });
+                plane_outside.push(!ok);
             }
         }
         for _ in 0..c {
             index.extend_from_slice(&plane_index);
-            inside.extend_from_slice(&plane_inside);
+            outside.extend_from_slice(&plane_outside);
         }
     }
     let index = Tensor::<B, 2, Int>::from_data(TensorData::new(index, [n * c, h * w]), &device);
-    let inside = Tensor::<B, 2>::from_data(TensorData::new(inside, [n * c, h * w]), &device);
+    let outside =
+        Tensor::<B, 2, Bool>::from_data(TensorData::new(outside, [n * c, h * w]), &device);
     let moved = x.reshape([n * c, h * w]).gather(1, index);
-    (moved * inside).reshape([n, c, h, w])
+    moved.mask_fill(outside, 0.0).reshape([n, c, h, w])
 }
 
 /// Zeroes one rectangle of half the image's height and width per image, centred at a uniform

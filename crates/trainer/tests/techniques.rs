@@ -226,6 +226,21 @@ fn translation_shifts_whole_images_and_fills_zeros() {
         }
     }
     assert!(moved > 0, "seed 11 draws at least one non-zero shift");
+    // The filled border is written, not masked by multiplication: a NaN pixel does not spread
+    // into it.
+    let mut poisoned = data;
+    for plane in poisoned.chunks_mut(h * w) {
+        plane[0] = f32::NAN;
+    }
+    let x = Tensor::<B, 4>::from_data(TensorData::new(poisoned, [n, c, h, w]), &device);
+    let y = augment::translation(x, &mut ChaCha8Rng::seed_from_u64(11));
+    let nan = y.into_data().to_vec::<f32>().unwrap();
+    let spread = nan.iter().filter(|v| v.is_nan()).count();
+    assert!(
+        spread <= n * c,
+        "{spread} NaN pixels from {} NaN inputs",
+        n * c
+    );
 }
 
 #[test]
