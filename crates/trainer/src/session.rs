@@ -215,13 +215,9 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         self.heartbeat = Some(watchdog);
     }
 
-    /// Whether `--max-steps`/`--max-images` is reached: the run has trained all it was asked to.
-    fn count_reached(&self) -> bool {
-        self.limit_hit().is_some()
-    }
-
-    /// The `--max-images` or `--max-steps` limit the run has reached (the flag, its value).
-    fn limit_hit(&self) -> Option<(&'static str, u64)> {
+    /// The `--max-images` or `--max-steps` limit the run has reached (the flag, its value): the
+    /// run has trained all it was asked to.
+    fn count_limit_hit(&self) -> Option<(&'static str, u64)> {
         let images = self
             .opts
             .max_images
@@ -235,7 +231,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
     /// Whether the run had nothing left to train when this process started (silently): its
     /// `--minutes` budget spent, or its `--max-steps`/`--max-images` count reached.
     pub fn limit_reached(&self) -> bool {
-        (self.budget_hit || self.count_reached()) && self.state.epoch < self.cfg.epochs
+        (self.budget_hit || self.count_limit_hit().is_some()) && self.state.epoch < self.cfg.epochs
     }
 
     /// A rerun with nothing left to train (its `--max-steps`/`--max-images` count already
@@ -244,7 +240,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         if !self.limit_reached() {
             return false;
         }
-        let what = if let Some((flag, value)) = self.limit_hit() {
+        let what = if let Some((flag, value)) = self.count_limit_hit() {
             format!(
                 "the run is already at step {} ({} images shown), past {flag} {value}; nothing to train (rerun with a larger {flag} to continue)",
                 self.state.step, self.state.images_seen
@@ -322,7 +318,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
     /// budget. The peers of a data-parallel run vote, and all stop when any asks to, at the
     /// same step.
     fn stop_requested(&self, vote_now: bool) -> bool {
-        let counted = self.count_reached();
+        let counted = self.count_limit_hit().is_some();
         let mine = STOP.load(Ordering::SeqCst) || counted || self.budget_hit;
         if self.gan.peer.is_solo() {
             return mine;
@@ -415,13 +411,12 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
                     step: self.state.step,
                 }));
             }
+            let (reason, hint) = self.stop_reason_and_hint();
             print_and_log(
                 self.run,
                 &format!(
-                    "{} after epoch {}; rerun the same command{} to resume",
-                    self.stop_reason(),
+                    "{reason} after epoch {}; rerun the same command{hint} to resume",
                     epoch + 1,
-                    self.rerun_hint()
                 ),
             );
             return Ok(Some(TrainOutcome::Stopped {
@@ -523,15 +518,14 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             });
         }
         let dir = checkpoint::save(self.run, &self.gan, &self.state, self.cfg.keep_checkpoints)?;
+        let (reason, hint) = self.stop_reason_and_hint();
         print_and_log(
             self.run,
             &format!(
-                "{} at epoch {}, step {}; checkpoint {}; rerun the same command{} to resume",
-                self.stop_reason(),
+                "{reason} at epoch {}, step {}; checkpoint {}; rerun the same command{hint} to resume",
                 epoch + 1,
                 self.state.step,
                 dir.display(),
-                self.rerun_hint()
             ),
         );
         Ok(TrainOutcome::Stopped {
@@ -539,29 +533,24 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         })
     }
 
-    /// Why training stopped, for the log line: the count reached (named, with its value), the
-    /// time budget, or Ctrl-C.
-    fn stop_reason(&self) -> String {
-        if let Some((flag, value)) = self.limit_hit() {
-            format!(
-                "{flag} {value} reached ({} images shown)",
-                self.state.images_seen
+    /// Why training stopped, for the log line (the count reached, named with its value; the
+    /// time budget; or Ctrl-C), and what to change before rerunning to train on.
+    fn stop_reason_and_hint(&self) -> (String, String) {
+        if let Some((flag, value)) = self.count_limit_hit() {
+            (
+                format!(
+                    "{flag} {value} reached ({} images shown)",
+                    self.state.images_seen
+                ),
+                format!(" with a larger {flag}"),
             )
         } else if self.budget_hit {
-            "time budget reached".into()
+            (
+                "time budget reached".into(),
+                " with a larger --minutes".into(),
+            )
         } else {
-            "stopped".into()
-        }
-    }
-
-    /// What to change before rerunning to train on.
-    fn rerun_hint(&self) -> String {
-        if let Some((flag, _)) = self.limit_hit() {
-            format!(" with a larger {flag}")
-        } else if self.budget_hit {
-            " with a larger --minutes".into()
-        } else {
-            String::new()
+            ("stopped".into(), String::new())
         }
     }
 
