@@ -8,9 +8,11 @@ Each SERIES is LABEL@IMG_PER_S=SOURCE, where IMG_PER_S is the preset's quiet-mac
 `facegan bench-train --preset P` (it turns images shown into minutes, so runs trained side by side
 on a shared CPU compare fairly), and SOURCE is either a run directory (its quality.csv: the
 trainer's live SWD curve) or `points:IMAGES:SWD,IMAGES:SWD,...` for runs scored only by
-`facegan eval` at a few checkpoints. The train-vs-holdout floor is drawn from the first run
-directory given. Series that share a LABEL share a colour (use it for seeds). CHART_TITLE
-and CHART_YMAX (environment) replace the title and the y-axis top (230).
+`facegan eval` at a few checkpoints. The train-vs-holdout floor is drawn from the newest probe
+of the first run directory given (the build that scored it last). Series whose LABELs start with
+the same word share a colour, and each further one of them gets its own line style (use it for
+seeds: `faces48 s0`, `faces48 s1`). CHART_TITLE and CHART_YMAX (environment) replace the title
+and the y-axis top (230).
 """
 import csv
 import os
@@ -29,27 +31,29 @@ def load(source):
     with open(os.path.join(source, "quality.csv")) as f:
         rows = list(csv.DictReader(f))
     pts = [(int(r["images_seen"]), float(r["swd"])) for r in rows]
-    return pts, float(rows[0]["floor"])
+    return pts, float(rows[-1]["floor"])
 
 
 def main():
     out, specs = sys.argv[1], sys.argv[2:]
     fig, ax = plt.subplots(figsize=(8, 4.8), dpi=100)
     colours = {}
-    seen = set()
+    styles = ["-", "--", ":", "-."]
+    per_colour = {}
     floor = None
     for spec in specs:
         head, source = spec.split("=", 1)
         label, speed = head.rsplit("@", 1)
         pts, f = load(source)
         floor = floor if floor is not None else f
-        colour = colours.setdefault(label, f"C{len(colours)}")
+        group = label.split()[0]
+        colour = colours.setdefault(group, f"C{len(colours)}")
+        style = styles[per_colour.get(group, 0) % len(styles)]
+        per_colour[group] = per_colour.get(group, 0) + 1
         xs = [i / float(speed) / 60.0 for i, _ in pts]
         ys = [s for _, s in pts]
-        first = label not in seen
-        seen.add(label)
-        ax.plot(xs, ys, "-o" if len(pts) < 8 else "-", color=colour, markersize=4,
-                label=label if first else None, linewidth=1.6)
+        ax.plot(xs, ys, style, marker="o" if len(pts) < 8 else None, color=colour,
+                markersize=4, label=label, linewidth=1.6)
     if floor is not None:
         ax.axhline(floor, color="grey", linestyle=":", label=f"floor (train vs holdout) {floor:.1f}")
         ax.axhline(2.5 * floor, color="grey", linestyle="--", linewidth=0.8,

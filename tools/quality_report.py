@@ -15,8 +15,8 @@ RUN SHARD PRESET SEED IMAGES IMG_PER_S. For each run this
   train-vs-holdout floor, the finest level and its ratio, held-out balanced D accuracy.
 Then it draws the quality-over-time chart of the 48x40 runs (tools/quality_chart.py; SWD against
 quiet minutes) into OUT/quality-over-time.png, and copies into OUT (--out, default docs/results) each
-faces48 run's sample grids nearest 15 and 30 quiet minutes and its eval grid (the run's end),
-each also zoomed 4x (tools/zoom.py), and the eval grids of the 96x80 runs.
+faces48 run's sample grids nearest 15, 30 and 60 quiet minutes (the run's fixed noise, so a
+cell is the same latent in each), each also zoomed 4x (tools/zoom.py), and the eval grids of the 96x80 runs.
 """
 import argparse
 import glob
@@ -87,19 +87,16 @@ def zoom(py, src, stem):
 
 
 def grids(py, r, results):
-    """faces48's grids nearest 15 and 30 quiet minutes, and the eval grid at the run's end."""
+    """faces48's sample grids (the run's fixed noise) nearest 15, 30 and 60 quiet minutes."""
     name = os.path.basename(r["run"])
     with open(os.path.join(r["run"], "metrics.csv")) as f:
         per_epoch = int(f.readlines()[1].split(",")[2])  # images_seen after epoch 1
-    for minutes in (15, 30):
+    for minutes in (15, 30, 60):
         epoch = round(r["speed"] * 60 * minutes / per_epoch)
         src = os.path.join(r["run"], "samples", f"epoch_{epoch:04d}.png")
         if os.path.exists(src):
             zoom(py, src, os.path.join(results, f"{name}-{minutes}min"))
             print(f"{name}: {minutes} min = epoch {epoch} ({epoch * per_epoch:,} images)")
-    end = os.path.join(r["run"], "eval", "grid.png")
-    if os.path.exists(end):
-        zoom(py, end, os.path.join(results, f"{name}-60min"))
 
 
 def main():
@@ -127,7 +124,7 @@ def main():
         rep = evaluate(args.bin, r, ckpt)
         print(row(r, rep))
         scored.append(r)
-    series = [f"{r['preset']}@{r['speed']}={r['run']}" for r in runs
+    series = [f"{r['preset']} s{r['seed']}@{r['speed']}={r['run']}" for r in runs
               if "48x40" in r["shard"] and os.path.exists(os.path.join(r["run"], "quality.csv"))]
     if series:
         out = os.path.join(args.out, "quality-over-time.png")

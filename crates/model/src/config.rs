@@ -143,7 +143,8 @@ impl ModelConfig {
         }
     }
 
-    /// The recommended CelebA model at 96x80: a wider D (64..512) with spectral norm and a
+    /// An untested CelebA design for a GPU at 96x80 (never trained; see the README's presets):
+    /// a wider D (64..512) with spectral norm and a
     /// minibatch-stddev feature instead of BatchNorm and dropout; a wider G (512..64) with one
     /// extra 3x3 convolution per resolution step; LeakyReLU 0.2.
     pub fn celeba96() -> Self {
@@ -169,7 +170,8 @@ impl ModelConfig {
         }
     }
 
-    /// The recommended model for 64x64 faces (preprocess with `--size 64x64 --crop center:148`).
+    /// `celeba96`'s untested design for 64x64 faces (preprocess with `--size 64x64 --crop
+    /// center:148`).
     pub fn celeba64() -> Self {
         ModelConfig {
             height: 64,
@@ -178,8 +180,9 @@ impl ModelConfig {
         }
     }
 
-    /// The recommended recipe at the CPU protocol's 48x40: `celeba96`'s design (spectral norm,
-    /// minibatch stddev, no D BatchNorm/dropout, slope 0.2) at widths a 2-core CPU can train.
+    /// Session 2's candidate recipe at the CPU protocol's 48x40, now a baseline (`faces48` beat
+    /// it): `celeba96`'s design (spectral norm, minibatch stddev, no D BatchNorm/dropout, slope
+    /// 0.2) at widths a 2-core CPU can train.
     pub fn celeba48() -> Self {
         ModelConfig {
             height: 48,
