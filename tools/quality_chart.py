@@ -48,8 +48,9 @@ def main():
         floor = floor if floor is not None else f
         group = label.split()[0]
         colour = colours.setdefault(group, f"C{len(colours)}")
-        style = styles[per_colour.get(group, 0) % len(styles)]
-        per_colour[group] = per_colour.get(group, 0) + 1
+        nth = per_colour.get(group, 0)  # how many series of this colour came before
+        per_colour[group] = nth + 1
+        style = styles[nth % len(styles)]
         xs = [i / float(speed) / 60.0 for i, _ in pts]
         ys = [s for _, s in pts]
         ax.plot(xs, ys, style, marker="o" if len(pts) < 8 else None, color=colour,

@@ -16,7 +16,8 @@ RUN SHARD PRESET SEED IMAGES IMG_PER_S. For each run this
 Then it draws the quality-over-time chart of the 48x40 runs (tools/quality_chart.py; SWD against
 quiet minutes) into OUT/quality-over-time.png, and copies into OUT (--out, default docs/results) each
 faces48 run's sample grids nearest 15, 30 and 60 quiet minutes (the run's fixed noise, so a
-cell is the same latent in each), each also zoomed 4x (tools/zoom.py), and the eval grids of the 96x80 runs.
+cell is the same latent in each), each also zoomed 4x (tools/zoom.py), and the eval grids of
+the 96x80 runs.
 """
 import argparse
 import glob

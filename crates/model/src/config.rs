@@ -144,9 +144,9 @@ impl ModelConfig {
     }
 
     /// An untested CelebA design for a GPU at 96x80 (never trained; see the README's presets):
-    /// a wider D (64..512) with spectral norm and a
-    /// minibatch-stddev feature instead of BatchNorm and dropout; a wider G (512..64) with one
-    /// extra 3x3 convolution per resolution step; LeakyReLU 0.2.
+    /// a wider D (64..512) with spectral norm and a minibatch-stddev feature instead of
+    /// BatchNorm and dropout; a wider G (512..64) with one extra 3x3 convolution per resolution
+    /// step; LeakyReLU 0.2.
     pub fn celeba96() -> Self {
         ModelConfig {
             height: 96,
