@@ -12,8 +12,8 @@
 #   JOBS=2 FACEGAN_BIN=target/release/facegan tools/quality-runs.sh
 #
 # A JOBFILE line is: RUN_DIR SHARD PRESET SEED IMAGES [IMG_PER_S], where PRESET may be a config
-# file (*.toml); `#` starts a comment line. Each job trains with `--max-images IMAGES` (at any
-# batch size). IMG_PER_S is for the report only.
+# file (*.toml; its `epochs` should cover IMAGES); `#` starts a comment line. Each job trains
+# with `--max-images IMAGES` (at any batch size). IMG_PER_S is for the report only.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -27,13 +27,15 @@ jobfile="${1:-tools/quality-protocol.txt}"
 one() { # RUN SHARD PRESET SEED IMAGES [IMG_PER_S]
   local run=$1 shard=$2 preset=$3 seed=$4 images=$5
   [ -f "$shard" ] || { echo "quality-runs: $run: no shard $shard" >&2; return 1; }
-  local what=(--preset "$preset")
+  # A preset runs for 200 epochs, so --max-images ends it; a config file's own `epochs` set
+  # the run's length (a learning-rate decay follows them; --max-images only pauses).
+  local what=(--preset "$preset" --epochs 200)
   if [[ $preset == *.toml ]]; then what=(--config "$preset"); fi
   mkdir -p "$(dirname "$run")"
   echo "$(date +%T) $run: $preset seed $seed to $images images"
   echo "== $(date '+%F %T') $bin" >>"$run.log" # appended: a resumed job keeps its earlier log
   RAYON_NUM_THREADS=1 nice -n 10 "$bin" train --data "$shard" --run "$run" "${what[@]}" \
-    --seed "$seed" --epochs 200 --max-images "$images" >>"$run.log" 2>&1 \
+    --seed "$seed" --max-images "$images" >>"$run.log" 2>&1 \
     && echo "$(date +%T) $run: done" || echo "$(date +%T) $run: exit $? (see $run.log)"
 }
 export -f one

@@ -82,6 +82,12 @@ pub struct TrainConfig {
     /// Decay of the exponential moving average of G's weights (0 = off; about 0.999).
     #[serde(default)]
     pub ema_beta: f64,
+    /// Learning-rate decay: over the last `lr_decay` fraction of the run's epochs (0 = off, at
+    /// most 1), both learning rates fall linearly to 0, so the run ends on a settled generator.
+    /// Steps count, not time: `--max-images` / `--max-steps` pause a run without moving its
+    /// schedule, and a run that only `--minutes` ends (no `--epochs`) does not decay.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lr_decay: f64,
     /// Weight of the R1 gradient penalty on reals, `gamma / 2 * E |grad_x D(x)|^2` (0 = off).
     #[serde(default)]
     pub r1_gamma: f64,
@@ -101,6 +107,10 @@ pub struct TrainConfig {
 /// The most D updates per G update a config may ask for (more makes one step take minutes).
 pub const MAX_D_STEPS: usize = 100;
 
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
 fn default_eval_every() -> u64 {
     10_000
 }
@@ -110,6 +120,16 @@ fn default_eval_images() -> usize {
 }
 
 impl TrainConfig {
+    /// The learning rates' factor at `progress` (the fraction of the run done, in [0, 1]): 1,
+    /// then over the last `lr_decay` of the run linearly down to 0 (see [`Self::lr_decay`]).
+    pub fn lr_scale(&self, progress: f64) -> f64 {
+        if self.lr_decay > 0.0 {
+            ((1.0 - progress) / self.lr_decay).clamp(0.0, 1.0)
+        } else {
+            1.0
+        }
+    }
+
     /// The preset's full config with the seed's training settings (BCE, Adam 1e-4, batch 64,
     /// 200 epochs, Keras' Adam epsilon 1e-7).
     pub fn preset(name: &str) -> Result<Self> {
@@ -141,6 +161,7 @@ impl TrainConfig {
             instance_noise: 0.0,
             diffaugment: String::new(),
             ema_beta: 0.0,
+            lr_decay: 0.0,
             r1_gamma: 0.0,
             eval_every: default_eval_every(),
             eval_images: default_eval_images(),
@@ -321,6 +342,9 @@ impl TrainConfig {
                 "d_steps must be at most {MAX_D_STEPS} (got {})",
                 self.d_steps
             );
+        }
+        if !(0.0..=1.0).contains(&self.lr_decay) {
+            bail!("lr_decay must be in [0, 1] (got {})", self.lr_decay);
         }
         if !(0.0..1.0).contains(&self.ema_beta) {
             bail!("ema_beta must be in [0, 1)");

@@ -104,7 +104,7 @@ pub struct Gan<B: AutodiffBackend> {
     pub g_ema: Option<Generator<B::InnerBackend>>,
     pub cfg: TrainConfig,
     /// Fraction of the run done, in [0, 1]; set by the loop before each step (anneals the
-    /// instance noise).
+    /// instance noise, decays the learning rates: [`TrainConfig::lr_scale`]).
     pub progress: f64,
     augment: DiffAugment,
     /// D updates made by this process's `step` calls since the step counter was last set (the
@@ -311,8 +311,8 @@ impl<B: AutodiffBackend> Gan<B> {
         let grads_g = GradientsParams::from_grads(loss_g.backward(), &self.g);
 
         let grads_g = parallel::mean_gradients(self.peer, grads_g, &self.g);
-        self.d = self.opt_d.step(self.cfg.lr_d, self.d.clone(), grads_d);
-        self.g = self.opt_g.step(self.cfg.lr_g, self.g.clone(), grads_g);
+        self.d = self.opt_d.step(self.lr_d(), self.d.clone(), grads_d);
+        self.g = self.opt_g.step(self.lr_g(), self.g.clone(), grads_g);
         [
             loss_d,
             loss_g.inner(),
@@ -334,7 +334,7 @@ impl<B: AutodiffBackend> Gan<B> {
         let out_real = self.d.forward(real);
         let out_fake = self.d.forward(fake);
         let (grads, loss) = self.d_gradients(out_real.clone(), out_fake, plain_real);
-        self.d = self.opt_d.step(self.cfg.lr_d, self.d.clone(), grads);
+        self.d = self.opt_d.step(self.lr_d(), self.d.clone(), grads);
         (loss, sigmoid(out_real.inner()).mean())
     }
 
@@ -371,8 +371,18 @@ impl<B: AutodiffBackend> Gan<B> {
         let loss = g_loss(self.cfg.loss, out.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &self.g);
         let grads = parallel::mean_gradients(self.peer, grads, &self.g);
-        self.g = self.opt_g.step(self.cfg.lr_g, self.g.clone(), grads);
+        self.g = self.opt_g.step(self.lr_g(), self.g.clone(), grads);
         (loss.inner(), sigmoid(out.inner()).mean())
+    }
+
+    /// D's learning rate for this step: `lr_d`, decayed by [`TrainConfig::lr_scale`].
+    fn lr_d(&self) -> f64 {
+        self.cfg.lr_d * self.cfg.lr_scale(self.progress)
+    }
+
+    /// G's learning rate for this step: `lr_g`, decayed by [`TrainConfig::lr_scale`].
+    fn lr_g(&self) -> f64 {
+        self.cfg.lr_g * self.cfg.lr_scale(self.progress)
     }
 
     /// The generator that draws samples, in eval mode (BatchNorm running statistics): the EMA

@@ -374,8 +374,10 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             if self.opts.inject_nan_at_step == Some(self.state.step) {
                 real = real.mul_scalar(f32::NAN);
             }
-            // By steps only (wall time would make runs irreproducible): with a time budget
-            // and no epoch count, instance noise is not annealed.
+            // By steps against the run's epochs only: wall time would make runs
+            // irreproducible, and `--max-images` / `--max-steps` pause a run without changing
+            // its schedule. A run that only time ends (`--minutes` without `--epochs`) stays near
+            // 0: its instance noise is not annealed and its learning rates do not decay.
             self.gan.progress = self.state.step as f64 / (cfg.epochs * nb).max(1) as f64;
             pending.push(self.gan.step(real, self.state.step));
             if let Some(h) = &self.heartbeat {
@@ -591,7 +593,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         print_and_log(
             run,
             &format!(
-                "epoch {}{}  {:.1} s  G loss {:.4}  D loss {:.4}  D(x) {:.3}  D(G(z)) {:.3}  {:.1} img/s",
+                "epoch {}{}  {:.1} s  G loss {:.4}  D loss {:.4}  D(x) {:.3}  D(G(z)) {:.3}  {:.1} img/s{}",
                 epoch + 1,
                 of_total(&self.cfg),
                 seconds,
@@ -599,7 +601,8 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
                 row.loss_d,
                 row.d_real,
                 row.d_fake,
-                row.img_per_s
+                row.img_per_s,
+                lr_note(&self.cfg, self.gan.progress),
             ),
         );
         self.state.epoch += 1;
@@ -740,6 +743,16 @@ fn fixed_noise<B: AutodiffBackend>(cfg: &TrainConfig, device: &B::Device) -> Vec
         .into_data()
         .to_vec::<f32>()
         .expect("f32 noise")
+}
+
+/// `  lr x0.52` on the epoch line once the learning rates decay (`lr_decay`), else nothing.
+fn lr_note(cfg: &TrainConfig, progress: f64) -> String {
+    let scale = cfg.lr_scale(progress);
+    if scale < 1.0 {
+        format!("  lr x{scale:.2}")
+    } else {
+        String::new()
+    }
 }
 
 /// Renders the 8x8 grid of the fixed noise with the generator in eval mode.

@@ -318,6 +318,62 @@ fn instance_noise_is_annealed_to_zero() {
 }
 
 #[test]
+fn learning_rate_scale_is_one_then_falls_linearly_to_zero() {
+    let mut cfg = TrainConfig::preset("faces48").unwrap();
+    assert_eq!(cfg.lr_decay, 0.0, "no preset decays unless it says so");
+    assert_eq!((cfg.lr_scale(0.0), cfg.lr_scale(1.0)), (1.0, 1.0));
+    cfg.lr_decay = 0.25;
+    cfg.validate().unwrap();
+    for (progress, scale) in [
+        (0.0, 1.0),
+        (0.75, 1.0),
+        (0.875, 0.5),
+        (1.0, 0.0),
+        (1.5, 0.0),
+    ] {
+        assert!((cfg.lr_scale(progress) - scale).abs() < 1e-12, "{progress}");
+    }
+    for bad in [-0.1, 1.5, f64::NAN] {
+        cfg.lr_decay = bad;
+        assert!(cfg.validate().unwrap_err().to_string().contains("lr_decay"));
+    }
+    let toml = TrainConfig::from_toml_str("preset = \"faces48\"\nlr_decay = 0.2\n").unwrap();
+    assert_eq!(toml.lr_decay, 0.2);
+    let written = TrainConfig::preset("faces48").unwrap().to_toml();
+    assert!(
+        !written.contains("lr_decay"),
+        "configs without decay are written as before"
+    );
+}
+
+#[test]
+fn decayed_learning_rates_stop_both_networks_at_the_end_of_the_run() {
+    let _turn = rng_turn();
+    let device = Default::default();
+    let mut cfg = TrainConfig::preset("tiny").unwrap();
+    // Without BatchNorm or spectral norm a step changes only what the optimizer changes.
+    cfg.model.d_batchnorm.iter_mut().for_each(|b| *b = false);
+    cfg.model.g_batchnorm.iter_mut().for_each(|b| *b = false);
+    cfg.model.spectral_norm = false;
+    cfg.model.d_dropout = 0.0;
+    cfg.lr_decay = 0.5;
+    let real = Tensor::<AD, 4>::full([8, 3, 16, 16], 0.5, &device);
+    let z = Tensor::<AD, 2>::random(
+        [8, cfg.model.latent],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    for (progress, moves) in [(0.0, true), (0.75, true), (1.0, false)] {
+        let mut gan = facegan_trainer::gan::Gan::<AD>::new(&cfg, &device);
+        let (g0, d0) = (values(&gan.g), values(&gan.d));
+        gan.progress = progress;
+        gan.step_with_noise(real.clone(), z.clone(), 0);
+        assert_eq!(values(&gan.g) != g0, moves, "G at progress {progress}");
+        assert_eq!(values(&gan.d) != d0, moves, "D at progress {progress}");
+    }
+}
+
+#[test]
 fn r1_gradients_match_finite_differences() {
     let _turn = rng_turn();
     let device = Default::default();

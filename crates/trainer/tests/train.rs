@@ -217,6 +217,7 @@ fn resume_is_bit_exact_with_every_balancing_option() {
     cfg.r1_gamma = 1.0;
     cfg.ema_beta = 0.99;
     cfg.lr_d = 2e-4;
+    cfg.lr_decay = 0.5;
     check_resume_is_bit_exact(cfg);
 }
 
@@ -523,6 +524,15 @@ fn the_documented_sweep_configs_load() {
     assert_eq!((base.lr_d, base.lr_g, base.batch), (2e-4, 2e-4, 64));
     assert_eq!((best.lr_d, best.lr_g, best.batch), (4e-4, 4e-4, 32));
     assert_eq!(best.model, base.model);
+    // The 96x80 candidate: faces96 with a learning-rate decay, its epochs covering the
+    // protocol's 522,700 images (a decay follows the epochs; --max-images only pauses).
+    let dir = dir.join("../sweep-96x80");
+    let decay = TrainConfig::from_toml_file(&dir.join("DECAY30.toml")).unwrap();
+    let faces96 = TrainConfig::preset("faces96").unwrap();
+    assert_eq!((decay.lr_decay, decay.epochs), (0.3, 70));
+    assert_eq!((decay.lr_d, decay.lr_g, decay.batch), (2e-4, 2e-4, 64));
+    assert_eq!(decay.model, faces96.model);
+    assert!(70 * (7_606 / 64) * 64 >= 522_700);
 }
 
 #[test]
