@@ -7,7 +7,8 @@ Usage:
 
 PROTOCOL is tools/quality-runs.sh's job file (default tools/quality-protocol.txt): lines of
 RUN SHARD PRESET SEED IMAGES IMG_PER_S. For each run this
-- checks that its latest checkpoint has reached IMAGES (a run short of it is listed, not scored);
+- checks that its latest checkpoint has reached IMAGES (a run short of it is listed, not scored,
+  unless --unfinished: then it is scored where it stands and its row says so);
 - runs `facegan eval --run RUN` on it unless RUN/eval/report.json already scores that
   checkpoint (2,000 samples per side at 96x80 and larger, as docs/results.md; the default at
   48x40);
@@ -15,14 +16,21 @@ RUN SHARD PRESET SEED IMAGES IMG_PER_S. For each run this
   train-vs-holdout floor, the finest level and its ratio, held-out balanced D accuracy.
 Then it draws the quality-over-time chart of the 48x40 runs (tools/quality_chart.py; SWD against
 quiet minutes) into OUT/quality-over-time.png, and copies into OUT (--out, default docs/results) each
-faces48 run's sample grids nearest 15, 30 and 60 quiet minutes (the run's fixed noise, so a
-cell is the same latent in each), each also zoomed 4x (tools/zoom.py), and the eval grids of
-the 96x80 runs.
+faces48 (and TRANS) run's sample grids nearest 15, 30 and 60 quiet minutes (the run's fixed
+noise, so a cell is the same latent in each), the other 48x40 runs' nearest 60, each also zoomed
+4x (tools/zoom.py), and the eval grids of the 96x80 runs.
+
+Runs do not survive a fresh checkout (runs/ is ignored), so each scored run's record is kept in
+the repository: OUT/runs/NAME/ holds its quality.csv (the live curve) and eval report.json. A
+protocol run whose directory is gone but whose record is there is reported and charted from the
+record, so the chart can be redrawn after its runs are deleted. OUT/chart-points.txt adds
+series by hand (quality_chart.py's `points:` form) for runs lost before records were kept.
 """
 import argparse
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -71,6 +79,28 @@ def evaluate(bin_path, r, ckpt):
         return json.load(f)
 
 
+def archive(r, rep, out):
+    """Keeps a scored run's curve and eval report in OUT/runs/NAME/ (committed with the docs)."""
+    dest = os.path.join(out, "runs", os.path.basename(r["run"]))
+    os.makedirs(dest, exist_ok=True)
+    src = os.path.join(r["run"], "quality.csv")
+    if os.path.exists(src):
+        shutil.copyfile(src, os.path.join(dest, "quality.csv"))
+    with open(os.path.join(dest, "report.json"), "w") as f:
+        json.dump(rep, f, indent=1)
+    return dest
+
+
+def archived(r, out):
+    """The kept record (directory, eval report) of a run, or (None, None)."""
+    dest = os.path.join(out, "runs", os.path.basename(r["run"]))
+    report = os.path.join(dest, "report.json")
+    if not os.path.exists(report):
+        return None, None
+    with open(report) as f:
+        return dest, json.load(f)
+
+
 def row(r, rep):
     fake, floor = rep["swd_fake_vs_holdout"], rep["swd_train_vs_holdout"]
     images = rep["checkpoint"]["images_seen"]
@@ -81,20 +111,43 @@ def row(r, rep):
             f"{finest:.2f} | {finest / finest_floor:.2f} | {acc['balanced']:.3f} |")
 
 
+def chart_points(path):
+    """Extra chart series (tools/quality_chart.py's LABEL@IMG_PER_S=points:... form), one per
+    line of PATH: the scores of runs whose directories and curves were lost before records were
+    kept, copied from docs/results.md's tables."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [line.strip() for line in f if line.strip() and not line.startswith("#")]
+
+
+def label(r):
+    """A run's name on the chart: its preset, or its config file's stem."""
+    p = r["preset"]
+    return os.path.splitext(os.path.basename(p))[0] if p.endswith(".toml") else p
+
+
 def zoom(py, src, stem):
     """The grid as is and its top-left cells 4x (tools/zoom.py), as STEM.png, STEM-zoom4.png."""
     subprocess.run([py, os.path.join(ROOT, "tools", "zoom.py"), src, stem], check=True,
                    stdout=subprocess.DEVNULL)
 
 
-def grids(py, r, results):
-    """faces48's sample grids (the run's fixed noise) nearest 15, 30 and 60 quiet minutes."""
+def sample(r, epoch):
+    return os.path.join(r["run"], "samples", f"epoch_{epoch:04d}.png")
+
+
+def grids(py, r, results, minutes_list=(15, 30, 60)):
+    """A run's sample grids (its fixed noise) nearest the given quiet minutes."""
     name = os.path.basename(r["run"])
     with open(os.path.join(r["run"], "metrics.csv")) as f:
         per_epoch = int(f.readlines()[1].split(",")[2])  # images_seen after epoch 1
-    for minutes in (15, 30, 60):
+    for minutes in minutes_list:
         epoch = round(r["speed"] * 60 * minutes / per_epoch)
-        src = os.path.join(r["run"], "samples", f"epoch_{epoch:04d}.png")
+        # A run stopped by --max-images mid-epoch has no sample for its last, partial epoch.
+        while epoch > 0 and not os.path.exists(sample(r, epoch)):
+            epoch -= 1
+        src = sample(r, epoch)
         if os.path.exists(src):
             zoom(py, src, os.path.join(results, f"{name}-{minutes}min"))
             print(f"{name}: {minutes} min = epoch {epoch} ({epoch * per_epoch:,} images)")
@@ -107,6 +160,9 @@ def main():
     ap.add_argument("--bin", default=os.environ.get("FACEGAN_BIN", "target/release/facegan"))
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "results"),
                     help="where the chart and grids go (default docs/results)")
+    ap.add_argument("--unfinished", action="store_true",
+                    help="also score runs short of their IMAGES (at their latest checkpoint) "
+                         "and keep their records, e.g. when a session ends before its runs do")
     args = ap.parse_args()
     os.chdir(ROOT)
     py = sys.executable
@@ -115,25 +171,44 @@ def main():
           "| held-out D accuracy |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     scored = []
+    curves = {}  # run -> the directory its quality.csv is read from
     for r in runs:
+        name = os.path.basename(r["run"])
         ckpt, state = latest_checkpoint(r["run"])
         seen = state["images_seen"] if state else 0
-        if seen < r["images"]:
-            print(f"| {os.path.basename(r['run'])} | at {seen:,} of {r['images']:,}: not scored "
-                  "| | | | | | |")
+        if os.path.exists(os.path.join(r["run"], "quality.csv")):
+            curves[r["run"]] = r["run"]
+        kept, kept_rep = archived(r, args.out)
+        kept_seen = kept_rep["checkpoint"]["images_seen"] if kept_rep else -1
+        if kept_rep is not None and kept_seen >= seen and seen < r["images"]:
+            # The run directory is gone (a fresh checkout) or behind its record: use the record.
+            note = "" if kept_seen >= r["images"] else f", unfinished: {kept_seen:,} of {r['images']:,}"
+            print(row(r, kept_rep) + f" (kept record{note})")
+            if os.path.exists(os.path.join(kept, "quality.csv")):
+                curves[r["run"]] = kept
+            continue
+        if ckpt is None or (seen < r["images"] and not args.unfinished):
+            print(f"| {name} | at {seen:,} of {r['images']:,}: not scored | | | | | | |")
             continue
         rep = evaluate(args.bin, r, ckpt)
+        archive(r, rep, args.out)
+        if seen < r["images"]:
+            print(row(r, rep) + f" (unfinished: {seen:,} of {r['images']:,})")
+            continue
         print(row(r, rep))
         scored.append(r)
-    series = [f"{r['preset']} s{r['seed']}@{r['speed']}={r['run']}" for r in runs
-              if "48x40" in r["shard"] and os.path.exists(os.path.join(r["run"], "quality.csv"))]
+    series = [f"{label(r)} s{r['seed']}@{r['speed']}={curves[r['run']]}" for r in runs
+              if "48x40" in r["shard"] and r["run"] in curves]
+    series += chart_points(os.path.join(args.out, "chart-points.txt"))
     if series:
         out = os.path.join(args.out, "quality-over-time.png")
         subprocess.run([py, os.path.join(ROOT, "tools", "quality_chart.py"), out, *series],
                        check=True)
     for r in scored:
-        if r["preset"] == "faces48":
+        if r["preset"] == "faces48" or r["preset"].endswith("48x40/TRANS.toml"):
             grids(py, r, args.out)
+        elif "48x40" in r["shard"]:  # the baselines: their grids at the hour, to compare
+            grids(py, r, args.out, (60,))
         elif "96x80" in r["shard"]:
             zoom(py, os.path.join(r["run"], "eval", "grid.png"),
                  os.path.join(args.out, os.path.basename(r["run"])))
