@@ -79,21 +79,25 @@ def evaluate(bin_path, r, ckpt):
         return json.load(f)
 
 
+def record_dir(r, out):
+    """Where a run's record is kept: OUT/runs/NAME/ (committed with the docs)."""
+    return os.path.join(out, "runs", os.path.basename(r["run"]))
+
+
 def archive(r, rep, out):
-    """Keeps a scored run's curve and eval report in OUT/runs/NAME/ (committed with the docs)."""
-    dest = os.path.join(out, "runs", os.path.basename(r["run"]))
+    """Keeps a scored run's curve and eval report in its record directory."""
+    dest = record_dir(r, out)
     os.makedirs(dest, exist_ok=True)
     src = os.path.join(r["run"], "quality.csv")
     if os.path.exists(src):
         shutil.copyfile(src, os.path.join(dest, "quality.csv"))
     with open(os.path.join(dest, "report.json"), "w") as f:
         json.dump(rep, f, indent=1)
-    return dest
 
 
 def archived(r, out):
     """The kept record (directory, eval report) of a run, or (None, None)."""
-    dest = os.path.join(out, "runs", os.path.basename(r["run"]))
+    dest = record_dir(r, out)
     report = os.path.join(dest, "report.json")
     if not os.path.exists(report):
         return None, None
