@@ -26,13 +26,14 @@ jobfile="${1:-tools/quality-protocol.txt}"
 
 one() { # RUN SHARD PRESET SEED IMAGES [IMG_PER_S]
   local run=$1 shard=$2 preset=$3 seed=$4 images=$5
-  # A run scored in an earlier checkout left its record in docs/ (tools/quality_report.py):
-  # its directory is gone with the checkout, and if the record reached IMAGES, training it
-  # again would only repeat it. An unfinished record (a session ended first) trains again.
-  local kept="docs/results/runs/$(basename "$run")/report.json" seen
-  if [ ! -d "$run" ] && [ -f "$kept" ]; then
-    seen=$(grep -o '"images_seen": *[0-9]*' "$kept" | grep -o '[0-9]*$' || echo 0)
-    if [ "${seen:-0}" -ge "$images" ]; then echo "$run: scored earlier ($kept), skipped"; return 0; fi
+  # A run scored in an earlier checkout left its record in docs/ (tools/quality_report.py
+  # keeps it and says where): its directory is gone with the checkout, and if the record
+  # reached IMAGES, training it again would only repeat it. An unfinished record (a session
+  # ended first) trains again.
+  local seen
+  if [ ! -d "$run" ]; then
+    seen=$(python3 tools/quality_report.py --kept-images "$run") || seen=0
+    if [ "${seen:-0}" -ge "$images" ]; then echo "$run: scored earlier (kept record), skipped"; return 0; fi
   fi
   [ -f "$shard" ] || { echo "quality-runs: $run: no shard $shard" >&2; return 1; }
   # A preset runs for 200 epochs, so --max-images ends it; a config file's own `epochs` set

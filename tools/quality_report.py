@@ -105,14 +105,15 @@ def archived(r, out):
         return dest, json.load(f)
 
 
-def row(r, rep):
+def row(r, rep, note=""):
+    """One table row; NOTE (say, an unfinished run's count) goes in the last column."""
     fake, floor = rep["swd_fake_vs_holdout"], rep["swd_train_vs_holdout"]
     images = rep["checkpoint"]["images_seen"]
     acc = rep["d_accuracy_holdout"]
     finest, finest_floor = fake["per_level"][0], floor["per_level"][0]  # level 0: full size
     return (f"| {os.path.basename(r['run'])} | {images:,} | {images / r['speed'] / 60:.1f} | "
             f"**{fake['average']:.2f}** | {fake['average'] / floor['average']:.2f} | "
-            f"{finest:.2f} | {finest / finest_floor:.2f} | {acc['balanced']:.3f} |")
+            f"{finest:.2f} | {finest / finest_floor:.2f} | {acc['balanced']:.3f} | {note} |")
 
 
 def chart_points(path):
@@ -164,16 +165,23 @@ def main():
     ap.add_argument("--bin", default=os.environ.get("FACEGAN_BIN", "target/release/facegan"))
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "results"),
                     help="where the chart and grids go (default docs/results)")
+    ap.add_argument("--kept-images", metavar="RUN",
+                    help="print the images RUN's kept record reached (0 without one) and exit; "
+                         "tools/quality-runs.sh asks this to skip runs scored in earlier checkouts")
     ap.add_argument("--unfinished", action="store_true",
                     help="also score runs short of their IMAGES (at their latest checkpoint) "
                          "and keep their records, e.g. when a session ends before its runs do")
     args = ap.parse_args()
     os.chdir(ROOT)
+    if args.kept_images:
+        _, rep = archived({"run": args.kept_images}, args.out)
+        print(rep["checkpoint"]["images_seen"] if rep else 0)
+        return
     py = sys.executable
     runs = read_protocol(args.protocol)
     print("| run | images | quiet minutes | SWD avg | x floor | finest level | x finest floor "
-          "| held-out D accuracy |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+          "| held-out D accuracy | note |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     scored = []
     curves = {}  # run -> the directory its quality.csv is read from
     for r in runs:
@@ -187,17 +195,17 @@ def main():
         if kept_rep is not None and kept_seen >= seen and seen < r["images"]:
             # The run directory is gone (a fresh checkout) or behind its record: use the record.
             note = "" if kept_seen >= r["images"] else f", unfinished: {kept_seen:,} of {r['images']:,}"
-            print(row(r, kept_rep) + f" (kept record{note})")
+            print(row(r, kept_rep, f"kept record{note}"))
             if os.path.exists(os.path.join(kept, "quality.csv")):
                 curves[r["run"]] = kept
             continue
         if ckpt is None or (seen < r["images"] and not args.unfinished):
-            print(f"| {name} | at {seen:,} of {r['images']:,}: not scored | | | | | | |")
+            print(f"| {name} | {seen:,} | | | | | | | not scored: short of {r['images']:,} |")
             continue
         rep = evaluate(args.bin, r, ckpt)
         archive(r, rep, args.out)
         if seen < r["images"]:
-            print(row(r, rep) + f" (unfinished: {seen:,} of {r['images']:,})")
+            print(row(r, rep, f"unfinished: {seen:,} of {r['images']:,}"))
             continue
         print(row(r, rep))
         scored.append(r)
