@@ -40,7 +40,7 @@ help:
 	@echo "make demo                       synth -> preprocess -> train (CPU, minutes) -> eval"
 	@echo "make fuzz [FUZZ_SECONDS=600]     coverage-guided fuzzing of the shard, state.json, config and image parsers"
 	@echo "make check-seed                 the seed step against the tutorial's Keras code (tensorflow-cpu)"
-	@echo "make quality-runs [JOBS=..] [JOBFILE=..]  the long CPU runs behind docs/results.md, resumable (tools/quality-runs.sh)"
+	@echo "make quality-runs [JOBS=..] [THREADS=..] [JOBFILE=..]  the long CPU runs behind docs/results.md, resumable (tools/quality-runs.sh)"
 	@echo "make quality-report [JOBFILE=..]          facegan eval of each finished run, then the chart and grids (tools/quality_report.py)"
 	@echo "make bench-preprocess | bench-train [DEVICE=cpu|cuda] | bench-presets | bench-swd | bench-parallel [PRESET=$(PRESET)] [DEVICES=cpu:2]"
 

@@ -10,6 +10,8 @@
 #   make quality-runs [JOBS=2] [JOBFILE=...]  (builds, then runs this script)
 #   tools/quality-runs.sh [JOBFILE]          (default: tools/quality-protocol.txt, issue 17's)
 #   JOBS=2 FACEGAN_BIN=target/release/facegan tools/quality-runs.sh
+#   JOBS=1 THREADS=2 tools/quality-runs.sh   (one job left, say the 3-hour 96x80 run: give it
+#                                            both cores instead of leaving one idle)
 #
 # A JOBFILE line is: RUN_DIR SHARD PRESET SEED IMAGES [IMG_PER_S], where PRESET may be a config
 # file (*.toml; its `epochs` should cover IMAGES); `#` starts a comment line. Each job trains
@@ -19,6 +21,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 bin="${FACEGAN_BIN:-target/release/facegan}"
 jobs="${JOBS:-2}"
+threads="${THREADS:-1}" # rayon threads per job
 jobfile="${1:-tools/quality-protocol.txt}"
 
 [ -x "$bin" ] || { echo "quality-runs: no binary at $bin (make build, or set FACEGAN_BIN)" >&2; exit 1; }
@@ -43,11 +46,11 @@ one() { # RUN SHARD PRESET SEED IMAGES [IMG_PER_S]
   mkdir -p "$(dirname "$run")"
   echo "$(date +%T) $run: $preset seed $seed to $images images"
   echo "== $(date '+%F %T') $bin" >>"$run.log" # appended: a resumed job keeps its earlier log
-  RAYON_NUM_THREADS=1 nice -n 10 "$bin" train --data "$shard" --run "$run" "${what[@]}" \
+  RAYON_NUM_THREADS=$threads nice -n 10 "$bin" train --data "$shard" --run "$run" "${what[@]}" \
     --seed "$seed" --max-images "$images" >>"$run.log" 2>&1 \
     && echo "$(date +%T) $run: done" || echo "$(date +%T) $run: exit $? (see $run.log)"
 }
 export -f one
-export bin
+export bin threads
 grep -v -e '^\s*#' -e '^\s*$' "$jobfile" | xargs -P "$jobs" -L 1 bash -c 'one "$@"' _
 echo "Next: make quality-report (facegan eval of each finished run, the chart and the grids)"
