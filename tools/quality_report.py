@@ -14,8 +14,9 @@ RUN SHARD PRESET SEED IMAGES IMG_PER_S. For each run this
   48x40);
 - prints one row: images, quiet minutes (images / IMG_PER_S), SWD and its ratio to the
   train-vs-holdout floor, the finest level and its ratio, held-out balanced D accuracy.
-Then it draws the quality-over-time chart of the 48x40 runs (tools/quality_chart.py; SWD against
-quiet minutes) into OUT/quality-over-time.png, and copies into OUT (--out, default docs/results) each
+Then it draws the quality-over-time chart of the 48x40 runs that reached IMAGES (with
+--unfinished, the others too; tools/quality_chart.py; SWD against quiet minutes) into
+OUT/quality-over-time.png, and copies into OUT (--out, default docs/results) each
 faces48 (and TRANS) run's sample grids nearest 15, 30 and 60 quiet minutes (the run's fixed
 noise, so a cell is the same latent in each), the other 48x40 runs' nearest 60, each also zoomed
 4x (tools/zoom.py), and the eval grids of the 96x80 runs.
@@ -196,11 +197,14 @@ def main():
             # The run directory is gone (a fresh checkout) or behind its record: use the record.
             note = "" if kept_seen >= r["images"] else f", unfinished: {kept_seen:,} of {r['images']:,}"
             print(row(r, kept_rep, f"kept record{note}"))
-            if os.path.exists(os.path.join(kept, "quality.csv")):
+            if os.path.exists(os.path.join(kept, "quality.csv")) and (not note or args.unfinished):
                 curves[r["run"]] = kept
+            else:  # an unfinished record is drawn only with --unfinished, like an unfinished run
+                curves.pop(r["run"], None)
             continue
         if ckpt is None or (seen < r["images"] and not args.unfinished):
             print(f"| {name} | {seen:,} | | | | | | | not scored: short of {r['images']:,} |")
+            curves.pop(r["run"], None)  # nor is a run still training drawn without --unfinished
             continue
         rep = evaluate(args.bin, r, ckpt)
         archive(r, rep, args.out)
