@@ -189,30 +189,29 @@ def main():
         name = os.path.basename(r["run"])
         ckpt, state = latest_checkpoint(r["run"])
         seen = state["images_seen"] if state else 0
-        if os.path.exists(os.path.join(r["run"], "quality.csv")):
-            curves[r["run"]] = r["run"]
         kept, kept_rep = archived(r, args.out)
         kept_seen = kept_rep["checkpoint"]["images_seen"] if kept_rep else -1
+        curve_dir = None  # where the chart reads this run's quality.csv, if it is drawn
         if kept_rep is not None and kept_seen >= seen and seen < r["images"]:
             # The run directory is gone (a fresh checkout) or behind its record: use the record.
-            note = "" if kept_seen >= r["images"] else f", unfinished: {kept_seen:,} of {r['images']:,}"
+            finished = kept_seen >= r["images"]
+            note = "" if finished else f", unfinished: {kept_seen:,} of {r['images']:,}"
             print(row(r, kept_rep, f"kept record{note}"))
-            if os.path.exists(os.path.join(kept, "quality.csv")) and (not note or args.unfinished):
-                curves[r["run"]] = kept
-            else:  # an unfinished record is drawn only with --unfinished, like an unfinished run
-                curves.pop(r["run"], None)
-            continue
-        if ckpt is None or (seen < r["images"] and not args.unfinished):
+            if finished or args.unfinished:  # unfinished records and runs alike need the flag
+                curve_dir = kept
+        elif ckpt is None or (seen < r["images"] and not args.unfinished):
             print(f"| {name} | {seen:,} | | | | | | | not scored: short of {r['images']:,} |")
-            curves.pop(r["run"], None)  # nor is a run still training drawn without --unfinished
-            continue
-        rep = evaluate(args.bin, r, ckpt)
-        archive(r, rep, args.out)
-        if seen < r["images"]:
-            print(row(r, rep, f"unfinished: {seen:,} of {r['images']:,}"))
-            continue
-        print(row(r, rep))
-        scored.append(r)
+        else:
+            rep = evaluate(args.bin, r, ckpt)
+            archive(r, rep, args.out)
+            curve_dir = r["run"]
+            if seen < r["images"]:
+                print(row(r, rep, f"unfinished: {seen:,} of {r['images']:,}"))
+            else:
+                print(row(r, rep))
+                scored.append(r)
+        if curve_dir and os.path.exists(os.path.join(curve_dir, "quality.csv")):
+            curves[r["run"]] = curve_dir
     series = [f"{label(r)} s{r['seed']}@{r['speed']}={curves[r['run']]}" for r in runs
               if "48x40" in r["shard"] and r["run"] in curves]
     series += chart_points(os.path.join(args.out, "chart-points.txt"))
