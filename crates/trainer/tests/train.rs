@@ -495,7 +495,8 @@ fn partial_toml_config_overrides_a_preset() {
 }
 
 /// The sweep configs that docs/results.md cites (`docs/sweep-48x40/`) still load and pin what
-/// they say: each names `faces48`, keeps its model, and fixes the learning rates and batch.
+/// they say: each names `faces48`, keeps its model, and fixes the learning rates, batch and
+/// augmentation (faces48's own changed from colour + translation to translation in session 17).
 #[test]
 fn the_documented_sweep_configs_load() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/sweep-48x40");
@@ -505,7 +506,7 @@ fn the_documented_sweep_configs_load() {
         let cfg = TrainConfig::from_toml_file(&path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(cfg.preset, "faces48", "{}", path.display());
-        for key in ["lr_d", "lr_g", "batch"] {
+        for key in ["lr_d", "lr_g", "batch", "diffaugment"] {
             assert!(
                 text.contains(&format!("\n{key} =")),
                 "{} pins {key}",
@@ -524,6 +525,24 @@ fn the_documented_sweep_configs_load() {
     assert_eq!((base.lr_d, base.lr_g, base.batch), (2e-4, 2e-4, 64));
     assert_eq!((best.lr_d, best.lr_g, best.batch), (4e-4, 4e-4, 32));
     assert_eq!(best.model, base.model);
+    assert_eq!(base.diffaugment, "color,translation");
+    // Since session 17 the faces48 preset is TRANS, the run measured at the hour on two seeds,
+    // apart from TRANS's longer `epochs` (its runs are ended by --max-images).
+    let mut trans = TrainConfig::from_toml_file(&dir.join("TRANS.toml")).unwrap();
+    let faces48 = TrainConfig::preset("faces48").unwrap();
+    trans.epochs = faces48.epochs;
+    assert_eq!(trans.to_toml(), faces48.to_toml());
+    // The balance lever (session 18): TRANS with a learning-rate decay, its epochs covering the
+    // hour's 454,700 images.
+    let mut trans_decay = TrainConfig::from_toml_file(&dir.join("TRANS-DECAY30.toml")).unwrap();
+    assert_eq!((trans_decay.lr_decay, trans_decay.epochs), (0.3, 61));
+    assert!(trans_decay.epochs * (7_606 / trans_decay.batch) * trans_decay.batch >= 454_700);
+    (trans_decay.epochs, trans_decay.lr_decay) = (faces48.epochs, faces48.lr_decay);
+    assert_eq!(trans_decay.to_toml(), faces48.to_toml());
+    assert_eq!(
+        TrainConfig::preset("faces96").unwrap().diffaugment,
+        "color,translation"
+    );
     // The 96x80 candidate: faces96 with a learning-rate decay, its epochs covering the
     // protocol's 522,700 images (a decay follows the epochs; --max-images only pauses).
     let dir = dir.join("../sweep-96x80");
