@@ -553,6 +553,11 @@ fn the_documented_sweep_configs_load() {
     assert_eq!(decay.model, faces96.model);
     let (train_faces, images) = (7_606, 522_700);
     assert!(decay.epochs * (train_faces / decay.batch) * decay.batch >= images);
+    // The other candidate (session 18): faces96 with translation-only DiffAugment, as faces48.
+    let mut trans96 = TrainConfig::from_toml_file(&dir.join("TRANS96.toml")).unwrap();
+    assert_eq!(trans96.diffaugment, "translation");
+    (trans96.diffaugment, trans96.epochs) = (faces96.diffaugment.clone(), faces96.epochs);
+    assert_eq!(trans96.to_toml(), faces96.to_toml());
 }
 
 #[test]
