@@ -16,10 +16,10 @@ RUN SHARD PRESET SEED IMAGES IMG_PER_S. For each run this
   train-vs-holdout floor, the finest level and its ratio, held-out balanced D accuracy.
 Then it draws the quality-over-time chart of the 48x40 runs that reached IMAGES (with
 --unfinished, the others too; tools/quality_chart.py; SWD against quiet minutes) into
-OUT/quality-over-time.png, and copies into OUT (--out, default docs/results) each
-faces48 (and TRANS) run's sample grids nearest 15, 30 and 60 quiet minutes (the run's fixed
-noise, so a cell is the same latent in each), the other 48x40 runs' nearest 60, each also zoomed
-4x (tools/zoom.py), and the eval grids of the 96x80 runs.
+OUT/quality-over-time.png, and copies into OUT (--out, default docs/results) each faces48
+(and TRANS, TRANS-DHALFLR) run's sample grids nearest 15, 30 and 60 quiet minutes (the run's
+fixed noise, so a cell is the same latent in each), the other 48x40 runs' nearest 60, each also
+zoomed 4x (tools/zoom.py), and the eval grids of the 96x80 runs.
 
 Runs do not survive a fresh checkout (runs/ is ignored), so each scored run's record is kept in
 the repository: OUT/runs/NAME/ holds its quality.csv (the live curve) and eval report.json. A
@@ -220,7 +220,8 @@ def main():
         subprocess.run([py, os.path.join(ROOT, "tools", "quality_chart.py"), out, *series],
                        check=True)
     for r in scored:
-        if r["preset"] == "faces48" or r["preset"].endswith("48x40/TRANS.toml"):
+        if r["preset"] == "faces48" or r["preset"].endswith(("48x40/TRANS.toml",
+                                                             "48x40/TRANS-DHALFLR.toml")):
             grids(py, r, args.out)
         elif "48x40" in r["shard"]:  # the baselines: their grids at the hour, to compare
             grids(py, r, args.out, (60,))

@@ -496,7 +496,8 @@ fn partial_toml_config_overrides_a_preset() {
 
 /// The sweep configs that docs/results.md cites (`docs/sweep-48x40/`) still load and pin what
 /// they say: each names `faces48`, keeps its model, and fixes the learning rates, batch and
-/// augmentation (faces48's own changed from colour + translation to translation in session 17).
+/// augmentation (faces48's own changed from colour + translation to translation in session 17,
+/// and its D's learning rate from 2e-4 to 1e-4 in session 19).
 #[test]
 fn the_documented_sweep_configs_load() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/sweep-48x40");
@@ -530,18 +531,25 @@ fn the_documented_sweep_configs_load() {
     assert_eq!((best.lr_d, best.lr_g, best.batch), (4e-4, 4e-4, 32));
     assert_eq!(best.model, base.model);
     assert_eq!(base.diffaugment, "color,translation");
-    // Since session 17 the faces48 preset is TRANS, the run measured at the hour on two seeds,
-    // apart from TRANS's longer `epochs` (its runs are ended by --max-images).
-    let mut trans = TrainConfig::from_toml_file(&dir.join("TRANS.toml")).unwrap();
+    // Since session 19 the faces48 preset is TRANS-DHALFLR, the run measured at the hour on two
+    // seeds, apart from its longer `epochs` (its runs are ended by --max-images).
     let faces48 = TrainConfig::preset("faces48").unwrap();
-    trans.epochs = faces48.epochs;
+    let mut dhalflr = TrainConfig::from_toml_file(&dir.join("TRANS-DHALFLR.toml")).unwrap();
+    assert_eq!((dhalflr.lr_d, dhalflr.lr_g), (1e-4, 2e-4));
+    dhalflr.epochs = faces48.epochs;
+    assert_eq!(dhalflr.to_toml(), faces48.to_toml());
+    // Before it (session 17), TRANS: D at G's 2e-4.
+    let mut trans = TrainConfig::from_toml_file(&dir.join("TRANS.toml")).unwrap();
+    assert_eq!((trans.lr_d, trans.lr_g), (2e-4, 2e-4));
+    (trans.epochs, trans.lr_d) = (faces48.epochs, faces48.lr_d);
     assert_eq!(trans.to_toml(), faces48.to_toml());
-    // The balance lever (session 18): TRANS with a learning-rate decay, its epochs covering the
-    // hour's 454,700 images.
+    // The balance lever tried first (session 18): TRANS with a learning-rate decay, its epochs
+    // covering the hour's 454,700 images.
     let mut trans_decay = TrainConfig::from_toml_file(&dir.join("TRANS-DECAY30.toml")).unwrap();
     assert_eq!((trans_decay.lr_decay, trans_decay.epochs), (0.3, 61));
     assert!(epochs_cover(&trans_decay, 454_700));
     (trans_decay.epochs, trans_decay.lr_decay) = (faces48.epochs, faces48.lr_decay);
+    trans_decay.lr_d = faces48.lr_d;
     assert_eq!(trans_decay.to_toml(), faces48.to_toml());
     assert_eq!(
         TrainConfig::preset("faces96").unwrap().diffaugment,
@@ -561,6 +569,15 @@ fn the_documented_sweep_configs_load() {
     assert_eq!(trans96.diffaugment, "translation");
     (trans96.diffaugment, trans96.epochs) = (faces96.diffaugment.clone(), faces96.epochs);
     assert_eq!(trans96.to_toml(), faces96.to_toml());
+    // And the third (session 19): TRANS96 with faces48's slower D.
+    let mut dhalflr96 = TrainConfig::from_toml_file(&dir.join("TRANS96-DHALFLR.toml")).unwrap();
+    assert_eq!(
+        (dhalflr96.lr_d, dhalflr96.diffaugment.as_str()),
+        (1e-4, "translation")
+    );
+    (dhalflr96.lr_d, dhalflr96.diffaugment) = (faces96.lr_d, faces96.diffaugment.clone());
+    dhalflr96.epochs = faces96.epochs;
+    assert_eq!(dhalflr96.to_toml(), faces96.to_toml());
 }
 
 #[test]
