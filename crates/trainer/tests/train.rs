@@ -505,6 +505,12 @@ fn the_documented_sweep_configs_load() {
     // only): a decay follows the epochs, and --max-images only pauses a run.
     let epochs_cover =
         |cfg: &TrainConfig, images: usize| cfg.epochs * (7_606 / cfg.batch) * cfg.batch >= images;
+    // Whether a sweep config, with what it is asserted to change put back, is the preset apart
+    // from its `epochs` (its runs are ended by --max-images).
+    let assert_is_preset = |mut cfg: TrainConfig, preset: &TrainConfig| {
+        cfg.epochs = preset.epochs;
+        assert_eq!(cfg.to_toml(), preset.to_toml());
+    };
     let mut names = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -532,25 +538,23 @@ fn the_documented_sweep_configs_load() {
     assert_eq!(best.model, base.model);
     assert_eq!(base.diffaugment, "color,translation");
     // Since session 19 the faces48 preset is TRANS-DHALFLR, the run measured at the hour on two
-    // seeds, apart from its longer `epochs` (its runs are ended by --max-images).
+    // seeds.
     let faces48 = TrainConfig::preset("faces48").unwrap();
-    let mut dhalflr = TrainConfig::from_toml_file(&dir.join("TRANS-DHALFLR.toml")).unwrap();
+    let dhalflr = TrainConfig::from_toml_file(&dir.join("TRANS-DHALFLR.toml")).unwrap();
     assert_eq!((dhalflr.lr_d, dhalflr.lr_g), (1e-4, 2e-4));
-    dhalflr.epochs = faces48.epochs;
-    assert_eq!(dhalflr.to_toml(), faces48.to_toml());
+    assert_is_preset(dhalflr, &faces48);
     // Before it (session 17), TRANS: D at G's 2e-4.
     let mut trans = TrainConfig::from_toml_file(&dir.join("TRANS.toml")).unwrap();
     assert_eq!((trans.lr_d, trans.lr_g), (2e-4, 2e-4));
-    (trans.epochs, trans.lr_d) = (faces48.epochs, faces48.lr_d);
-    assert_eq!(trans.to_toml(), faces48.to_toml());
+    trans.lr_d = faces48.lr_d;
+    assert_is_preset(trans, &faces48);
     // The balance lever tried first (session 18): TRANS with a learning-rate decay, its epochs
     // covering the hour's 454,700 images.
     let mut trans_decay = TrainConfig::from_toml_file(&dir.join("TRANS-DECAY30.toml")).unwrap();
     assert_eq!((trans_decay.lr_decay, trans_decay.epochs), (0.3, 61));
     assert!(epochs_cover(&trans_decay, 454_700));
-    (trans_decay.epochs, trans_decay.lr_decay) = (faces48.epochs, faces48.lr_decay);
-    trans_decay.lr_d = faces48.lr_d;
-    assert_eq!(trans_decay.to_toml(), faces48.to_toml());
+    (trans_decay.lr_decay, trans_decay.lr_d) = (faces48.lr_decay, faces48.lr_d);
+    assert_is_preset(trans_decay, &faces48);
     assert_eq!(
         TrainConfig::preset("faces96").unwrap().diffaugment,
         "color,translation"
@@ -567,8 +571,8 @@ fn the_documented_sweep_configs_load() {
     // The other candidate (session 18): faces96 with translation-only DiffAugment, as faces48.
     let mut trans96 = TrainConfig::from_toml_file(&dir.join("TRANS96.toml")).unwrap();
     assert_eq!(trans96.diffaugment, "translation");
-    (trans96.diffaugment, trans96.epochs) = (faces96.diffaugment.clone(), faces96.epochs);
-    assert_eq!(trans96.to_toml(), faces96.to_toml());
+    trans96.diffaugment = faces96.diffaugment.clone();
+    assert_is_preset(trans96, &faces96);
     // And the third (session 19): TRANS96 with faces48's slower D.
     let mut dhalflr96 = TrainConfig::from_toml_file(&dir.join("TRANS96-DHALFLR.toml")).unwrap();
     assert_eq!(
@@ -576,8 +580,7 @@ fn the_documented_sweep_configs_load() {
         (1e-4, "translation")
     );
     (dhalflr96.lr_d, dhalflr96.diffaugment) = (faces96.lr_d, faces96.diffaugment.clone());
-    dhalflr96.epochs = faces96.epochs;
-    assert_eq!(dhalflr96.to_toml(), faces96.to_toml());
+    assert_is_preset(dhalflr96, &faces96);
 }
 
 #[test]
