@@ -206,23 +206,19 @@ impl TrainConfig {
             "seed48" => cfg.epochs = 10,
             "faces48" | "faces96" => {
                 // The celeba* training recipe (logistic loss, beta (0.5, 0.99), EMA of G), with
-                // Adam 2e-4 for G and DiffAugment without cutout: measured for quality per CPU
-                // minute in docs/results.md. faces48 augments by translation only (run TRANS
-                // there: lower SWD at the hour than colour + translation on both seeds), with D
-                // at half G's rate (run TRANS-DHALFLR: held-out D accuracy inside 0.5-0.7 and
-                // lower SWD at the hour on both seeds). faces96 keeps what was measured at 96x80:
-                // colour + translation, D at 2e-4.
+                // Adam 2e-4 for G and DiffAugment by translation only: measured for quality per
+                // CPU minute in docs/results.md (run TRANS at 48x40: lower SWD at the hour than
+                // colour + translation on both seeds; TRANS96 at 96x80: lower SWD at 3 hours).
+                // faces48's D learns at half G's rate (run TRANS-DHALFLR: held-out D accuracy
+                // inside 0.5-0.7 and lower SWD at the hour on both seeds); faces96's D keeps
+                // 2e-4, the rate measured at 96x80.
                 let model = cfg.model.clone();
                 cfg = Self::preset("celeba48")?;
                 cfg.preset = name.to_string();
                 cfg.model = model;
                 cfg.lr_g = 2e-4;
-                if name == "faces48" {
-                    cfg.lr_d = 1e-4;
-                    cfg.diffaugment = "translation".into();
-                } else {
-                    cfg.diffaugment = "color,translation".into();
-                }
+                cfg.lr_d = if name == "faces48" { 1e-4 } else { 2e-4 };
+                cfg.diffaugment = "translation".into();
                 cfg.epochs = 60;
             }
             _ => {}
