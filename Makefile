@@ -12,7 +12,7 @@ SHARD ?= data/faces.shard
 SIZE ?= 96x80
 CROP ?= none
 RUN ?= runs/default
-PRESET ?= seed
+PRESET ?=
 EPOCHS ?=
 MINUTES ?=
 DEVICE ?= auto
@@ -35,14 +35,15 @@ help:
 	@echo "make test                       the whole test suite"
 	@echo "make check                      rustfmt and clippy, as CI runs them"
 	@echo "make preprocess DATA=DIR [SHARD=$(SHARD)] [SIZE=$(SIZE)] [CROP=$(CROP)]"
-	@echo "make train [SHARD=..] [RUN=$(RUN)] [PRESET=$(PRESET)] [EPOCHS=..] [MINUTES=..] [DEVICE=$(DEVICE)]"
+	@echo "make train [SHARD=..] [RUN=$(RUN)] [PRESET=..] [EPOCHS=..] [MINUTES=..] [DEVICE=$(DEVICE)]"
+	@echo "                                 PRESET defaults to the recommended preset for the shard's size"
 	@echo "make eval [RUN=$(RUN)] [DEVICE=$(DEVICE)]"
 	@echo "make demo                       synth -> preprocess -> train (CPU, minutes) -> eval"
 	@echo "make fuzz [FUZZ_SECONDS=600]     coverage-guided fuzzing of the shard, state.json, config and image parsers"
 	@echo "make check-seed                 the seed step against the tutorial's Keras code (tensorflow-cpu)"
-	@echo "make quality-runs [JOBS=..] [THREADS=..] [JOBFILE=..]  the long CPU runs behind docs/results.md, resumable (tools/quality-runs.sh)"
-	@echo "make quality-report [JOBFILE=..]          facegan eval of each finished run, then the chart and grids (tools/quality_report.py)"
-	@echo "make bench-preprocess | bench-train [DEVICE=cpu|cuda] | bench-presets | bench-swd | bench-parallel [PRESET=$(PRESET)] [DEVICES=cpu:2]"
+	@echo "make quality-runs [JOBS=..] [THREADS=..] [JOBFILE=..]  the long CPU runs behind docs/results.md, resumable (experiments/)"
+	@echo "make quality-report [JOBFILE=..]          facegan eval of each finished run, then the chart and grids (experiments/)"
+	@echo "make bench-preprocess | bench-train [DEVICE=cpu|cuda] | bench-presets | bench-swd | bench-parallel [PRESET=..] [DEVICES=cpu:2]"
 
 build:
 	$(CARGO) build --release -p facegan
@@ -84,7 +85,7 @@ preprocess: build
 	$(BIN) preprocess --input "$(DATA)" --output "$(SHARD)" --size $(SIZE) --crop $(CROP)
 
 train: $(BUILD)
-	$(FACEGAN) train --data "$(SHARD)" --run "$(RUN)" --preset $(PRESET) --device $(DEVICE) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(MINUTES),--minutes $(MINUTES))
+	$(FACEGAN) train --data "$(SHARD)" --run "$(RUN)" $(if $(PRESET),--preset $(PRESET)) --device $(DEVICE) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(MINUTES),--minutes $(MINUTES))
 
 eval: $(BUILD)
 	$(FACEGAN) eval --run "$(RUN)" --device $(DEVICE) --n $(N)
@@ -113,18 +114,18 @@ bench-swd: build
 bench-parallel: build
 	@for d in single cpu:1 $(or $(DEVICES),cpu:2); do \
 	  if [ $$d = single ]; then args="--device cpu"; else args="--devices $$d"; fi; \
-	  $(BIN) bench-train --preset $(PRESET) $$args --warmup 2 --steps 10 2>/dev/null \
+	  $(BIN) bench-train $(if $(PRESET),--preset $(PRESET)) $$args --warmup 2 --steps 10 2>/dev/null \
 	  | python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items() if k in ("preset", "peers", "batch", "img_per_s", "ms_per_step_mean", "all_reduce_ms_per_step", "all_reduce_share", "gradient_bytes_per_step")} | {"devices": "'$$d'"}))'; \
 	done
 
-# The long CPU runs behind docs/results.md (the 96x80 comparison, the 48x40 curves): a queue
-# that resumes where it stopped; see tools/quality-runs.sh.
+# The long CPU runs behind docs/results.md (the 48x40 curves and ablations, the 96x80
+# comparison): a queue that resumes where it stopped; see experiments/README.md.
 quality-runs: build
-	FACEGAN_BIN=$(BIN) bash tools/quality-runs.sh $(JOBFILE)
+	FACEGAN_BIN=$(BIN) bash experiments/quality-runs.sh $(JOBFILE)
 
 # Then: score each run that reached its count, draw docs/results' chart and grids, print the rows.
 quality-report: build
-	FACEGAN_BIN=$(BIN) $$(tools/venv.sh matplotlib pillow) tools/quality_report.py $(JOBFILE)
+	FACEGAN_BIN=$(BIN) $$(tools/venv.sh matplotlib pillow) experiments/quality_report.py $(JOBFILE)
 
 clean-demo:
 	rm -rf data/demo runs/demo

@@ -506,7 +506,7 @@ fn bad_inputs_give_clear_errors_and_nonzero_exit() {
     );
     assert!(err.contains("unknown preset"), "{err}");
 
-    // Issue 14, case 11: a resumed run's batch and seed are not silently replaced.
+    // A resumed run's batch and seed are not silently replaced.
     let train = |extra: &[&'static str]| -> Vec<&'static str> {
         let mut args = vec![
             "train",
@@ -538,7 +538,7 @@ fn bad_inputs_give_clear_errors_and_nonzero_exit() {
     assert!(d.join("exported/generator.safetensors").is_file());
 }
 
-/// Issue 14, case 10: a shard truncated while a run reads it ends the run with a message that
+/// A shard truncated while a run reads it ends the run with a message that
 /// says what happened (SIGBUS from the memory map used to kill it silently), and the last
 /// checkpoint stays usable.
 #[cfg(unix)]
@@ -932,4 +932,64 @@ fn two_node_processes_train_like_one_process_and_stop_when_one_dies() {
         latest_state(&d.join("killed")).is_some(),
         "node 0's checkpoint is gone"
     );
+}
+
+/// `facegan train` without `--preset` or `--config` trains the recommended preset for the
+/// shard's image size and says so; a size without one is refused, naming the sizes that have
+/// one, before the run directory is created.
+#[test]
+fn train_without_a_preset_trains_the_recommended_one_for_the_shard_size() {
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    make_faces_shard(d, 80, 5);
+    let err = fails(
+        &[
+            "train",
+            "--data",
+            "faces.shard",
+            "--run",
+            "r16",
+            "--max-steps",
+            "1",
+        ],
+        d,
+    );
+    assert!(
+        err.contains("no recommended preset for 16x16 images"),
+        "{err}"
+    );
+    assert!(err.contains("48x40 (faces48), 96x80 (faces96)"), "{err}");
+    assert!(!d.join("r16").exists());
+    ok(
+        &[
+            "preprocess",
+            "--input",
+            "faces",
+            "--output",
+            "faces48.shard",
+            "--size",
+            "48x40",
+            "--holdout",
+            "0.1",
+        ],
+        d,
+    );
+    let out = ok(
+        &[
+            "train",
+            "--data",
+            "faces48.shard",
+            "--run",
+            "r48",
+            "--max-steps",
+            "1",
+        ],
+        d,
+    );
+    assert!(
+        out.contains("no --preset given: training faces48, the recommended preset for 48x40"),
+        "{out}"
+    );
+    let config = std::fs::read_to_string(d.join("r48/config.toml")).unwrap();
+    assert!(config.contains("preset = \"faces48\""), "{config}");
 }

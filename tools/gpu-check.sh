@@ -7,20 +7,28 @@
 #     bash tools/gpu-check.sh
 #
 # The steps run in order of what they tell us, each only if the time left allows it, under a
-# total budget (BUDGET_S seconds, default 540: a lent GPU machine gives one command 600 s):
+# total budget (BUDGET_S seconds, default 540, for a machine that gives one command 600 s):
 #   1. the torch twin (eager TF32, then bf16 + channels-last): the reference numbers;
-#   2. `facegan warmup` twice, in fresh processes: cold start (kernels compiled through NVRTC,
-#      logged by CubeCL to cubecl-first.log) and warm start (the kernel cache just written);
+#   2. `facegan warmup` twice, in fresh processes: the first start (kernels compiled through
+#      NVRTC unless the cache has them, logged by CubeCL to cubecl-first.log) and a warm start
+#      (the kernel cache just written);
 #   3. `facegan bench-train`, seed preset, batch 64;
 #   4. with FACES: preprocess, a short training run (EPOCHS, default 2), eval.
-# The kernel cache is packed into $OUT/kernel-cache.tar.gz after every facegan step, so a run
-# cut short still brings it back; restore it next time with KERNEL_CACHE_TGZ to start warm.
+# Kernel cache: KERNEL_CACHE_TGZ names a tarball of an earlier run's cache to start from; there
+# is no default, and without it the run starts cold (every kernel compiled, minutes). The
+# project keeps its last H200 cache outside the repository, at
+# ../shared/gpu/kernel-cache-h200.tar.gz beside the checkout. The cache is packed into
+# $OUT/kernel-cache.tar.gz after every facegan step, so a run cut short still brings it back;
+# copy it over the one in ../shared/gpu/ to start the next run warmer.
 # Every step's wall time goes to $OUT/timings.jsonl as it ends; summary.json comes last.
 #
-# From a session with a lent GPU machine (the `run` tool; only git-tracked files and the
-# carried paths travel, 64 MiB at most): copy ~30 MB of JPEGs into data/gpu-faces/ and the last
-# kernel-cache.tar.gz (if any) to data/, then run, carrying dist, data/gpu-faces and the tarball:
-#   OUT=$OUT FACES=data/gpu-faces KERNEL_CACHE_TGZ=data/kernel-cache.tar.gz bash tools/gpu-check.sh
+# On a GPU machine that receives a copy of the working tree (only tracked files and the ignored
+# paths carried with the call travel, 64 MiB at most): build here, then carry and run in one call:
+#   make build-cuda && mkdir -p dist && gzip -c target/cuda/release/facegan > dist/facegan-cuda.gz
+#   cp ../shared/gpu/kernel-cache-h200.tar.gz data/   # into the tree, so it can be carried
+#   # optional: ~30 MB of JPEGs in data/gpu-faces/
+# then the call, carrying dist, data/kernel-cache-h200.tar.gz and data/gpu-faces:
+#   OUT=$OUT FACES=data/gpu-faces KERNEL_CACHE_TGZ=data/kernel-cache-h200.tar.gz bash tools/gpu-check.sh
 # (add REF=.gpu/bench/torch_dcgan.py, carrying .gpu, to time the shared reference as well)
 # with a command timeout of BUDGET_S + 30 s or more.
 set -uo pipefail
@@ -41,11 +49,13 @@ if [ ! -x "$bin" ] && [ -f dist/facegan-cuda.gz ]; then
   mkdir -p "$(dirname "$bin")" && gunzip -c dist/facegan-cuda.gz > "$bin" && chmod +x "$bin"
 fi
 [ -x "$bin" ] || { echo "no CUDA binary at $bin"; exit 1; }
-# The newest cache brought back from a lease is kept in git (tools/gpu/): start from it.
-KERNEL_CACHE_TGZ="${KERNEL_CACHE_TGZ:-tools/gpu/kernel-cache-h200.tar.gz}"
-if [ -n "${KERNEL_CACHE_TGZ:-}" ] && [ -f "$KERNEL_CACHE_TGZ" ]; then
+# The kernel cache to start from: only the one named (no default), else a cold start.
+if [ -n "${KERNEL_CACHE_TGZ:-}" ]; then
+  [ -f "$KERNEL_CACHE_TGZ" ] || { echo "no kernel cache at KERNEL_CACHE_TGZ=$KERNEL_CACHE_TGZ"; exit 1; }
   mkdir -p "$FACEGAN_KERNEL_CACHE" && tar -xzf "$KERNEL_CACHE_TGZ" -C "$FACEGAN_KERNEL_CACHE"
   echo "kernel cache restored from $KERNEL_CACHE_TGZ"
+else
+  echo "no KERNEL_CACHE_TGZ: starting cold (every kernel is compiled, minutes)"
 fi
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || true
 
@@ -86,7 +96,8 @@ if [ -n "${REF:-}" ] && [ -f "$REF" ]; then
   step ref-amp 30 sh -c "python3 '$REF' --device cuda --warmup 5 --steps 50 --amp --channels-last > '$OUT/ref-amp.json'"
 fi
 
-# Cold start, with CubeCL's log of every compilation, then warm start from the cache it wrote.
+# First start (cold without KERNEL_CACHE_TGZ), with CubeCL's log of every compilation, then a
+# warm start from the cache it wrote.
 step warmup-first 60 sh -c "CUBECL_DEBUG_LOG='$OUT/cubecl-first.log' '$bin' warmup --device cuda --preset seed > '$OUT/warmup-first.json'"
 save_cache
 step warmup-second 20 sh -c "'$bin' warmup --device cuda --preset seed > '$OUT/warmup-second.json'"

@@ -226,7 +226,7 @@ def main():
     g_plan, d_plan = weight_map("init", dump)
     set_weights(gen, g_plan, dump, "init")
     set_weights(disc, d_plan, dump, "init")
-    # Keras "Total params" (trainable + BatchNorm moving statistics), as the issue lists them.
+    # Keras "Total params" (trainable + BatchNorm moving statistics), as model.summary() shows.
     params = {"g": gen.count_params(), "d": disc.count_params()}
 
     # Forward outputs of the initial networks (before any training-mode call moves the BN stats:

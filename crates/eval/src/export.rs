@@ -9,18 +9,17 @@ use burn::tensor::{Tensor, TensorData};
 use burn_store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use facegan_common::write_atomic;
 use facegan_model::Generator;
-use facegan_trainer::checkpoint;
-use facegan_trainer::device::CpuInference;
+use facegan_rundir::networks;
 
 use crate::{find_checkpoint, generate::latents, CheckpointChoice};
 
-type B = CpuInference;
+type B = burn::backend::Flex;
 
 /// Exports and verifies; returns a one-line description.
 pub fn export_safetensors(run: &Path, choice: CheckpointChoice, out: &Path) -> Result<String> {
     let (info, state) = find_checkpoint(run, choice)?;
     let device = Default::default();
-    let (g, weights) = checkpoint::load_sampling_generator::<B>(&info.dir, &state.config, &device)?;
+    let (g, weights) = networks::load_sampling_generator::<B>(&info.dir, &state.config, &device)?;
     let m = &state.config.model;
     let mut store = SafetensorsStore::from_bytes(None)
         .with_to_adapter(BurnToPyTorchAdapter)

@@ -4,7 +4,8 @@
 use anyhow::Result;
 use burn::tensor::backend::Backend;
 use facegan_model::{Discriminator, Generator};
-use facegan_trainer::checkpoint::{self, CheckpointInfo, TrainState};
+use facegan_rundir::checkpoint::CheckpointInfo;
+use facegan_rundir::{networks, TrainState};
 
 const BATCH: usize = 64;
 
@@ -21,8 +22,8 @@ pub struct Models<B: Backend> {
 impl<B: Backend> Models<B> {
     pub fn load((info, state): &(CheckpointInfo, TrainState), device: &B::Device) -> Result<Self> {
         let (g, weights) =
-            checkpoint::load_sampling_generator::<B>(&info.dir, &state.config, device)?;
-        let d = checkpoint::load_discriminator::<B>(&info.dir, &state.config, device)?;
+            networks::load_sampling_generator::<B>(&info.dir, &state.config, device)?;
+        let d = networks::load_discriminator::<B>(&info.dir, &state.config, device)?;
         Ok(Models {
             g,
             d,

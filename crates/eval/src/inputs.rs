@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
+use facegan_rundir::checkpoint::{self, CheckpointInfo};
+use facegan_rundir::{state, TrainState};
 use facegan_shard::{Shard, Split};
-use facegan_trainer::checkpoint::{self, CheckpointInfo, TrainState};
 
 use crate::generate::{generate, latents, Models};
 use crate::swd::{sample_ids, Planes};
@@ -50,8 +51,8 @@ pub fn find_checkpoint(
     }
     let found = match choice {
         CheckpointChoice::Latest => checkpoint::latest(run)?,
-        CheckpointChoice::Best => checkpoint::best(run),
-        CheckpointChoice::Epoch(e) => checkpoint::by_epoch(run, e)?,
+        CheckpointChoice::Best => state::best(run),
+        CheckpointChoice::Epoch(e) => state::by_epoch(run, e)?,
     };
     let Some(info) = found else {
         match choice {
@@ -68,7 +69,7 @@ pub fn find_checkpoint(
         }
     };
     // `latest`, `best` and `by_epoch` return only checkpoints that pass their checksums.
-    let state = checkpoint::load_state(&info.dir)?;
+    let state = state::load_state(&info.dir)?;
     Ok((info, state))
 }
 

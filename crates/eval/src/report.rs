@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use base64::Engine;
 use facegan_common::write_atomic;
-use facegan_trainer::checkpoint::{CheckpointInfo, TrainState};
+use facegan_rundir::checkpoint::CheckpointInfo;
+use facegan_rundir::TrainState;
 use serde::Serialize;
 
 use crate::memorisation::Neighbours;
@@ -22,7 +23,7 @@ pub struct EvalReport {
     pub data: String,
     pub source: String,
     pub checkpoint: Option<serde_json::Value>,
-    pub config: Option<facegan_trainer::TrainConfig>,
+    pub config: Option<facegan_rundir::TrainConfig>,
     pub settings: serde_json::Value,
     pub swd_fake_vs_holdout: SwdResult,
     pub swd_train_vs_holdout: SwdResult,

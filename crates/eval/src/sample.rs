@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Result;
 use burn::tensor::backend::Backend;
 use facegan_common::images::{chw_to_rgb_images, grid, save_png};
-use facegan_trainer::checkpoint;
+use facegan_rundir::networks;
 
 use crate::generate::{generate, latents};
 use crate::{find_checkpoint, CheckpointChoice};
@@ -21,7 +21,7 @@ pub fn write_samples<B: Backend>(
     device: &B::Device,
 ) -> Result<String> {
     let (info, state) = find_checkpoint(run, choice)?;
-    let (g, _) = checkpoint::load_sampling_generator::<B>(&info.dir, &state.config, device)?;
+    let (g, _) = networks::load_sampling_generator::<B>(&info.dir, &state.config, device)?;
     let m = &state.config.model;
     let z = latents::<B>(n, m.latent, seed, device);
     let faces = chw_to_rgb_images(&generate(&g, &z, m.latent, device), m.height, m.width);

@@ -209,7 +209,9 @@ pub struct TrainArgs {
     /// Run directory (created, or resumed).
     #[arg(long, default_value = "runs/default")]
     run: PathBuf,
-    /// Preset: seed, faces48 (CPU, recommended), demo, seed48, celeba48, tiny; faces96 (partly measured); celeba96 and celeba64 are untested (default seed for a new run; a resumed run keeps its own).
+    /// Preset: faces48 (48x40) or faces96 (96x80), recommended; seed (the tutorial's networks at
+    /// 96x80), demo, seed48, celeba48, tiny. Default for a new run: the recommended preset for
+    /// the shard's size; a resumed run keeps its own.
     #[arg(long)]
     preset: Option<String>,
     /// TOML config (may be partial: `preset = ...` plus overrides).
@@ -275,15 +277,19 @@ fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
 
 pub fn train(a: TrainArgs) -> Result<()> {
     crate::existing(&a.data, "shard")?;
-    let explicit =
-        a.preset.is_some() || a.config.is_some() || a.batch.is_some() || a.seed.is_some();
-    let cfg = TrainConfig::from_args(
-        a.config.as_deref(),
-        a.preset.as_deref(),
-        "seed",
-        a.batch,
-        a.seed,
-    )?;
+    // No --preset or --config: the recommended preset for the shard's size (a resumed run
+    // keeps its own); --batch and --seed then apply to it.
+    let cfg = if a.preset.is_some() || a.config.is_some() {
+        Some(TrainConfig::from_args(
+            a.config.as_deref(),
+            a.preset.as_deref(),
+            "seed",
+            a.batch,
+            a.seed,
+        )?)
+    } else {
+        None
+    };
     if a.resume {
         facegan_trainer::run::check_resumable(&a.run)?;
     }
@@ -291,7 +297,6 @@ pub fn train(a: TrainArgs) -> Result<()> {
         data: a.data,
         run: a.run,
         config: cfg,
-        config_explicit: explicit,
         asked_batch: a.batch,
         asked_seed: a.seed,
         // A time budget without --epochs: time, not the preset's epoch count, ends the run.
@@ -527,15 +532,19 @@ pub fn export(a: ExportArgs) -> Result<()> {
 pub struct WarmupArgs {
     #[arg(long, default_value = "auto")]
     device: String,
-    #[arg(long, default_value = "seed")]
-    preset: String,
+    /// Preset (default: the recommended one for --size).
+    #[arg(long)]
+    preset: Option<String>,
+    /// Image size HxW whose recommended preset to warm up when no --preset is given.
+    #[arg(long, default_value = "48x40")]
+    size: String,
     /// Batch size of the coming run (kernels are tuned per shape).
     #[arg(long)]
     batch: Option<usize>,
 }
 
 pub fn warmup(a: WarmupArgs) -> Result<()> {
-    let mut cfg = TrainConfig::preset(&a.preset)?;
+    let mut cfg = TrainConfig::preset(&preset_or_recommended(a.preset, &a.size)?)?;
     if let Some(b) = a.batch {
         cfg.batch = b;
     }
@@ -577,8 +586,12 @@ pub fn bench_decode(a: BenchDecodeArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct BenchTrainArgs {
-    #[arg(long, default_value = "seed")]
-    preset: String,
+    /// Preset (default: the recommended one for --size).
+    #[arg(long)]
+    preset: Option<String>,
+    /// Image size HxW whose recommended preset to time when no --preset or --config is given.
+    #[arg(long, default_value = "48x40")]
+    size: String,
     /// TOML config to time instead of a preset (as `train --config`: a base preset plus
     /// overrides), so a sweep's configurations get their quiet-machine speed.
     #[arg(long, conflicts_with = "preset")]
@@ -602,7 +615,11 @@ pub struct BenchTrainArgs {
 }
 
 pub fn bench_train(a: BenchTrainArgs) -> Result<()> {
-    let cfg = TrainConfig::from_args(a.config.as_deref(), None, &a.preset, a.batch, None)?;
+    let preset = match &a.config {
+        Some(_) => "seed".to_string(),
+        None => preset_or_recommended(a.preset, &a.size)?,
+    };
+    let cfg = TrainConfig::from_args(a.config.as_deref(), None, &preset, a.batch, None)?;
     if let Some(list) = &a.devices {
         let list = DeviceList::parse(list)?;
         let json = bench_on_devices(&cfg, &list, a.warmup, a.steps)?;
@@ -665,4 +682,13 @@ pub fn orchestrator(a: OrchestratorArgs) -> Result<()> {
         let _ = a;
         anyhow::bail!("this facegan was built without the `parallel` feature")
     }
+}
+
+/// The preset asked for, else the recommended one for an image size given as `HxW`.
+fn preset_or_recommended(preset: Option<String>, size: &str) -> Result<String> {
+    if let Some(p) = preset {
+        return Ok(p);
+    }
+    let (h, w) = parse_size(size)?;
+    Ok(TrainConfig::recommended_preset(h as usize, w as usize)?.to_string())
 }

@@ -1,7 +1,6 @@
 //! Model presets as plain config values (serde/TOML): the `seed` preset reproduces the
 //! tutorial's networks exactly; `tiny` is for tests; `demo` trains visibly in minutes on a CPU;
-//! `faces48` is the measured CPU recipe and `faces96` its 96x80 version; `celeba96` / `celeba64`
-//! are untested GPU designs; `seed48` / `celeba48` are the seed and the earlier recipe at 48x40,
+//! `faces48` is the measured CPU recipe and `faces96` its 96x80 version; `seed48` / `celeba48` are the seed and the earlier recipe at 48x40,
 //! the baselines of `docs/results.md`.
 
 use serde::{Deserialize, Serialize};
@@ -143,46 +142,10 @@ impl ModelConfig {
         }
     }
 
-    /// An untested CelebA design for a GPU at 96x80 (never trained; see the README's presets):
-    /// a wider D (64..512) with spectral norm and a minibatch-stddev feature instead of
-    /// BatchNorm and dropout; a wider G (512..64) with one extra 3x3 convolution per resolution
-    /// step; LeakyReLU 0.2.
-    pub fn celeba96() -> Self {
-        ModelConfig {
-            height: 96,
-            width: 80,
-            latent: 128,
-            d_channels: vec![64, 128, 256, 512],
-            d_batchnorm: vec![false; 4],
-            d_dropout: 0.0,
-            g_start_channels: 512,
-            g_channels: vec![512, 256, 128, 64],
-            g_batchnorm: vec![true; 4],
-            leaky_slope: 0.2,
-            bn_momentum: 0.1,
-            bn_epsilon: 1e-5,
-            spectral_norm: true,
-            mbstd_group: 4,
-            block_convs: 1,
-            g_upsample: Upsample::Transposed3,
-            residual: false,
-            padding: Padding::Symmetric,
-        }
-    }
-
-    /// `celeba96`'s untested design for 64x64 faces (preprocess with `--size 64x64 --crop
-    /// center:148`).
-    pub fn celeba64() -> Self {
-        ModelConfig {
-            height: 64,
-            width: 64,
-            ..Self::celeba96()
-        }
-    }
-
-    /// Session 2's candidate recipe at the CPU protocol's 48x40, now a baseline (`faces48` beat
-    /// it): `celeba96`'s design (spectral norm, minibatch stddev, no D BatchNorm/dropout, slope
-    /// 0.2) at widths a 2-core CPU can train.
+    /// The earlier CPU recipe at 48x40, now a baseline in `docs/results.md` (`faces48` scores
+    /// lower): a D with spectral norm and a minibatch-stddev feature instead of BatchNorm and
+    /// dropout (64..256), a G of 3x3 transposed convolutions (256@6x5 -> 256 -> 128 -> 64),
+    /// LeakyReLU 0.2.
     pub fn celeba48() -> Self {
         ModelConfig {
             height: 48,
@@ -190,11 +153,19 @@ impl ModelConfig {
             latent: 64,
             d_channels: vec![64, 128, 256],
             d_batchnorm: vec![false; 3],
+            d_dropout: 0.0,
             g_start_channels: 256,
             g_channels: vec![256, 128, 64],
             g_batchnorm: vec![true; 3],
+            leaky_slope: 0.2,
+            bn_momentum: 0.1,
+            bn_epsilon: 1e-5,
+            spectral_norm: true,
+            mbstd_group: 4,
             block_convs: 0,
-            ..Self::celeba96()
+            g_upsample: Upsample::Transposed3,
+            residual: false,
+            padding: Padding::Symmetric,
         }
     }
 
@@ -226,7 +197,7 @@ impl ModelConfig {
     }
 
     /// `faces48`'s design at the seed's 96x80: one more resolution step on each side. About
-    /// 47-50 img/s on 2 cores; partly measured on faces (docs/results.md, 96x80).
+    /// 47-50 img/s on 2 cores; measured on faces in docs/results-96x80.md.
     pub fn faces96() -> Self {
         ModelConfig {
             height: 96,
@@ -246,8 +217,6 @@ impl ModelConfig {
             "tiny" => Some(Self::tiny()),
             "demo" => Some(Self::demo()),
             "seed48" => Some(Self::seed48()),
-            "celeba96" => Some(Self::celeba96()),
-            "celeba64" => Some(Self::celeba64()),
             "celeba48" => Some(Self::celeba48()),
             "faces48" => Some(Self::faces48()),
             "faces96" => Some(Self::faces96()),
@@ -256,7 +225,7 @@ impl ModelConfig {
     }
 
     pub const PRESETS: &'static [&'static str] = &[
-        "seed", "tiny", "demo", "seed48", "faces48", "faces96", "celeba96", "celeba64", "celeba48",
+        "seed", "tiny", "demo", "seed48", "faces48", "faces96", "celeba48",
     ];
 
     /// Spatial size of D's last feature map and of G's first one.

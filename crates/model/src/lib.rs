@@ -3,7 +3,7 @@
 //! - [`ModelConfig`]: image size, latent size, widths and depths, G's upsampling and residual
 //!   blocks (serde/TOML); presets `seed` (the tutorial's exact networks), `faces48` (the
 //!   measured CPU recipe) and `faces96`, `demo` (faces48's model), `tiny` (tests), `seed48` /
-//!   `celeba48` (the earlier CPU comparison), and the untested GPU designs `celeba96` / `celeba64`.
+//!   `celeba48` (the baselines of the CPU comparison).
 //! - [`Discriminator`]: images in [0, 1] -> one logit each. The seed's sigmoid is applied by the
 //!   loss (see the trainer), so the same network serves logit losses too.
 //! - [`Generator`]: noise -> images in [0, 1].

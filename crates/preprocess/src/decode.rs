@@ -197,7 +197,7 @@ fn has_jpeg_end_marker(bytes: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    /// Issue 14, case 11: a PNG whose header declares 60,000 x 60,000 pixels (10.8 GB of RGB)
+    /// A PNG whose header declares 60,000 x 60,000 pixels (10.8 GB of RGB)
     /// is skipped as too large, not reported as truncated.
     #[test]
     fn a_decompression_bomb_is_reported_as_too_large() {

@@ -191,7 +191,7 @@ fn synth_is_deterministic_and_face_sized() {
     assert_eq!(draw_face(0, 0).dimensions(), (178, 218));
 }
 
-/// Issue 14, cases 3 and 4: symlinks that loop back to their folder end the scan instead of
+/// Symlinks that loop back to their folder end the scan instead of
 /// growing it without bound, and a FIFO with an image's name is skipped rather than opened
 /// (opening it would block forever).
 #[cfg(unix)]
@@ -254,7 +254,7 @@ fn scan_follows_links_once_and_keeps_hidden_files() {
     assert_eq!(names[3], "up/beside.JPG");
 }
 
-/// Issue 14, case 11: when only the JSON report cannot be written (here a folder stands where
+/// When only the JSON report cannot be written (here a folder stands where
 /// it goes), the finished shard is kept and preprocess succeeds with a warning.
 #[test]
 fn a_report_that_cannot_be_written_does_not_fail_a_finished_shard() {
@@ -267,7 +267,7 @@ fn a_report_that_cannot_be_written_does_not_fail_a_finished_shard() {
     assert_eq!(Shard::open(&out).unwrap().len(), 12);
 }
 
-/// Issue 14, case 11: two files whose names differ only in non-UTF-8 bytes keep distinct paths
+/// Two files whose names differ only in non-UTF-8 bytes keep distinct paths
 /// in the shard (they were both stored as the same replacement character).
 #[cfg(unix)]
 #[test]

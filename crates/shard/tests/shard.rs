@@ -238,7 +238,7 @@ fn existing_shard_survives_an_interrupted_rewrite() {
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 
-/// Issue 14, case 9: a header whose height x width x 3 wraps 64 bits (checksum fixed up) is
+/// A header whose height x width x 3 wraps 64 bits (checksum fixed up) is
 /// refused as a bad image size, so nothing downstream computes with the wrapped value.
 #[test]
 fn huge_image_sides_are_refused_before_any_size_is_computed() {
@@ -253,7 +253,7 @@ fn huge_image_sides_are_refused_before_any_size_is_computed() {
     assert!(err.to_string().contains("big.shard"), "{err}");
 }
 
-/// Issue 14, case 2: one metadata byte (a string's length prefix set to 0xFD, so the next 8
+/// One metadata byte (a string's length prefix set to 0xFD, so the next 8
 /// bytes claim exabytes) is a clear error, not an allocation abort: version 2 shards catch it by
 /// the metadata checksum; version 1 shards (no such checksum) by the bounded decode.
 #[test]
@@ -285,7 +285,7 @@ fn a_corrupt_metadata_length_prefix_is_an_error_not_an_abort() {
     }
 }
 
-/// Issue 14: any other metadata byte (an image's split, a path character, a setting) flipped in
+/// Any other metadata byte (an image's split, a path character, a setting) flipped in
 /// a version 2 shard is refused on open; version 1 shards, which cannot tell, still open.
 #[test]
 fn flipped_metadata_bytes_are_caught_and_version_1_shards_still_open() {
@@ -318,7 +318,7 @@ fn flipped_metadata_bytes_are_caught_and_version_1_shards_still_open() {
     s.verify().unwrap();
 }
 
-/// Issue 14, case 7: an output path that is a folder is refused up front, naming it, and leaves
+/// An output path that is a folder is refused up front, naming it, and leaves
 /// no temp file; temp files of dead writers are cleaned up by the next writer of that name.
 #[test]
 fn folder_output_is_refused_and_stale_temps_are_removed() {
@@ -352,7 +352,7 @@ fn folder_output_is_refused_and_stale_temps_are_removed() {
     assert!(Shard::open(dir.path().join("s.shard")).is_ok());
 }
 
-/// Issue 14, cases 4 and 11: a folder or a FIFO given as the shard is a clear error at once (a
+/// A folder or a FIFO given as the shard is a clear error at once (a
 /// FIFO used to block forever; a folder said "No such device").
 #[test]
 fn folders_and_fifos_are_not_shards() {

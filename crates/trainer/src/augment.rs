@@ -6,7 +6,7 @@
 //! bit-exact. Images are in [0, 1]; the brightness shift is half the reference's (which works on
 //! [-1, 1]), the same change in pixel terms.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 use rand::Rng;
@@ -27,18 +27,16 @@ pub const TRANSLATION_RATIO: f64 = 0.125;
 pub const CUTOUT_RATIO: f64 = 0.5;
 
 impl DiffAugment {
-    /// `""` or `"none"` is off; otherwise a comma-separated subset of color, translation, cutout.
+    /// `""` or `"none"` is off; otherwise a comma-separated subset of color, translation, cutout
+    /// (see [`facegan_rundir::config::diffaugment_ops`]).
     pub fn parse(policy: &str) -> Result<Self> {
         let mut aug = DiffAugment::default();
-        for part in policy.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            match part {
-                "none" => {}
+        for op in facegan_rundir::config::diffaugment_ops(policy)? {
+            match op {
                 "color" => aug.color = true,
                 "translation" => aug.translation = true,
                 "cutout" => aug.cutout = true,
-                other => bail!(
-                    "unknown DiffAugment policy {other:?}; use a comma-separated subset of color, translation, cutout"
-                ),
+                other => unreachable!("{other} is not one of DIFFAUGMENT_OPS"),
             }
         }
         Ok(aug)

@@ -1,6 +1,6 @@
 //! Stage 2 of the pipeline: train a GAN preset on a shard and write a run directory.
 //!
-//! - [`config`]: the resolved training config (`config.toml`).
+//! - [`config`]: the resolved training config (`config.toml`), re-exported from `facegan_rundir`.
 //! - [`data`]: per-epoch shuffled batches from the memory-mapped shard, prefetched on a thread.
 //! - [`gan`]: the networks, optimizers, losses and the two-pass training step.
 //! - [`augment`]: DiffAugment (colour, translation, cutout), differentiable.
@@ -31,7 +31,6 @@ pub mod artifacts;
 pub mod augment;
 pub mod bench;
 pub mod checkpoint;
-pub mod config;
 pub mod cubecl_cache;
 pub mod data;
 pub mod device;
@@ -49,6 +48,8 @@ pub mod session;
 use std::sync::atomic::AtomicBool;
 
 pub use config::{LossKind, StepKind, TrainConfig};
+/// The training config lives with the run directory's format (`facegan_rundir::config`).
+pub use facegan_rundir::config;
 #[cfg(feature = "parallel")]
 pub use run::train_parallel;
 pub use run::{train, TrainOptions, TrainOutcome, TrainSummary};

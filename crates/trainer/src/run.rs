@@ -22,7 +22,7 @@ use facegan_shard::Shard;
 use crate::checkpoint::{self, CheckpointInfo, TrainState};
 use crate::config::TrainConfig;
 use crate::data::{batches_per_epoch, train_indices};
-use crate::run_dir::{remove_stale_checkpoint_temps, RunLock};
+use crate::run_dir::{recover_after_crash, RunLock};
 use crate::session::Session;
 
 /// Images in every sample grid (8x8).
@@ -36,10 +36,10 @@ pub const TIME_BOUND_EPOCHS: usize = 1_000_000;
 pub struct TrainOptions {
     pub data: PathBuf,
     pub run: PathBuf,
-    /// The config to start a new run with.
-    pub config: TrainConfig,
-    /// The user chose the preset or config explicitly (so a resumed run must match it).
-    pub config_explicit: bool,
+    /// The config to start a new run with, chosen explicitly (`--preset` or `--config`), so a
+    /// resumed run must match it; `None`: the recommended preset for the shard's image size
+    /// (see [`TrainConfig::recommended_preset`]) for a new run, the run's own when resuming.
+    pub config: Option<TrainConfig>,
     /// `--batch` and `--seed` as given on the command line: a resumed run keeps its own, so
     /// a different value is refused rather than ignored.
     pub asked_batch: Option<usize>,
@@ -89,9 +89,9 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: &B::Device) -> Res
     // The payload checksum (one pass over the mapped pixels): flipped pixels are refused
     // instead of trained on.
     shard.verify()?;
+    let lock = lock_existing(&opts.run)?;
     let plan = plan_run(opts, &shard)?;
-    let _lock = RunLock::acquire(&opts.run)?;
-    remove_stale_checkpoint_temps(&opts.run);
+    let _lock = lock_new(lock, &opts.run)?;
     let mut session = Session::<B>::start(opts, shard, plan, device)?;
     if session.limit_reached_before_start() {
         let step = session.state.step;
@@ -124,6 +124,11 @@ pub fn train_parallel<B: AutodiffBackend>(
     let total = local * nodes;
     let shard = Arc::new(Shard::open(&opts.data)?);
     shard.verify()?;
+    let lock = if rank == 0 {
+        lock_existing(&opts.run)?
+    } else {
+        None
+    };
     let plan = plan_run(opts, &shard)?;
     parallel::check_batch_divides(plan.cfg.batch, total)?;
     let fingerprint = run_fingerprint(&plan, &shard, local, opts);
@@ -132,9 +137,7 @@ pub fn train_parallel<B: AutodiffBackend>(
         count: total,
     };
     let _lock = if rank == 0 {
-        let lock = RunLock::acquire(&opts.run)?;
-        remove_stale_checkpoint_temps(&opts.run);
-        Some(lock)
+        Some(lock_new(lock, &opts.run)?)
     } else {
         None
     };
@@ -229,6 +232,27 @@ pub fn train_parallel<B: AutodiffBackend>(
     }
 }
 
+/// Locks an existing run directory and repairs what a crash left in it (a checkpoint set aside,
+/// half-written folders, temp files), so the plan reads a whole directory; `None` for a
+/// directory that does not exist yet: [`lock_new`] creates and locks it once the plan has
+/// checked everything.
+fn lock_existing(run: &std::path::Path) -> Result<Option<RunLock>> {
+    if !run.is_dir() {
+        return Ok(None);
+    }
+    let lock = RunLock::acquire(run)?;
+    recover_after_crash(run);
+    Ok(Some(lock))
+}
+
+/// The lock [`lock_existing`] took, or a new one on a directory created now.
+fn lock_new(lock: Option<RunLock>, run: &std::path::Path) -> Result<RunLock> {
+    match lock {
+        Some(lock) => Ok(lock),
+        None => RunLock::acquire(run),
+    }
+}
+
 /// What every node must agree on: the config, the shard (size and count), the step the run
 /// starts from, and `--max-steps`/`--max-images` (each node stops at them without a vote, so
 /// nodes with different counts would leave the others waiting in an all-reduce).
@@ -254,6 +278,8 @@ fn run_fingerprint(plan: &RunPlan, shard: &Shard, devices: usize, opts: &TrainOp
 /// the config to train with and the epoch's batches.
 pub struct RunPlan {
     pub(crate) resume: Option<(CheckpointInfo, TrainState)>,
+    /// No preset or config was given: `cfg` is the recommended preset for the shard's size.
+    pub(crate) preset_by_size: bool,
     pub(crate) cfg: TrainConfig,
     pub(crate) train_ids: Vec<usize>,
     pub(crate) batches_per_epoch: usize,
@@ -263,22 +289,33 @@ pub struct RunPlan {
 /// asked for; then `--epochs` / `--minutes`), refusing anything that does not fit the shard or
 /// the run. Touches nothing on disk.
 pub fn plan_run(opts: &TrainOptions, shard: &Shard) -> Result<RunPlan> {
-    let latest = if opts.new {
+    let resume = if opts.new {
         None
     } else {
-        checkpoint::latest(&opts.run)?
+        usable_checkpoint(&opts.run)?
     };
-    let resume = match latest {
-        Some(ckpt) => {
-            let state = checkpoint::load_state(&ckpt.dir)?;
-            check_resume_matches(opts, &state)?;
-            Some((ckpt, state))
+    if let Some((_, state)) = &resume {
+        check_resume_matches(opts, state)?;
+    } else if !opts.new {
+        refuse_to_overwrite_history(&opts.run)?;
+    }
+    let preset_by_size = resume.is_none() && opts.config.is_none();
+    let mut cfg = match (&resume, &opts.config) {
+        (Some((_, state)), _) => state.config.clone(),
+        (None, Some(cfg)) => cfg.clone(),
+        (None, None) => {
+            let mut cfg = TrainConfig::preset(TrainConfig::recommended_preset(
+                shard.height(),
+                shard.width(),
+            )?)?;
+            if let Some(b) = opts.asked_batch {
+                cfg.batch = b;
+            }
+            if let Some(s) = opts.asked_seed {
+                cfg.seed = s;
+            }
+            cfg
         }
-        None => None,
-    };
-    let mut cfg = match &resume {
-        Some((_, state)) => state.config.clone(),
-        None => opts.config.clone(),
     };
     if let Some(e) = opts.epochs_override {
         cfg.epochs = e;
@@ -300,10 +337,47 @@ pub fn plan_run(opts: &TrainOptions, shard: &Shard) -> Result<RunPlan> {
     }
     Ok(RunPlan {
         resume,
+        preset_by_size,
         cfg,
         train_ids,
         batches_per_epoch: nb,
     })
+}
+
+/// The newest checkpoint training can resume from: its files match their checksums, its state
+/// reads, and its networks and optimizers load (on the CPU, whatever the training device). Each
+/// newer one that fails is skipped with a warning naming it and the damage.
+fn usable_checkpoint(run: &std::path::Path) -> Result<Option<(CheckpointInfo, TrainState)>> {
+    type Cpu = crate::device::CpuBackend;
+    for ckpt in checkpoint::list(run)?.into_iter().rev() {
+        let usable = checkpoint::verify(&ckpt.dir)
+            .and_then(|()| checkpoint::load_state(&ckpt.dir))
+            .and_then(|state| {
+                checkpoint::load_gan::<Cpu>(&ckpt.dir, &state.config, &Default::default())?;
+                Ok(state)
+            });
+        match usable {
+            Ok(state) => return Ok(Some((ckpt, state))),
+            Err(e) => eprintln!("warning: {e:#}; falling back to an older checkpoint"),
+        }
+    }
+    Ok(None)
+}
+
+/// A run directory with an earlier run's history (checkpoints, metrics, probes, grids) but no
+/// usable checkpoint is not started over without `--new`: that would delete the history.
+fn refuse_to_overwrite_history(run: &std::path::Path) -> Result<()> {
+    let found = facegan_rundir::history::found(run);
+    if found.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{}: this run directory holds an earlier run but no checkpoint to resume from \
+         (see the warnings above); nothing was changed. It holds:\n  {}\n\
+         `--new` would delete these and start over; or train into another --run.",
+        run.display(),
+        found.join("\n  ")
+    )
 }
 
 /// `--resume` on a run without a finished checkpoint is refused (the CLI checks this before the
@@ -322,15 +396,15 @@ pub fn check_resumable(run: &std::path::Path) -> Result<()> {
 /// explicitly is refused rather than ignored.
 fn check_resume_matches(opts: &TrainOptions, state: &TrainState) -> Result<()> {
     let run = &opts.run;
-    if opts.config_explicit
-        && (state.config.preset != opts.config.preset || state.config.model != opts.config.model)
-    {
-        bail!(
-            "{}: this run was trained with preset {:?}, not {:?}; pass --new to start over or use another --run",
-            run.display(),
-            state.config.preset,
-            opts.config.preset
-        );
+    if let Some(asked) = &opts.config {
+        if state.config.preset != asked.preset || state.config.model != asked.model {
+            bail!(
+                "{}: this run was trained with preset {:?}, not {:?}; pass --new to start over or use another --run",
+                run.display(),
+                state.config.preset,
+                asked.preset
+            );
+        }
     }
     let asked = [
         (

@@ -131,6 +131,15 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             plan.train_ids.len(),
             plan.batches_per_epoch,
         );
+        if plan.preset_by_size {
+            print_and_log(
+                run,
+                &format!(
+                    "no --preset given: training {}, the recommended preset for {}x{} images (--preset seed trains the tutorial's networks)",
+                    cfg.preset, cfg.model.height, cfg.model.width
+                ),
+            );
+        }
         let curve: Vec<QualityPoint> = quality::read_quality(&run.join("quality.csv"))?
             .into_iter()
             .filter(|q| q.images_seen <= state.images_seen)
@@ -455,8 +464,12 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         for (i, s) in values.chunks_exact(4).enumerate() {
             let v = StepValues::from_slice(s);
             if !v.is_finite() {
+                let kept = match checkpoint::latest(self.run)? {
+                    Some(c) => format!("the last good checkpoint, {}, is kept", c.dir.display()),
+                    None => "no checkpoint had been written yet".to_string(),
+                };
                 let msg = format!(
-                    "non-finite loss at epoch {}, step {} (loss_d {}, loss_g {}); stopped without saving, the last good checkpoint is kept",
+                    "non-finite loss at epoch {}, step {} (loss_d {}, loss_g {}); stopped without saving; {kept}",
                     epoch + 1,
                     first_step + i as u64 + 1,
                     v.loss_d,
@@ -806,8 +819,7 @@ fn run_probe<B: AutodiffBackend>(
     curve.retain(|q| q.images_seen != point.images_seen);
     curve.push(point.clone());
     quality::write_quality(&run.join("quality.csv"), curve)?;
-    let better = state.best.as_ref().is_none_or(|b| point.swd < b.swd);
-    if better {
+    if is_new_best(point.swd, state.best.as_ref()) {
         state.best = Some(BestScore {
             swd: point.swd,
             step: point.step,
@@ -817,6 +829,12 @@ fn run_probe<B: AutodiffBackend>(
     }
     artifacts::log_line(run, &probe_line(&point, state));
     Ok(point)
+}
+
+/// Whether a probe's score beats the run's best so far. A non-finite score (a diverged run) is
+/// never the best: `checkpoints/best/` keeps the last good one.
+fn is_new_best(swd: f64, best: Option<&BestScore>) -> bool {
+    swd.is_finite() && best.is_none_or(|b| swd < b.swd)
 }
 
 fn probe_line(q: &QualityPoint, state: &TrainState) -> String {
@@ -842,5 +860,29 @@ fn of_total(cfg: &TrainConfig) -> String {
     match cfg.minutes {
         Some(m) if cfg.epochs >= TIME_BOUND_EPOCHS => format!(" ({m} min budget)"),
         _ => format!("/{}", cfg.epochs),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_non_finite_score_is_never_the_best() {
+        let best = BestScore {
+            swd: 20.0,
+            step: 10,
+            images_seen: 640,
+        };
+        assert!(is_new_best(19.0, Some(&best)));
+        assert!(!is_new_best(21.0, Some(&best)));
+        assert!(
+            is_new_best(25.0, None),
+            "the first finite score is the best so far"
+        );
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert!(!is_new_best(bad, None), "{bad}");
+            assert!(!is_new_best(bad, Some(&best)), "{bad}");
+        }
     }
 }

@@ -121,7 +121,7 @@ fn a_run_resumes_on_another_number_of_devices() {
     let switched = tmp.path().join("switched");
     train_on(&opts(&shard, &switched, cfg.clone(), 2), 1).unwrap();
     let mut o = opts(&shard, &switched, cfg.clone(), 4);
-    o.config_explicit = false;
+    o.config = None;
     let s = train_on(&o, 2).unwrap();
     assert_eq!(s.outcome, TrainOutcome::Stopped { step: 4 });
     let diff = max_abs_diff(&weights(&straight, &cfg), &weights(&switched, &cfg));

@@ -1,7 +1,7 @@
 //! Seed corpora, made fresh by facegan itself (no third-party data in the repository): a real
 //! shard from preprocess on synthetic faces (and its version 1 form), a real `state.json` from a
 //! one-step `tiny` training run, every preset's full config TOML plus partial ones, and real JPEG
-//! and PNG faces; each with the malformed cases of issue 14 (bad magic, cut files, exabyte length
+//! and PNG faces; each with malformed cases (bad magic, cut files, exabyte length
 //! prefixes, 2-billion-pixel sides, a decompression bomb, NaN settings). Files in the corpus
 //! folder (inputs that found new coverage earlier, or a user's own shards) are added too.
 
@@ -92,8 +92,7 @@ fn states(scratch: &Path) -> Result<Vec<Vec<u8>>> {
     let opts = TrainOptions {
         data,
         run: run.clone(),
-        config: TrainConfig::preset("tiny")?,
-        config_explicit: true,
+        config: Some(TrainConfig::preset("tiny")?),
         asked_batch: None,
         asked_seed: None,
         epochs_override: None,

@@ -53,8 +53,7 @@ pub fn train_options(data: &Path, run: &Path, cfg: TrainConfig) -> TrainOptions 
     TrainOptions {
         data: data.to_path_buf(),
         run: run.to_path_buf(),
-        config: cfg,
-        config_explicit: true,
+        config: Some(cfg),
         asked_batch: None,
         asked_seed: None,
         epochs_override: None,
