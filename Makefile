@@ -73,7 +73,7 @@ fuzz:
 # first use): forward outputs, losses and weights after 3 steps; one JSON line.
 SEED_CHECK_DIR ?= data/seed-check
 check-seed:
-	$(CARGO) run --release -q -p facegan-trainer --example seed_check_dump -- $(SEED_CHECK_DIR)
+	$(CARGO) run --release -q -p facegan-bench --example seed_check_dump -- $(SEED_CHECK_DIR)
 	"$$(bash tools/venv.sh tensorflow-cpu)" tools/keras_seed_oracle.py $(SEED_CHECK_DIR)
 
 check:

@@ -6,8 +6,8 @@ Keras comes from PyPI as `tensorflow-cpu` (TF 2.21, Keras 3 on its TensorFlow ba
 tutorial is TensorFlow code, so this runs it as written, with `@tf.function` and two
 GradientTapes; it installs cleanly here (one wheel set, no GPU libraries).
 
-Input: the folder written by `cargo run --release -p facegan-trainer --example seed_check_dump`
-(see crates/trainer/src/seed_check.rs): facegan's initial weights, the batches and noise of 3
+Input: the folder written by `cargo run --release -p facegan-bench --example seed_check_dump`
+(see crates/bench/src/seed_check.rs): facegan's initial weights, the batches and noise of 3
 steps, facegan's forward outputs and losses, and its weights after the 3 steps. Dropout is off
 in both (its masks are random draws two frameworks cannot share); all else is the seed preset.
 

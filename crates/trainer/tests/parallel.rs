@@ -136,7 +136,7 @@ fn a_failing_peer_stops_the_others_and_is_named() {
     let shard = tiny_shard(tmp.path(), 160);
     let run = tmp.path().join("run");
     let mut o = opts(&shard, &run, tiny_cfg(true), 1_000);
-    o.fail_device_at = Some((1, 3));
+    o.faults.device_fails_at = Some((1, 3));
     // The run must end (not hang): it is run on a thread and awaited with a generous bound.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -169,14 +169,14 @@ fn max_images_stops_at_the_count_and_a_rerun_trains_nothing() {
     );
 }
 
-/// `--resume` (`run::check_resumable`) refuses a run with no finished checkpoint, naming it, and
+/// `--resume` (`check_resumable`) refuses a run with no finished checkpoint, naming it, and
 /// accepts one that has one.
 #[test]
 fn resume_is_refused_without_a_checkpoint() {
     let _turn = rng_turn();
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let err = facegan_trainer::run::check_resumable(&run)
+    let err = facegan_trainer::check_resumable(&run)
         .unwrap_err()
         .to_string();
     assert!(
@@ -187,7 +187,7 @@ fn resume_is_refused_without_a_checkpoint() {
     let mut o = opts(&shard, &run, TrainConfig::preset("tiny").unwrap());
     o.max_steps = Some(1);
     train::<AD>(&o, &Default::default()).unwrap();
-    facegan_trainer::run::check_resumable(&run).unwrap();
+    facegan_trainer::check_resumable(&run).unwrap();
 }
 
 /// Both step kinds: `tiny` takes the seed's simultaneous step, and the alternating one.
@@ -368,7 +368,7 @@ fn check_resume_is_bit_exact(mut cfg: TrainConfig) {
         );
     }
     // Losses per epoch agree exactly too (timings aside).
-    let strip = |m: &[facegan_trainer::metrics_csv::EpochMetrics]| {
+    let strip = |m: &[facegan_trainer::EpochMetrics]| {
         m.iter()
             .map(|r| {
                 (
@@ -435,7 +435,7 @@ fn nan_guard_stops_and_keeps_the_last_good_checkpoint() {
         .indices(facegan_shard::Split::Train)
         .len();
     let per_epoch = (train_len / 8) as u64;
-    o.inject_nan_at_step = Some(per_epoch + 2); // the 3rd step of epoch 2
+    o.faults.nan_at_step = Some(per_epoch + 2); // the 3rd step of epoch 2
     let err = train::<AD>(&o, &Default::default())
         .unwrap_err()
         .to_string();
@@ -661,7 +661,7 @@ fn a_locked_run_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let shard = tiny_shard(dir.path(), 40);
     let run = dir.path().join("r");
-    let held = facegan_trainer::run_dir::RunLock::acquire(&run).unwrap();
+    let held = facegan_rundir::RunLock::acquire(&run).unwrap();
     let mut cfg = TrainConfig::preset("tiny").unwrap();
     cfg.eval_every = 0;
     let err = train::<AD>(&opts(&shard, &run, cfg.clone()), &Default::default()).unwrap_err();

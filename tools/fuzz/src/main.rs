@@ -209,15 +209,7 @@ fn fuzz_target(target: &str, a: &Args) -> Result<serde_json::Value> {
         let input = if i < corpus.len() && execs < corpus.len() as u64 {
             corpus[i].clone() // every corpus entry once as it is
         } else {
-            let k = rng.random_range(0..corpus.len());
-            let other = &corpus[rng.random_range(0..corpus.len())];
-            let mut m = mutate::mutate(&corpus[k], other, &mut rng);
-            // Most shard mutations would only ever meet the checksums: half the time, reseal
-            // them so the mutation reaches the header fields, the metadata and the payload.
-            if target == "shard" && rng.random() {
-                seeds::reseal_shard(&mut m);
-            }
-            m
+            mutated_input(target, &corpus, &mut rng)
         };
         i += 1;
         cov.reset();
@@ -263,6 +255,19 @@ fn fuzz_target(target: &str, a: &Args) -> Result<serde_json::Value> {
         "panics": panics,
         "panic_sites": panic_sites.into_iter().collect::<Vec<_>>(),
     }))
+}
+
+/// A mutation of a random corpus entry (crossed with another).
+fn mutated_input(target: &str, corpus: &[Vec<u8>], rng: &mut ChaCha8Rng) -> Vec<u8> {
+    let k = rng.random_range(0..corpus.len());
+    let other = &corpus[rng.random_range(0..corpus.len())];
+    let mut m = mutate::mutate(&corpus[k], other, rng);
+    // Most shard mutations would only ever meet the checksums: half the time, reseal them so
+    // the mutation reaches the header fields, the metadata and the payload.
+    if target == "shard" && rng.random() {
+        seeds::reseal_shard(&mut m);
+    }
+    m
 }
 
 fn now_ms() -> u64 {

@@ -101,8 +101,7 @@ fn states(scratch: &Path) -> Result<Vec<Vec<u8>>> {
         progress: false,
         max_steps: Some(1),
         max_images: None,
-        inject_nan_at_step: None,
-        fail_device_at: None,
+        faults: Default::default(),
     };
     facegan_trainer::train::<facegan_trainer::device::CpuBackend>(&opts, &Default::default())?;
     let ckpt =

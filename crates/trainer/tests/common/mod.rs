@@ -62,7 +62,6 @@ pub fn train_options(data: &Path, run: &Path, cfg: TrainConfig) -> TrainOptions 
         progress: false,
         max_steps: None,
         max_images: None,
-        inject_nan_at_step: None,
-        fail_device_at: None,
+        faults: Default::default(),
     }
 }

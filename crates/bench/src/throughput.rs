@@ -11,8 +11,8 @@ use burn::tensor::{Distribution, Tensor};
 use facegan_model::layers::{leaky_relu, BatchNorm2d};
 use facegan_model::{ops, Discriminator, Generator, ModelConfig};
 
-use crate::config::TrainConfig;
-use crate::gan::Gan;
+use facegan_trainer::gan::Gan;
+use facegan_trainer::TrainConfig;
 
 /// Runs `warmup + steps` training steps and returns a JSON object with img/s.
 pub fn bench_steps<B: AutodiffBackend>(
@@ -86,9 +86,9 @@ pub fn bench_parallel<B: AutodiffBackend>(
     warmup: usize,
     steps: usize,
 ) -> Result<serde_json::Value> {
-    use crate::parallel::{self, Peer};
+    use facegan_trainer::parallel::{self, Peer};
     let n = devices.len();
-    crate::parallel::check_batch_divides(cfg.batch, n)?;
+    facegan_trainer::parallel::check_batch_divides(cfg.batch, n)?;
     let leader = Gan::<B>::new(cfg, &devices[0]);
     let grad_floats = leader.g.param_counts().trainable + leader.d.param_counts().trainable;
     let m = &cfg.model;

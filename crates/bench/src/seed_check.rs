@@ -17,8 +17,8 @@ use burn::tensor::{Tensor, TensorData};
 use facegan_model::{Discriminator, Generator};
 use serde::{Deserialize, Serialize};
 
-use crate::gan::Gan;
-use crate::TrainConfig;
+use facegan_trainer::gan::Gan;
+use facegan_trainer::TrainConfig;
 
 /// Images per step in the check.
 pub const BATCH: usize = 8;

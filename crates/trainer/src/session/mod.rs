@@ -1,31 +1,35 @@
-//! One training process on one run directory ([`Session`]): set up from a [`RunPlan`], then
-//! epochs of steps with the stats sync, the NaN guard, the quality probe, stops with a
-//! checkpoint, and each epoch's metrics row, grid, plots and checkpoint. [`crate::run::train`]
-//! drives it.
+//! One training process on one run directory ([`Session`]), the training loop read top to
+//! bottom: [`Session::train_epochs`] runs epochs; an epoch runs steps, and after each step
+//! syncs the stats (the non-finite-loss guard), probes quality when due and stops with a
+//! checkpoint when asked to; after each epoch come its `metrics.csv` row, sample grid, plots
+//! and checkpoint. [`start`] sets a session up, [`probe`] is the live quality probe;
+//! `crate::run::train` drives it.
+
+mod probe;
+mod start;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::metrics_csv::{read_metrics, write_metrics, EpochMetrics};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 use facegan_common::images::{grid_from_chw, save_png};
 use facegan_common::progress::{progress_bar, ProgressBar};
-use facegan_common::TOOL_VERSION;
 use facegan_shard::Shard;
 
 use crate::artifacts;
-use crate::checkpoint::{self, BestScore, CheckpointInfo, EpochSums, TrainState};
+use crate::checkpoint::{self, EpochSums, TrainState};
 use crate::config::TrainConfig;
 use crate::data::{epoch_order, Prefetcher};
-use crate::gan::{noise, upload_images, Gan};
-use crate::parallel::{self, Peer, Watchdog};
-use crate::quality::{self, ProbeSchedule, QualityPoint, QualityProbe};
-use crate::run::{RunPlan, TrainOptions, TrainOutcome, TrainSummary, GRID_SIZE, TIME_BOUND_EPOCHS};
-use crate::run_dir::{clear_run, print_and_log};
+use crate::gan::{upload_images, Gan};
+use crate::metrics_csv::{write_metrics, EpochMetrics};
+use crate::options::{TrainOptions, TrainOutcome, TrainSummary, GRID_SIZE, TIME_BOUND_EPOCHS};
+use crate::parallel::{self, Watchdog};
+use crate::quality::{ProbeSchedule, QualityPoint, QualityProbe};
+use crate::run_dir::print_and_log;
 use crate::STOP;
 
 /// The four numbers a training step returns (device-side until synced): D's and G's losses
@@ -96,134 +100,6 @@ impl<B: AutodiffBackend> Session<'_, B> {
 }
 
 impl<'a, B: AutodiffBackend> Session<'a, B> {
-    /// Loads the checkpoint (or creates the networks after clearing the run directory), writes
-    /// `config.toml`, reads back `metrics.csv` and `quality.csv` up to the checkpoint (later
-    /// rows will be recomputed identically) and prepares the quality probe.
-    pub fn start(
-        opts: &'a TrainOptions,
-        shard: Arc<Shard>,
-        plan: RunPlan,
-        device: &'a B::Device,
-    ) -> Result<Self> {
-        let run = opts.run.as_path();
-        let cfg = plan.cfg;
-        if plan.resume.is_none() {
-            // A new run: first remove what an earlier run left in the directory.
-            clear_run(run)?;
-        }
-        let (gan, mut state, resumed_from) = load_or_new::<B>(plan.resume, &cfg, device)?;
-        state.data_path = std::fs::canonicalize(&opts.data)
-            .unwrap_or_else(|_| opts.data.clone())
-            .display()
-            .to_string();
-        std::fs::create_dir_all(run.join("samples"))
-            .with_context(|| format!("{}: cannot create", run.display()))?;
-        facegan_common::write_atomic(&run.join("config.toml"), cfg.to_toml().as_bytes())?;
-        let metrics: Vec<EpochMetrics> = read_metrics(&run.join("metrics.csv"))?
-            .into_iter()
-            .filter(|m| m.epoch <= state.epoch)
-            .collect();
-        announce_start(
-            run,
-            &cfg,
-            &state,
-            resumed_from.as_deref(),
-            plan.train_ids.len(),
-            plan.batches_per_epoch,
-        );
-        if plan.preset_by_size {
-            print_and_log(
-                run,
-                &format!(
-                    "no --preset given: training {}, the recommended preset for {}x{} images (--preset seed trains the tutorial's networks)",
-                    cfg.preset, cfg.model.height, cfg.model.width
-                ),
-            );
-        }
-        let curve: Vec<QualityPoint> = quality::read_quality(&run.join("quality.csv"))?
-            .into_iter()
-            .filter(|q| q.images_seen <= state.images_seen)
-            .collect();
-        let probe = (cfg.eval_every > 0)
-            .then(|| {
-                QualityProbe::new::<B::InnerBackend>(
-                    &shard,
-                    cfg.model.latent,
-                    cfg.eval_images,
-                    device,
-                )
-            })
-            .flatten();
-        keep_the_saved_best(run, &mut state);
-        if let Some(p) = &probe {
-            announce_probe(run, p, cfg.eval_every);
-        }
-        let budget_s = cfg.minutes.map(|m| m * 60.0);
-        Ok(Session {
-            opts,
-            run,
-            device,
-            shard,
-            schedule: ProbeSchedule::new(cfg.eval_every),
-            train_ids: plan.train_ids,
-            batches_per_epoch: plan.batches_per_epoch,
-            gan,
-            resumed_from,
-            metrics,
-            curve,
-            probe,
-            clock: Instant::now(),
-            seconds_before: state.train_seconds,
-            budget_s,
-            budget_hit: budget_s.is_some_and(|b| state.train_seconds >= b),
-            state,
-            cfg,
-            heartbeat: None,
-        })
-    }
-
-    /// The session of the first peer of a node other than node 0 in a several-machine run:
-    /// the same networks and state as node 0 (the checkpoint it resumes from, or the config's
-    /// seeded initial weights), writing nothing.
-    pub fn start_silent(
-        opts: &'a TrainOptions,
-        shard: Arc<Shard>,
-        plan: RunPlan,
-        device: &'a B::Device,
-        peer: Peer,
-    ) -> Result<Self> {
-        let cfg = plan.cfg;
-        let (mut gan, state, resumed_from) = load_or_new::<B>(plan.resume, &cfg, device)?;
-        gan.peer = peer;
-        let budget_s = cfg.minutes.map(|m| m * 60.0);
-        Ok(Session {
-            opts,
-            run: opts.run.as_path(),
-            device,
-            shard,
-            schedule: ProbeSchedule::new(0),
-            train_ids: plan.train_ids,
-            batches_per_epoch: plan.batches_per_epoch,
-            gan,
-            resumed_from,
-            metrics: Vec::new(),
-            curve: Vec::new(),
-            probe: None,
-            clock: Instant::now(),
-            seconds_before: state.train_seconds,
-            budget_s,
-            budget_hit: budget_s.is_some_and(|b| state.train_seconds >= b),
-            state,
-            cfg,
-            heartbeat: None,
-        })
-    }
-
-    /// Feeds `watchdog` after every step from now on.
-    pub fn set_heartbeat(&mut self, watchdog: Arc<Watchdog>) {
-        self.heartbeat = Some(watchdog);
-    }
-
     /// The `--max-images` or `--max-steps` limit the run has reached (the flag, its value): the
     /// run has trained all it was asked to.
     fn count_limit_hit(&self) -> Option<(&'static str, u64)> {
@@ -265,54 +141,6 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         true
     }
 
-    /// This session's place among the peers of a data-parallel run.
-    pub fn peer(&self) -> Peer {
-        self.gan.peer
-    }
-
-    /// The global batch.
-    pub fn cfg_batch(&self) -> usize {
-        self.cfg.batch
-    }
-
-    /// Makes this session the leader of `peers` data-parallel peers (see [`crate::parallel`]).
-    pub fn lead(&mut self, peers: usize) {
-        self.gan.peer = Peer {
-            index: 0,
-            count: peers,
-        };
-    }
-
-    /// A follower of this (leading) session for peer `index` on `device`: the same networks,
-    /// state and schedule, writing nothing.
-    pub fn follower(&self, index: usize, device: &'a B::Device) -> Self {
-        let peer = Peer {
-            index,
-            count: self.gan.peer.count,
-        };
-        Session {
-            opts: self.opts,
-            run: self.run,
-            device,
-            shard: self.shard.clone(),
-            cfg: self.cfg.clone(),
-            train_ids: self.train_ids.clone(),
-            batches_per_epoch: self.batches_per_epoch,
-            gan: self.gan.fork_for(peer, device),
-            state: self.state.clone(),
-            resumed_from: self.resumed_from.clone(),
-            metrics: Vec::new(),
-            curve: Vec::new(),
-            probe: None,
-            schedule: ProbeSchedule::new(0),
-            clock: self.clock,
-            seconds_before: self.seconds_before,
-            budget_s: self.budget_s,
-            budget_hit: self.budget_hit,
-            heartbeat: None,
-        }
-    }
-
     /// Trains epoch after epoch until the last one, or a stop.
     pub fn train_epochs(&mut self) -> Result<TrainOutcome> {
         while self.state.epoch < self.cfg.epochs {
@@ -347,7 +175,6 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
     /// One epoch (or the rest of it, when resuming mid-epoch); `Some` when it stopped early.
     fn train_epoch(&mut self) -> Result<Option<TrainOutcome>> {
         let (cfg, epoch, nb) = (self.cfg.clone(), self.state.epoch, self.batches_per_epoch);
-        let (h, w) = (cfg.model.height, cfg.model.width);
         let order = epoch_order(&self.train_ids, cfg.seed, epoch);
         let pb = progress_bar(
             nb as u64,
@@ -364,25 +191,13 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             cfg.batch,
             self.state.batch_in_epoch,
         );
-        let rows = self.gan.peer.rows(cfg.batch);
-        let image_bytes = 3 * h * w;
         for batch in batches {
-            let pixels = if self.gan.peer.is_solo() {
-                batch.pixels
-            } else {
-                batch.pixels[rows.start * image_bytes..rows.end * image_bytes].to_vec()
-            };
-            let mut real = upload_images::<B>(pixels, rows.len(), h, w, self.device);
-            if self.opts.fail_device_at == Some((self.gan.peer.index, self.state.step)) {
-                bail!(
-                    "device {} failed at step {} (FACEGAN_FAIL_DEVICE_AT)",
-                    self.gan.peer.index,
-                    self.state.step
-                );
-            }
-            if self.opts.inject_nan_at_step == Some(self.state.step) {
-                real = real.mul_scalar(f32::NAN);
-            }
+            let real = self.upload_own_rows(batch.pixels);
+            // A test seam, empty in normal use: faults a test injects at this step.
+            let real = self
+                .opts
+                .faults
+                .before_step(real, self.gan.peer.index, self.state.step)?;
             // By steps against the run's epochs only: wall time would make runs
             // irreproducible, and `--max-images` / `--max-steps` pause a run without changing
             // its schedule. A run that only time ends (`--minutes` without `--epochs`) stays near
@@ -411,17 +226,35 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         }
         pb.finish_and_clear();
         self.end_epoch(epoch, clock.elapsed().as_secs_f64())?;
+        self.checkpoint_after_epoch(epoch)
+    }
+
+    /// This peer's rows of a batch (all of them on one device), uploaded as `[n, 3, h, w]`.
+    fn upload_own_rows(&self, pixels: Vec<u8>) -> Tensor<B, 4> {
+        let (h, w) = (self.cfg.model.height, self.cfg.model.width);
+        let rows = self.gan.peer.rows(self.cfg.batch);
+        let pixels = if self.gan.peer.is_solo() {
+            pixels
+        } else {
+            let image_bytes = 3 * h * w;
+            pixels[rows.start * image_bytes..rows.end * image_bytes].to_vec()
+        };
+        upload_images::<B>(pixels, rows.len(), h, w, self.device)
+    }
+
+    /// After an epoch: a checkpoint when one is due or training stops; `Some` when it stops.
+    fn checkpoint_after_epoch(&mut self, epoch: usize) -> Result<Option<TrainOutcome>> {
+        let cfg = &self.cfg;
         let stop = self.stop_requested(true);
-        let due = (epoch + 1) % cfg.checkpoint_every == 0 || self.state.epoch == cfg.epochs;
+        let due =
+            (epoch + 1).is_multiple_of(cfg.checkpoint_every) || self.state.epoch == cfg.epochs;
         if (due || stop) && self.leader() {
             checkpoint::save(self.run, &self.gan, &self.state, cfg.keep_checkpoints)?;
         }
-        if stop && self.state.epoch < cfg.epochs {
-            if !self.leader() {
-                return Ok(Some(TrainOutcome::Stopped {
-                    step: self.state.step,
-                }));
-            }
+        if !stop || self.state.epoch >= self.cfg.epochs {
+            return Ok(None);
+        }
+        if self.leader() {
             let (reason, hint) = self.stop_reason_and_hint();
             print_and_log(
                 self.run,
@@ -430,11 +263,10 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
                     epoch + 1,
                 ),
             );
-            return Ok(Some(TrainOutcome::Stopped {
-                step: self.state.step,
-            }));
         }
-        Ok(None)
+        Ok(Some(TrainOutcome::Stopped {
+            step: self.state.step,
+        }))
     }
 
     /// Counts a finished step: step, images, position in the epoch, training time, budget.
@@ -493,35 +325,6 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
                 .last()
                 .map_or(String::new(), |q| format!(" SWD {:.1}", q.swd))
         ));
-        Ok(())
-    }
-
-    /// Runs the quality probe when `forced` or when the schedule says it is due.
-    fn probe_if_due(&mut self, forced: bool, pb: &ProgressBar) -> Result<()> {
-        let Some(p) = &self.probe else {
-            return Ok(());
-        };
-        if !(forced
-            || self
-                .schedule
-                .due(self.state.images_seen, self.state.next_probe_at))
-        {
-            return Ok(());
-        }
-        let q = run_probe(
-            self.run,
-            p,
-            &self.gan,
-            &mut self.state,
-            &mut self.curve,
-            self.device,
-        )?;
-        self.schedule.done(q.probe_seconds);
-        if self.opts.progress {
-            pb.println(probe_line(&q, &self.state));
-        } else {
-            println!("{}", probe_line(&q, &self.state));
-        }
         Ok(())
     }
 
@@ -650,114 +453,6 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
     }
 }
 
-/// The networks and state to train from: the checkpoint's (with the resolved config), or new
-/// ones from the config's seed. Also returns the checkpoint folder resumed from. Touches nothing
-/// on disk (a new run's leader clears the run directory first, see [`Session::start`]).
-fn load_or_new<B: AutodiffBackend>(
-    resume: Option<(CheckpointInfo, TrainState)>,
-    cfg: &TrainConfig,
-    device: &B::Device,
-) -> Result<(Gan<B>, TrainState, Option<PathBuf>)> {
-    Ok(match resume {
-        Some((ckpt, mut state)) => {
-            state.config = cfg.clone();
-            let gan = checkpoint::load_gan::<B>(&ckpt.dir, &state.config, device)?;
-            (gan, state, Some(ckpt.dir))
-        }
-        None => (
-            Gan::<B>::new(cfg, device),
-            new_state::<B>(cfg, device),
-            None,
-        ),
-    })
-}
-
-/// A crash after a best checkpoint but before the next regular one leaves the better score only
-/// in `checkpoints/best/`: start from whichever is lower.
-fn keep_the_saved_best(run: &Path, state: &mut TrainState) {
-    let saved_best = checkpoint::best(run).and_then(|b| checkpoint::load_state(&b.dir).ok()?.best);
-    if let Some(saved) = saved_best {
-        if state.best.as_ref().is_none_or(|b| saved.swd < b.swd) {
-            state.best = Some(saved);
-        }
-    }
-}
-
-/// The state of a new run at step 0 (with its fixed sample noise).
-fn new_state<B: AutodiffBackend>(cfg: &TrainConfig, device: &B::Device) -> TrainState {
-    TrainState {
-        tool_version: TOOL_VERSION.into(),
-        epoch: 0,
-        batch_in_epoch: 0,
-        step: 0,
-        images_seen: 0,
-        epoch_sums: EpochSums::default(),
-        fixed_noise: fixed_noise::<B>(cfg, device),
-        config: cfg.clone(),
-        data_path: String::new(),
-        train_seconds: 0.0,
-        next_probe_at: 0,
-        best: None,
-    }
-}
-
-/// "resuming from ..." or "new run ...", printed and logged.
-fn announce_start(
-    run: &Path,
-    cfg: &TrainConfig,
-    state: &TrainState,
-    resumed_from: Option<&Path>,
-    train_images: usize,
-    nb: usize,
-) {
-    let line = match resumed_from {
-        Some(dir) => format!(
-            "resuming from {} (epoch {}, batch {}/{}, step {})",
-            dir.display(),
-            state.epoch + 1,
-            state.batch_in_epoch,
-            nb,
-            state.step
-        ),
-        None => format!(
-            "new run {}: preset {}, {} train images, {} batches of {} per epoch (last partial batch dropped), {} epochs",
-            run.display(),
-            cfg.preset,
-            train_images,
-            nb,
-            cfg.batch,
-            cfg.epochs
-        ),
-    };
-    print_and_log(run, &line);
-}
-
-/// What the quality probe scores against, printed and logged once.
-fn announce_probe(run: &Path, p: &QualityProbe, eval_every: u64) {
-    let f = p.floor();
-    print_and_log(
-        run,
-        &format!(
-            "quality probe: SWD of the sampling generator vs {} holdout images every {} images; floor (train vs holdout) {:.1}, finest level {:.1}",
-            p.images(),
-            eval_every,
-            f.average,
-            f.per_level[0]
-        ),
-    );
-}
-
-fn fixed_noise<B: AutodiffBackend>(cfg: &TrainConfig, device: &B::Device) -> Vec<f32> {
-    B::seed(
-        device,
-        cfg.seed ^ 0xF1_0ED_u64.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-    );
-    noise::<B::InnerBackend>(GRID_SIZE, cfg.model.latent, device)
-        .into_data()
-        .to_vec::<f32>()
-        .expect("f32 noise")
-}
-
 /// `  lr x0.52` on the epoch line once the learning rates decay (`lr_decay`), else nothing.
 fn lr_note(cfg: &TrainConfig, progress: f64) -> String {
     let scale = cfg.lr_scale(progress);
@@ -791,98 +486,10 @@ pub fn sample_grid<B: AutodiffBackend>(
     )
 }
 
-/// Scores the sampling generator, appends the point to `quality.csv` and `train.log`, and keeps
-/// `checkpoints/best/` when the score is the run's best so far. Returns the new point.
-fn run_probe<B: AutodiffBackend>(
-    run: &Path,
-    probe: &QualityProbe,
-    gan: &Gan<B>,
-    state: &mut TrainState,
-    curve: &mut Vec<QualityPoint>,
-    device: &B::Device,
-) -> Result<QualityPoint> {
-    let g = gan.generator_eval();
-    let (score, seconds) = probe.score::<B::InnerBackend>(&g, device);
-    let floor = probe.floor();
-    let every = state.config.eval_every.max(1);
-    state.next_probe_at = (state.images_seen / every + 1) * every;
-    let point = QualityPoint {
-        step: state.step,
-        images_seen: state.images_seen,
-        train_minutes: state.train_seconds / 60.0,
-        swd: score.average,
-        swd_finest: score.per_level[0],
-        floor: floor.average,
-        floor_finest: floor.per_level[0],
-        probe_seconds: seconds,
-    };
-    curve.retain(|q| q.images_seen != point.images_seen);
-    curve.push(point.clone());
-    quality::write_quality(&run.join("quality.csv"), curve)?;
-    if is_new_best(point.swd, state.best.as_ref()) {
-        state.best = Some(BestScore {
-            swd: point.swd,
-            step: point.step,
-            images_seen: point.images_seen,
-        });
-        checkpoint::save_best(run, gan, state)?;
-    }
-    artifacts::log_line(run, &probe_line(&point, state));
-    Ok(point)
-}
-
-/// Whether a probe's score beats the run's best so far. A non-finite score (a diverged run) is
-/// never the best: `checkpoints/best/` keeps the last good one.
-fn is_new_best(swd: f64, best: Option<&BestScore>) -> bool {
-    swd.is_finite() && best.is_none_or(|b| swd < b.swd)
-}
-
-fn probe_line(q: &QualityPoint, state: &TrainState) -> String {
-    let best = state.best.as_ref();
-    format!(
-        "quality at {} images ({:.1} min): SWD {:.1} (finest {:.1}), {:.2}x the floor {:.1}{}",
-        q.images_seen,
-        q.train_minutes,
-        q.swd,
-        q.swd_finest,
-        q.swd / q.floor.max(1e-9),
-        q.floor,
-        if best.is_some_and(|b| b.images_seen == q.images_seen) {
-            "  [best so far, saved to checkpoints/best]".to_string()
-        } else {
-            best.map_or(String::new(), |b| format!("  (best {:.1})", b.swd))
-        }
-    )
-}
-
 /// "/EPOCHS" after an epoch number, or the time budget when time, not epochs, ends the run.
 fn of_total(cfg: &TrainConfig) -> String {
     match cfg.minutes {
         Some(m) if cfg.epochs >= TIME_BOUND_EPOCHS => format!(" ({m} min budget)"),
         _ => format!("/{}", cfg.epochs),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_non_finite_score_is_never_the_best() {
-        let best = BestScore {
-            swd: 20.0,
-            step: 10,
-            images_seen: 640,
-        };
-        assert!(is_new_best(19.0, Some(&best)));
-        assert!(!is_new_best(21.0, Some(&best)));
-        assert!(
-            is_new_best(25.0, None),
-            "the first finite score is the best so far"
-        );
-        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-            assert!(!is_new_best(bad, None), "{bad}");
-            assert!(!is_new_best(bad, Some(&best)), "{bad}");
-        }
     }
 }

@@ -6,9 +6,9 @@
 
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Tensor, TensorData};
+use facegan_bench::seed_check::{check_config, named_weights, run_steps};
 use facegan_trainer::device::CpuBackend;
 use facegan_trainer::gan::{g_loss, Gan};
-use facegan_trainer::seed_check::{check_config, named_weights, run_steps};
 use facegan_trainer::LossKind;
 use serde::Deserialize;
 

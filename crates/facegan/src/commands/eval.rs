@@ -1,0 +1,109 @@
+//! `eval`, `sample` and `export`: what a trained run gives.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use facegan_trainer::device::{self, ResolvedDevice};
+
+use super::{at_least_one, pick_device};
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[arg(long, default_value = "runs/default")]
+    run: PathBuf,
+    /// Shard (default: the one the run was trained on, from its config).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// `latest`, `best` (the best quality probe) or an epoch number.
+    #[arg(long, default_value = "latest")]
+    checkpoint: String,
+    /// Images per side for SWD and D accuracy (capped by the holdout size for reals).
+    #[arg(long, default_value_t = 10000, value_parser = at_least_one())]
+    n: usize,
+    /// Evaluate this folder of images instead of the run's generator.
+    #[arg(long)]
+    fake_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+pub fn eval(a: EvalArgs) -> Result<()> {
+    let opts = facegan_eval::EvalOptions {
+        run: a.run,
+        data: a.data,
+        checkpoint: facegan_eval::CheckpointChoice::parse(&a.checkpoint)?,
+        n: a.n,
+        fake_dir: a.fake_dir,
+        seed: a.seed,
+    };
+    let dev = pick_device(&a.device)?;
+    let report = with_backend!(dev, inference, |B, device| facegan_eval::evaluate::<B>(
+        &opts, &device
+    ))?;
+    println!("{}", report.summary_line());
+    println!("report: {}", report.html_path.display());
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct SampleArgs {
+    #[arg(long, default_value = "runs/default")]
+    run: PathBuf,
+    #[arg(long, default_value_t = 64, value_parser = at_least_one())]
+    n: usize,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// `faces.png` for a grid, or a folder path ending in `/` for one PNG per face.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value = "latest")]
+    checkpoint: String,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Normalise with each batch's own statistics (BatchNorm train mode) instead of the running
+    /// statistics: a diagnostic for runs whose eval-mode samples look washed out early on.
+    #[arg(long)]
+    batch_stats: bool,
+}
+
+pub fn sample(a: SampleArgs) -> Result<()> {
+    let choice = facegan_eval::CheckpointChoice::parse(&a.checkpoint)?;
+    let as_dir = a.out.to_string_lossy().ends_with('/') || a.out.is_dir();
+    let dev = pick_device(&a.device)?;
+    let written = with_backend!(dev, inference, |B, device| {
+        facegan_eval::sample::write_samples::<B>(
+            &a.run, choice, a.n, a.seed, &a.out, as_dir, &device,
+        )
+    })?;
+    println!("wrote {written}");
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    #[arg(long, default_value = "runs/default")]
+    run: PathBuf,
+    /// File to write; a folder (existing, or a path ending in `/`) gets `generator.safetensors`.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value = "latest")]
+    checkpoint: String,
+}
+
+pub fn export(a: ExportArgs) -> Result<()> {
+    let choice = facegan_eval::CheckpointChoice::parse(&a.checkpoint)?;
+    let names_a_folder = a.out.is_dir() || a.out.as_os_str().to_string_lossy().ends_with('/');
+    let out = if names_a_folder {
+        std::fs::create_dir_all(&a.out)
+            .with_context(|| format!("{}: cannot create the folder", a.out.display()))?;
+        a.out.join("generator.safetensors")
+    } else {
+        a.out
+    };
+    let info = facegan_eval::export::export_safetensors(&a.run, choice, &out)?;
+    println!("{info}");
+    Ok(())
+}

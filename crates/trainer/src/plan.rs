@@ -1,0 +1,165 @@
+//! Planning a run before anything on disk is touched: resume from the newest usable checkpoint
+//! or start anew (refusing to start over a run's history without `--new`), and the config to
+//! train with, checked against the shard.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use facegan_shard::Shard;
+
+use crate::checkpoint::{self, CheckpointInfo, TrainState};
+use crate::config::TrainConfig;
+use crate::data::{batches_per_epoch, train_indices};
+use crate::options::TrainOptions;
+
+/// What [`plan_run`] decided: resume from a checkpoint (with its state) or start anew, with
+/// the config to train with and the epoch's batches.
+pub(crate) struct RunPlan {
+    pub(crate) resume: Option<(CheckpointInfo, TrainState)>,
+    /// No preset or config was given: `cfg` is the recommended preset for the shard's size.
+    pub(crate) preset_by_size: bool,
+    pub(crate) cfg: TrainConfig,
+    pub(crate) train_ids: Vec<usize>,
+    pub(crate) batches_per_epoch: usize,
+}
+
+/// Decides resume-or-start and resolves the config (the run's own when resuming, else the one
+/// asked for; then `--epochs` / `--minutes`), refusing anything that does not fit the shard or
+/// the run. Touches nothing on disk.
+pub(crate) fn plan_run(opts: &TrainOptions, shard: &Shard) -> Result<RunPlan> {
+    let resume = if opts.new {
+        None
+    } else {
+        usable_checkpoint(&opts.run)?
+    };
+    if let Some((_, state)) = &resume {
+        check_resume_matches(opts, state)?;
+    } else if !opts.new {
+        refuse_to_overwrite_history(&opts.run)?;
+    }
+    let preset_by_size = resume.is_none() && opts.config.is_none();
+    let mut cfg = match (&resume, &opts.config) {
+        (Some((_, state)), _) => state.config.clone(),
+        (None, Some(cfg)) => cfg.clone(),
+        (None, None) => {
+            let mut cfg = TrainConfig::preset(TrainConfig::recommended_preset(
+                shard.height(),
+                shard.width(),
+            )?)?;
+            if let Some(b) = opts.asked_batch {
+                cfg.batch = b;
+            }
+            if let Some(s) = opts.asked_seed {
+                cfg.seed = s;
+            }
+            cfg
+        }
+    };
+    if let Some(e) = opts.epochs_override {
+        cfg.epochs = e;
+    }
+    if let Some(m) = opts.minutes_override {
+        cfg.minutes = Some(m);
+    }
+    cfg.validate()?;
+    cfg.check_shard(shard)?;
+    let train_ids = train_indices(shard);
+    let nb = batches_per_epoch(train_ids.len(), cfg.batch);
+    if nb == 0 {
+        bail!(
+            "{}: the train split has {} images, fewer than one batch of {}",
+            opts.data.display(),
+            train_ids.len(),
+            cfg.batch
+        );
+    }
+    Ok(RunPlan {
+        resume,
+        preset_by_size,
+        cfg,
+        train_ids,
+        batches_per_epoch: nb,
+    })
+}
+
+/// The newest checkpoint training can resume from: its files match their checksums, its state
+/// reads, and its networks and optimizers load (on the CPU, whatever the training device). Each
+/// newer one that fails is skipped with a warning naming it and the damage.
+fn usable_checkpoint(run: &Path) -> Result<Option<(CheckpointInfo, TrainState)>> {
+    type Cpu = crate::device::CpuBackend;
+    for ckpt in checkpoint::list(run)?.into_iter().rev() {
+        let usable = checkpoint::verify(&ckpt.dir)
+            .and_then(|()| checkpoint::load_state(&ckpt.dir))
+            .and_then(|state| {
+                checkpoint::load_gan::<Cpu>(&ckpt.dir, &state.config, &Default::default())?;
+                Ok(state)
+            });
+        match usable {
+            Ok(state) => return Ok(Some((ckpt, state))),
+            Err(e) => eprintln!("warning: {e:#}; falling back to an older checkpoint"),
+        }
+    }
+    Ok(None)
+}
+
+/// A run directory with an earlier run's history (checkpoints, metrics, probes, grids) but no
+/// usable checkpoint is not started over without `--new`: that would delete the history.
+fn refuse_to_overwrite_history(run: &Path) -> Result<()> {
+    let found = facegan_rundir::history::found(run);
+    if found.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{}: this run directory holds an earlier run but no checkpoint to resume from \
+         (see the warnings above); nothing was changed. It holds:\n  {}\n\
+         `--new` would delete these and start over; or train into another --run.",
+        run.display(),
+        found.join("\n  ")
+    )
+}
+
+/// `--resume` on a run without a finished checkpoint is refused (the CLI checks this before the
+/// device is picked or the shard opened, as before the restructuring).
+pub fn check_resumable(run: &Path) -> Result<()> {
+    if checkpoint::latest(run)?.is_none() {
+        bail!(
+            "{}: --resume given but the run has no checkpoint",
+            run.display()
+        );
+    }
+    Ok(())
+}
+
+/// A resumed run keeps its preset, `--batch` and `--seed`: a different one asked for
+/// explicitly is refused rather than ignored.
+fn check_resume_matches(opts: &TrainOptions, state: &TrainState) -> Result<()> {
+    let run = &opts.run;
+    if let Some(asked) = &opts.config {
+        if state.config.preset != asked.preset || state.config.model != asked.model {
+            bail!(
+                "{}: this run was trained with preset {:?}, not {:?}; pass --new to start over or use another --run",
+                run.display(),
+                state.config.preset,
+                asked.preset
+            );
+        }
+    }
+    let asked = [
+        (
+            "--batch",
+            opts.asked_batch.map(|b| b as u64),
+            state.config.batch as u64,
+        ),
+        ("--seed", opts.asked_seed, state.config.seed),
+    ];
+    for (flag, asked, has) in asked {
+        if let Some(v) = asked.filter(|&v| v != has) {
+            bail!(
+                "{}: this run trains with {flag} {has}, so {flag} {v} would change it mid-run; \
+                 pass --new to start over with {flag} {v}, or use another --run",
+                run.display()
+            );
+        }
+    }
+    Ok(())
+}
