@@ -293,7 +293,7 @@ fn pipeline_survives_a_kill_and_produces_every_artifact() {
 fn check_fake_dir_evals(d: &Path, report: &serde_json::Value) {
     // --fake-dir evaluates a folder with the same metric: its 3 images are the fakes, scored
     // by SWD (3 images per side) and by the run's D.
-    ok(
+    let text = ok(
         &[
             "eval",
             "--run",
@@ -306,6 +306,28 @@ fn check_fake_dir_evals(d: &Path, report: &serde_json::Value) {
             "cpu",
         ],
         d,
+    );
+    // So few images are scored, with a warning that says what the scores are worth.
+    assert!(
+        text.contains("only 3 usable image(s); scores on fewer than 64 per side"),
+        "{text}"
+    );
+    // An epoch the run has not reached is named as such, not as a rotated-out checkpoint.
+    let err = fails(
+        &[
+            "eval",
+            "--run",
+            "run",
+            "--checkpoint",
+            "999999",
+            "--device",
+            "cpu",
+        ],
+        d,
+    );
+    assert!(
+        err.contains("no checkpoint after epoch 999999: the run has trained"),
+        "{err}"
     );
     let each = read_json(&d.join("run/eval/report.json"));
     assert_eq!(each["source"], "folder each");

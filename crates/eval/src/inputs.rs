@@ -61,11 +61,22 @@ pub fn find_checkpoint(
                 "{}: the run has no best checkpoint (the trainer keeps one when its quality probe is on: eval_every > 0 and a shard with a holdout)",
                 run.display()
             ),
-            CheckpointChoice::Epoch(e) => bail!(
-                "{}: no checkpoint after epoch {e} (only the last few are kept; see {}/checkpoints)",
-                run.display(),
-                run.display()
-            ),
+            CheckpointChoice::Epoch(e) => {
+                let trained = checkpoint::latest(run)?
+                    .and_then(|c| state::load_state(&c.dir).ok())
+                    .map(|s| s.epoch);
+                match trained {
+                    Some(t) if e > t => bail!(
+                        "{}: no checkpoint after epoch {e}: the run has trained {t} epoch(s)",
+                        run.display()
+                    ),
+                    _ => bail!(
+                        "{}: no checkpoint after epoch {e} (only the last few are kept; see {}/checkpoints)",
+                        run.display(),
+                        run.display()
+                    ),
+                }
+            }
         }
     };
     // `latest`, `best` and `by_epoch` return only checkpoints that pass their checksums.
@@ -199,6 +210,10 @@ fn shard_images(shard: &Shard, ids: &[usize]) -> Vec<f32> {
     out
 }
 
+/// Fewer usable `--fake-dir` images than this (and than asked for) get a warning: scores on so
+/// few images per side are mostly sampling noise.
+pub const MIN_FAKE_IMAGES: usize = 64;
+
 /// Loads a folder of images resized like the shard. Bad files are listed on stderr and skipped.
 pub fn load_fake_dir(dir: &Path, shard: &Shard, limit: usize) -> Result<Vec<f32>> {
     use facegan_preprocess::decode::{decode_rgb, resize_rgb};
@@ -240,6 +255,13 @@ pub fn load_fake_dir(dir: &Path, shard: &Shard, limit: usize) -> Result<Vec<f32>
             dir.display(),
             files.len(),
             bad.len()
+        );
+    }
+    let usable = out.len() / (3 * (h * w) as usize);
+    if usable < MIN_FAKE_IMAGES.min(limit) {
+        eprintln!(
+            "warning: {}: only {usable} usable image(s); scores on fewer than {MIN_FAKE_IMAGES} per side are mostly sampling noise",
+            dir.display()
         );
     }
     Ok(out)

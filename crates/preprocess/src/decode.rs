@@ -162,6 +162,11 @@ impl Crop {
     }
 }
 
+/// The most pixels an input image may declare (50 megapixels, beyond any face photo): a larger
+/// header is refused before anything is decoded, so a small file that expands to gigabytes
+/// (a decompression bomb) costs neither the memory nor the seconds.
+pub const MAX_DECODED_PIXELS: u64 = 50_000_000;
+
 /// Decodes an encoded image (JPEG or PNG) to 8-bit RGB, converting grayscale, CMYK, 16-bit and
 /// alpha images. Returns a skip reason rather than an error for bad data.
 pub fn decode_rgb(bytes: &[u8]) -> Result<image::RgbImage, SkipReason> {
@@ -174,6 +179,7 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<image::RgbImage, SkipReason> {
             "JPEG has no end-of-image marker".into(),
         ));
     }
+    check_declared_size(bytes, format)?;
     let img: DynamicImage =
         image::load_from_memory_with_format(bytes, format).map_err(|e| match e {
             image::ImageError::Unsupported(u) => SkipReason::NotAnImage(u.to_string()),
@@ -184,6 +190,21 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<image::RgbImage, SkipReason> {
         DynamicImage::ImageRgb8(rgb) => rgb,
         other => other.to_rgb8(),
     })
+}
+
+/// Refuses an image whose header declares more than [`MAX_DECODED_PIXELS`] (reading the header
+/// only). A header that cannot be read is left for the decoder to report.
+fn check_declared_size(bytes: &[u8], format: image::ImageFormat) -> Result<(), SkipReason> {
+    let reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+    if let Ok((w, h)) = reader.into_dimensions() {
+        let pixels = w as u64 * h as u64;
+        if pixels > MAX_DECODED_PIXELS {
+            return Err(SkipReason::TooLarge(format!(
+                "{w}x{h} = {pixels} pixels, over the limit of {MAX_DECODED_PIXELS}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// JPEG decoders fill a cut-off file with grey rather than fail, so look for the EOI marker
@@ -209,5 +230,25 @@ mod tests {
             }
             other => panic!("expected too_large, got {other:?}"),
         }
+    }
+
+    /// A PNG declaring 20,000 x 20,000 pixels (400 megapixels, a few hundred bytes on disk) is
+    /// refused from its header, before any pixel is decoded; one just under the limit is not
+    /// refused for its size.
+    #[test]
+    fn an_image_over_the_pixel_limit_is_refused_before_decoding() {
+        let png = crate::synth::png_declaring(20_000, 20_000);
+        match decode_rgb(&png) {
+            Err(SkipReason::TooLarge(e)) => {
+                assert!(e.contains("20000x20000 = 400000000 pixels"), "{e}")
+            }
+            other => panic!("expected too_large, got {other:?}"),
+        }
+        let side = (MAX_DECODED_PIXELS as f64).sqrt() as u32 - 1;
+        let under = crate::synth::png_declaring(side, side);
+        assert!(
+            check_declared_size(&under, image::ImageFormat::Png).is_ok(),
+            "{side}x{side} is within the limit"
+        );
     }
 }

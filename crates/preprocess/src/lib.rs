@@ -48,7 +48,7 @@ use serde::Serialize;
 
 use collect::{Collected, Collector};
 pub use decode::{Crop, Filter, SkipReason};
-pub use scan::{scan, SourceFile};
+pub use scan::{scan, scan_all, ScanSkip, SourceFile};
 use schedule::decode_in_order;
 use split::Splitter;
 
@@ -181,7 +181,7 @@ pub fn report_path(shard: &Path) -> PathBuf {
 /// it is set the run ends with an error and no shard is left behind.
 pub fn run(cfg: &PreprocessConfig, stop: &AtomicBool) -> Result<PreprocessReport> {
     let start = Instant::now();
-    let files = find_images(cfg, start)?;
+    let (files, passed_over) = find_images(cfg, start)?;
     let splitter = Splitter::discover(&cfg.input, cfg.holdout)?;
     let settings = shard_settings(cfg, &splitter);
     let writer = create_writer(cfg, &settings, &files)?;
@@ -211,14 +211,15 @@ pub fn run(cfg: &PreprocessConfig, stop: &AtomicBool) -> Result<PreprocessReport
     pb.finish_and_clear();
     tracing::debug!("finished: {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
 
-    let report = make_report(cfg, settings, files.len(), collected, start);
+    let report = make_report(cfg, settings, files.len(), passed_over, collected, start);
     write_report(cfg, &report)?;
     Ok(report)
 }
 
-/// The input's image files, in path order; an error if there are none.
-fn find_images(cfg: &PreprocessConfig, start: Instant) -> Result<Vec<SourceFile>> {
-    let files = scan(&cfg.input)?;
+/// The input's image files, in path order, and what the scan passed over; an error if there
+/// are no images.
+fn find_images(cfg: &PreprocessConfig, start: Instant) -> Result<(Vec<SourceFile>, Vec<ScanSkip>)> {
+    let (files, passed_over) = scan_all(&cfg.input)?;
     tracing::debug!("scan: {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
     if files.is_empty() {
         bail!(
@@ -226,7 +227,7 @@ fn find_images(cfg: &PreprocessConfig, start: Instant) -> Result<Vec<SourceFile>
             cfg.input.display()
         );
     }
-    Ok(files)
+    Ok((files, passed_over))
 }
 
 /// The shard writer, its metadata space sized for every file's path.
@@ -256,17 +257,28 @@ fn shard_settings(cfg: &PreprocessConfig, splitter: &Splitter) -> ShardSettings 
     }
 }
 
-/// The report of a finished run that started at `start` and read `read` files.
+/// The report of a finished run that started at `start` and read `read` files; every entry
+/// skipped, by the scan (`passed_over`) or after reading, is listed.
 fn make_report(
     cfg: &PreprocessConfig,
     settings: ShardSettings,
     read: usize,
+    passed_over: Vec<ScanSkip>,
     collected: Collected,
     start: Instant,
 ) -> PreprocessReport {
     let seconds = start.elapsed().as_secs_f64();
+    let mut skipped_files: Vec<SkippedFile> = passed_over
+        .into_iter()
+        .map(|s| SkippedFile {
+            path: s.rel,
+            reason: s.reason,
+            detail: s.detail,
+        })
+        .collect();
+    skipped_files.extend(collected.skipped_files);
     let mut skipped = BTreeMap::new();
-    for s in &collected.skipped_files {
+    for s in &skipped_files {
         *skipped.entry(s.reason).or_insert(0) += 1;
     }
     PreprocessReport {
@@ -283,7 +295,7 @@ fn make_report(
         train: collected.train,
         holdout: collected.holdout,
         skipped,
-        skipped_files: collected.skipped_files,
+        skipped_files,
         near_duplicates: collected.near_duplicates,
         seconds,
         images_per_s: read as f64 / seconds.max(1e-9),

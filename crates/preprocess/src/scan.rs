@@ -1,7 +1,8 @@
 //! Finding the input's image files: a recursive walk for jpg/jpeg/png names (case-insensitive)
 //! that follows symlinks, lists each folder once however it is reached (so symlink loops end),
 //! skips FIFOs, sockets and devices, and names each file by its exact `/`-separated path
-//! relative to the input.
+//! relative to the input. What it passes over (a FIFO, socket or device with an image's name, a
+//! dangling link with one, a folder reached a second time) is listed for the report.
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -17,22 +18,43 @@ pub struct SourceFile {
     pub rel: String,
 }
 
+/// An entry the scan passed over, and why (the preprocess report lists it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanSkip {
+    /// `/`-separated path relative to the input.
+    pub rel: String,
+    /// `not_a_regular_file`, `dangling_link` or `folder_seen`.
+    pub reason: &'static str,
+    pub detail: String,
+}
+
 /// Recursively lists jpg/jpeg/png files (case-insensitive), sorted by relative path.
+pub fn scan(input: &Path) -> Result<Vec<SourceFile>> {
+    Ok(scan_all(input)?.0)
+}
+
+/// [`scan`], and the entries it passed over, sorted by relative path.
 ///
 /// Hand-written rather than the walkdir crate, whose link following differs: it leaves out a
 /// link to any folder above the input (this scan lists that folder's other files), lists a
 /// folder reached twice without a loop twice, and walks in another order, which changes the
 /// path under which a folder reached twice is listed (and so the shard).
-pub fn scan(input: &Path) -> Result<Vec<SourceFile>> {
+pub fn scan_all(input: &Path) -> Result<(Vec<SourceFile>, Vec<ScanSkip>)> {
     if !input.is_dir() {
         bail!("{}: input is not a folder", input.display());
     }
     let mut out = Vec::new();
+    let mut skipped = Vec::new();
     let mut stack = vec![input.to_path_buf()];
     // Folders already listed, by identity: symlinks that loop back (`ln -s . again`) end here.
     let mut visited = HashSet::new();
     while let Some(dir) = stack.pop() {
         if !visited.insert(folder_identity(&dir)) {
+            skipped.push(ScanSkip {
+                rel: relative_name(input, &dir),
+                reason: "folder_seen",
+                detail: "a folder already scanned under another path (a symlink loop or a second link to it)".into(),
+            });
             continue;
         }
         let entries = std::fs::read_dir(&dir)
@@ -41,7 +63,14 @@ pub fn scan(input: &Path) -> Result<Vec<SourceFile>> {
             let e = e.with_context(|| format!("{}: cannot list folder", dir.display()))?;
             let path = e.path();
             let Some(file_type) = entry_type(&e, &path) else {
-                continue; // a dangling link, or gone
+                if is_image_name(&path) {
+                    skipped.push(ScanSkip {
+                        rel: relative_name(input, &path),
+                        reason: "dangling_link",
+                        detail: "a link to nothing (or a file gone during the scan)".into(),
+                    });
+                }
+                continue;
             };
             if file_type.is_dir() {
                 stack.push(path);
@@ -51,6 +80,11 @@ pub fn scan(input: &Path) -> Result<Vec<SourceFile>> {
                     "{}: not a regular file (a FIFO, socket or device); skipped",
                     path.display()
                 );
+                skipped.push(ScanSkip {
+                    rel: relative_name(input, &path),
+                    reason: "not_a_regular_file",
+                    detail: "a FIFO, socket or device with an image's name".into(),
+                });
             } else if is_image_name(&path) {
                 let rel = relative_name(input, &path);
                 out.push(SourceFile { path, rel });
@@ -58,7 +92,8 @@ pub fn scan(input: &Path) -> Result<Vec<SourceFile>> {
         }
     }
     out.sort_by(|a, b| a.rel.cmp(&b.rel));
-    Ok(out)
+    skipped.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok((out, skipped))
 }
 
 /// The type of a folder entry, links followed; `None` for a dangling link. The entry's own type

@@ -193,7 +193,7 @@ fn synth_is_deterministic_and_face_sized() {
 
 /// Symlinks that loop back to their folder end the scan instead of
 /// growing it without bound, and a FIFO with an image's name is skipped rather than opened
-/// (opening it would block forever).
+/// (opening it would block forever); the report lists each (and a dangling link) with its reason.
 #[cfg(unix)]
 #[test]
 fn symlink_loops_end_and_fifos_are_skipped() {
@@ -218,10 +218,23 @@ fn symlink_loops_end_and_fifos_are_skipped() {
         .map(|f| f.rel)
         .collect();
     assert_eq!(names, plain, "each image once, the FIFO not at all");
-    // The whole run finishes too.
+    // The whole run finishes too, and its report lists what the scan passed over.
+    std::os::unix::fs::symlink("nowhere.jpg", input.join("dangling.jpg")).unwrap();
     let out = dir.path().join("o.shard");
-    run(&cfg(&input, &out), &AtomicBool::new(false)).unwrap();
+    let report = run(&cfg(&input, &out), &AtomicBool::new(false)).unwrap();
     assert!(Shard::open(&out).is_ok());
+    let listed: Vec<(&str, &str)> = report
+        .skipped_files
+        .iter()
+        .map(|s| (s.path.as_str(), s.reason))
+        .collect();
+    for entry in [
+        ("again", "folder_seen"),
+        ("dangling.jpg", "dangling_link"),
+        ("f.jpg", "not_a_regular_file"),
+    ] {
+        assert!(listed.contains(&entry), "{entry:?} in {listed:?}");
+    }
 }
 
 /// The scan follows links, to folders above the input too (whose other images it lists), and
