@@ -1015,3 +1015,34 @@ fn train_without_a_preset_trains_the_recommended_one_for_the_shard_size() {
     let config = std::fs::read_to_string(d.join("r48/config.toml")).unwrap();
     assert!(config.contains("preset = \"faces48\""), "{config}");
 }
+
+/// The orchestrator listens on the address it is given, not on every interface: with
+/// `--listen 127.0.0.1:P` it accepts on 127.0.0.1:P and not on 127.0.0.2:P (another loopback
+/// address of the same machine); an address it cannot listen on ends it with an error naming it.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_orchestrator_listens_only_on_its_listen_address() {
+    use std::net::TcpStream;
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut orch = spawn(&["orchestrator", "--listen", &listen], d);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the orchestrator never listened on {listen}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let elsewhere = TcpStream::connect(("127.0.0.2", port));
+    let _ = orch.child.kill();
+    let _ = orch.child.wait();
+    assert!(elsewhere.is_err(), "reachable at 127.0.0.2:{port} too");
+    // Taken by another listener: an error, not a silent exit.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = format!("127.0.0.1:{}", held.local_addr().unwrap().port());
+    let err = fails(&["orchestrator", "--listen", &taken], d);
+    assert!(err.contains(&format!("cannot listen on {taken}")), "{err}");
+}

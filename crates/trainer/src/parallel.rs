@@ -66,7 +66,7 @@ pub struct Cluster {
     pub orchestrator: String,
     /// `ws://HOST:PORT` where the other nodes reach this one.
     pub node_address: String,
-    /// The port this node's data service listens on (all interfaces).
+    /// The port this node's data service listens on, at the host of `node_address`.
     pub data_port: u16,
 }
 
@@ -232,17 +232,19 @@ mod collective {
             .map_err(|e| anyhow!("device {} could not join the others: {e:?}", peer.index))
     }
 
-    /// Runs Burn's collective orchestrator on `port` (all interfaces) until the process is
-    /// interrupted: the meeting point of the nodes of a several-machine run.
-    pub fn run_orchestrator(port: u16) -> Result<()> {
+    /// Runs Burn's collective orchestrator on `listen` (`HOST:PORT`: that address only) until
+    /// the process is interrupted: the meeting point of the nodes of a several-machine run.
+    pub fn run_orchestrator(listen: &str) -> Result<()> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .map_err(|e| anyhow!("cannot start the orchestrator's runtime: {e}"))?;
         // Burn logs nothing useful here; say where it listens.
-        eprintln!("orchestrator listening on 0.0.0.0:{port} (ws); stop it with Ctrl-C");
-        rt.block_on(burn_collective::start_global_orchestrator(port));
-        Ok(())
+        eprintln!("orchestrator listening on {listen} (ws); stop it with Ctrl-C");
+        rt.block_on(burn_collective::start_global_orchestrator_at(
+            listen.to_string(),
+        ))
+        .map_err(|e| anyhow!("orchestrator: cannot listen on {listen}: {e}"))
     }
 
     /// Every peer checks that all peers train the same run: a fingerprint of the config, the

@@ -193,7 +193,8 @@ fn train_on_devices(
 
 #[derive(Args)]
 pub struct OrchestratorArgs {
-    /// HOST:PORT to listen on (ws:// optional; it listens on every interface at PORT).
+    /// HOST:PORT to listen on (ws:// optional): that address only, e.g. 127.0.0.1:PORT for one
+    /// machine, or this machine's address on the run's trusted network (0.0.0.0:PORT for all).
     #[arg(long)]
     listen: String,
 }
@@ -203,8 +204,8 @@ pub struct OrchestratorArgs {
 pub fn orchestrator(a: OrchestratorArgs) -> Result<()> {
     #[cfg(feature = "parallel")]
     {
-        let (_, port) = facegan_trainer::parallel::ws_address(&a.listen, "--listen")?;
-        facegan_trainer::parallel::run_orchestrator(port)
+        let (url, _) = facegan_trainer::parallel::ws_address(&a.listen, "--listen")?;
+        facegan_trainer::parallel::run_orchestrator(url.trim_start_matches("ws://"))
     }
     #[cfg(not(feature = "parallel"))]
     {

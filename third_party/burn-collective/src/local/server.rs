@@ -291,7 +291,12 @@ impl<B: Backend> LocalCollectiveServer<B> {
         if let Some(global_params) = &global_params
             && self.global_client.is_none()
         {
-            let server = WsServer::new(global_params.data_service_port);
+            // facegan patch: the node's data server listens on the host this node advertises
+            // (`node_address`), not on every interface.
+            let advertised = global_params.node_address.to_string();
+            let host_port = advertised.strip_prefix("ws://").unwrap_or(&advertised);
+            let host = host_port.rsplit_once(':').map_or(host_port, |(h, _)| h);
+            let server = WsServer::bind(format!("{host}:{}", global_params.data_service_port));
             let client = Node::new(&global_params.global_address, server);
             self.global_client = Some(client)
         }

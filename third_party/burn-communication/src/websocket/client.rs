@@ -67,7 +67,8 @@ impl CommunicationChannel for WsClientChannel {
                 Err(err) => Err(WsClientError::Tungstenite(err)),
                 msg => Err(WsClientError::UnknownMessage(format!("{msg:?}"))),
             },
-            None => todo!(),
+            // facegan patch: a peer that went away ends the channel (Burn: `todo!()`, a panic).
+            None => Ok(None),
         }
     }
 

@@ -16,7 +16,8 @@ use futures::StreamExt;
 
 #[derive(Clone, Debug)]
 pub struct WsServer {
-    port: u16,
+    // facegan patch: the address to listen on (Burn listens on 0.0.0.0 at a port).
+    address: String,
     router: Router<()>,
 }
 
@@ -26,8 +27,14 @@ pub struct WsServerChannel {
 
 impl WsServer {
     pub fn new(port: u16) -> Self {
+        Self::bind(format!("0.0.0.0:{port}"))
+    }
+
+    /// facegan patch: a server that listens on `address` (`HOST:PORT`) only, not on every
+    /// interface.
+    pub fn bind(address: impl Into<String>) -> Self {
         Self {
-            port,
+            address: address.into(),
             router: Router::new(),
         }
     }
@@ -43,7 +50,7 @@ impl ProtocolServer for WsServer {
     {
         init_logging();
 
-        let address = format!("0.0.0.0:{}", self.port);
+        let address = self.address.clone();
         log::info!("Starting server {address}");
 
         let listener = tokio::net::TcpListener::bind(address).await?;
@@ -100,7 +107,8 @@ impl CommunicationChannel for WsServerChannel {
                 Err(err) => Err(WsServerError::Axum(err)),
                 msg => Err(WsServerError::UnknownMessage(format!("{msg:?}"))),
             },
-            None => todo!(),
+            // facegan patch: a peer that went away ends the channel (Burn: `todo!()`, a panic).
+            None => Ok(None),
         }
     }
 

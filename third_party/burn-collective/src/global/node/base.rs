@@ -68,7 +68,13 @@ where
                 async move { cancel_token.cancelled().await }
             });
 
-        runtime.spawn(server);
+        // facegan patch: a server that cannot start (its address taken, or not this
+        // machine's) says so instead of failing silently.
+        runtime.spawn(async move {
+            if let Err(err) = server.await {
+                log::error!("the node's data server stopped: {err:?}");
+            }
+        });
 
         let worker = GlobalClientWorker::new(&runtime, cancel_token.clone(), global_address);
 

@@ -128,6 +128,14 @@ impl GlobalOrchestrator {
     }
 }
 
+/// facegan patch: start a global orchestrator with WebSocket listening on `address`
+/// (`HOST:PORT`) only; an error (as text) when it cannot listen there.
+pub async fn start_global_orchestrator_at(address: String) -> Result<(), String> {
+    GlobalOrchestrator::start(os_shutdown_signal(), WsServer::bind(address))
+        .await
+        .map_err(|err| format!("{err:?}"))
+}
+
 /// Start a global orchestrator with WebSocket on the given port
 pub async fn start_global_orchestrator(port: u16) {
     let server = WsServer::new(port);
