@@ -1016,27 +1016,34 @@ fn train_without_a_preset_trains_the_recommended_one_for_the_shard_size() {
     assert!(config.contains("preset = \"faces48\""), "{config}");
 }
 
-/// The orchestrator listens on the address it is given, not on every interface: with
-/// `--listen 127.0.0.1:P` it accepts on 127.0.0.1:P and not on 127.0.0.2:P (another loopback
-/// address of the same machine); an address it cannot listen on ends it with an error naming it.
+/// Starts `facegan orchestrator --listen 127.0.0.1:P` and waits until it accepts; returns it
+/// and P.
 #[cfg(target_os = "linux")]
-#[test]
-fn the_orchestrator_listens_only_on_its_listen_address() {
-    use std::net::TcpStream;
-    let d = tempfile::tempdir().unwrap();
-    let d = d.path();
+fn start_orchestrator(d: &Path) -> (Proc, u16) {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let mut orch = spawn(&["orchestrator", "--listen", &listen], d);
+    let orch = spawn(&["orchestrator", "--listen", &listen], d);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             Instant::now() < deadline,
             "the orchestrator never listened on {listen}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let elsewhere = TcpStream::connect(("127.0.0.2", port));
+    (orch, port)
+}
+
+/// The orchestrator listens on the address it is given, not on every interface: with
+/// `--listen 127.0.0.1:P` it accepts on 127.0.0.1:P and not on 127.0.0.2:P (another loopback
+/// address of the same machine); an address it cannot listen on ends it with an error naming it.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_orchestrator_listens_only_on_its_listen_address() {
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    let (mut orch, port) = start_orchestrator(d);
+    let elsewhere = std::net::TcpStream::connect(("127.0.0.2", port));
     let _ = orch.child.kill();
     let _ = orch.child.wait();
     assert!(elsewhere.is_err(), "reachable at 127.0.0.2:{port} too");
@@ -1045,4 +1052,90 @@ fn the_orchestrator_listens_only_on_its_listen_address() {
     let taken = format!("127.0.0.1:{}", held.local_addr().unwrap().port());
     let err = fails(&["orchestrator", "--listen", &taken], d);
     assert!(err.contains(&format!("cannot listen on {taken}")), "{err}");
+}
+
+/// The orchestrator's wire messages as its nodes send them (MessagePack of these shapes: the
+/// same names and variant order as burn-collective's `CollectiveMessage`).
+mod wire {
+    #[derive(serde::Serialize)]
+    pub struct SessionId {
+        pub id: u64,
+    }
+    #[derive(serde::Serialize)]
+    pub struct RequestId(pub u32);
+    #[derive(serde::Serialize)]
+    pub struct Address {
+        pub inner: String,
+    }
+    #[derive(serde::Serialize)]
+    #[allow(dead_code)] // only Finish is sent; Register keeps the variant order
+    pub enum RemoteRequest {
+        Register {
+            node_addr: Address,
+            num_nodes: u32,
+            peers: Vec<u32>,
+        },
+        Finish,
+    }
+    #[derive(serde::Serialize)]
+    pub enum CollectiveMessage {
+        Init(SessionId),
+        Request(RequestId, RemoteRequest),
+    }
+}
+
+/// A websocket to `path` on 127.0.0.1:`port` whose reads and writes give up after 15 s.
+#[cfg(target_os = "linux")]
+fn bogus_client(port: u16, path: &str) -> tungstenite::WebSocket<std::net::TcpStream> {
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    tcp.set_write_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    tungstenite::client(format!("ws://127.0.0.1:{port}{path}"), tcp)
+        .expect("a websocket handshake")
+        .0
+}
+
+#[cfg(target_os = "linux")]
+fn send(ws: &mut tungstenite::WebSocket<std::net::TcpStream>, msg: &wire::CollectiveMessage) {
+    let bytes = rmp_serde::to_vec(msg).unwrap();
+    ws.send(tungstenite::Message::Binary(bytes.into())).unwrap();
+}
+
+/// A client that sends Init and two Finish requests on `/request` and never opens `/response`
+/// does not wedge the orchestrator: another session is still answered; and a second
+/// `/response` connection for a session is refused with a log line, not a panic.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_client_that_never_reads_its_responses_does_not_wedge_the_orchestrator() {
+    use wire::{CollectiveMessage as M, RemoteRequest, RequestId, SessionId};
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    let (mut orch, port) = start_orchestrator(d);
+    let mut bogus = bogus_client(port, "/request");
+    send(&mut bogus, &M::Init(SessionId { id: 1 }));
+    for r in 1..=2 {
+        send(&mut bogus, &M::Request(RequestId(r), RemoteRequest::Finish));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut requests = bogus_client(port, "/request");
+    send(&mut requests, &M::Init(SessionId { id: 2 }));
+    let mut responses = bogus_client(port, "/response");
+    send(&mut responses, &M::Init(SessionId { id: 2 }));
+    send(
+        &mut requests,
+        &M::Request(RequestId(3), RemoteRequest::Finish),
+    );
+    let answer = responses.read();
+    assert!(
+        matches!(answer, Ok(tungstenite::Message::Binary(_))),
+        "session 2 got no answer while session 1 does not read its own: {answer:?}"
+    );
+    let mut again = bogus_client(port, "/response");
+    send(&mut again, &M::Init(SessionId { id: 2 }));
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = orch.child.kill();
+    let _ = orch.child.wait();
+    let log = std::fs::read_to_string(&orch.log).unwrap();
+    assert!(!log.contains("panicked"), "{log}");
 }

@@ -76,9 +76,14 @@ impl GlobalOrchestrator {
             return Err(GlobalCollectiveError::FirstMsgNotInit);
         };
 
-        let mut receiver = {
+        let receiver = {
             let mut state = self.state.lock().await;
             state.get_session_responder(id)
+        };
+        // facegan patch: a second `/response` connection for a session is refused (Burn panicked).
+        let Some(mut receiver) = receiver else {
+            log::warn!("a second /response connection for session {id:?} was refused");
+            return Err(GlobalCollectiveError::InvalidMessage);
         };
 
         while let Some(response) = receiver.recv().await {

@@ -17,17 +17,25 @@ pub(crate) struct Session {
     response_receiver: Option<Receiver<CollectiveMessageResponse>>,
 }
 
+/// facegan patch: responses a session may have waiting for its `/response` connection. A node
+/// has at most a few requests outstanding; Burn's queue of 1, filled with `send().await` under
+/// the orchestrator's lock, let a client that never reads its responses block every other one.
+const RESPONSE_QUEUE: usize = 16;
+
 impl Session {
     fn new() -> Self {
-        let (response_sender, recv) = tokio::sync::mpsc::channel::<CollectiveMessageResponse>(1);
+        let (response_sender, recv) =
+            tokio::sync::mpsc::channel::<CollectiveMessageResponse>(RESPONSE_QUEUE);
         Self {
             response_sender,
             response_receiver: Some(recv),
         }
     }
 
-    async fn respond(&mut self, response: CollectiveMessageResponse) {
-        self.response_sender.send(response).await.unwrap();
+    /// facegan patch: queues a response without waiting; `false` when the session does not
+    /// read its responses (its queue is full or its reader gone).
+    fn respond(&mut self, response: CollectiveMessageResponse) -> bool {
+        self.response_sender.try_send(response).is_ok()
     }
 }
 
@@ -69,25 +77,31 @@ impl GlobalCollectiveState {
         self.sessions.insert(id, Session::new());
     }
 
-    /// Create the session with given id if necessary, and get the response receiver
+    /// Create the session with given id if necessary, and get the response receiver; `None`
+    /// when another connection already took it (facegan patch: Burn panicked).
     pub(crate) fn get_session_responder(
         &mut self,
         id: SessionId,
-    ) -> Receiver<CollectiveMessageResponse> {
+    ) -> Option<Receiver<CollectiveMessageResponse>> {
         self.init_session(id);
-        let session = self.sessions.get_mut(&id).unwrap();
-        let response_recv = session.response_receiver.take();
-
-        response_recv.unwrap()
+        self.sessions.get_mut(&id)?.response_receiver.take()
     }
 
+    /// facegan patch: never waits (it runs under the orchestrator's lock), and drops a session
+    /// that does not read its responses, with a log line, instead of blocking every other one.
     pub(crate) async fn respond(
         &mut self,
         session_id: SessionId,
         response: CollectiveMessageResponse,
     ) {
-        let session = self.sessions.get_mut(&session_id).unwrap();
-        session.respond(response).await;
+        let Some(session) = self.sessions.get_mut(&session_id) else {
+            log::warn!("a response for unknown session {session_id:?} was dropped");
+            return;
+        };
+        if !session.respond(response) {
+            log::warn!("session {session_id:?} does not read its responses; dropped");
+            self.sessions.remove(&session_id);
+        }
     }
 
     /// Process an incoming node's request
