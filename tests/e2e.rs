@@ -1129,7 +1129,7 @@ fn a_client_that_never_reads_its_responses_does_not_wedge_the_orchestrator() {
     let answer = responses.read();
     assert!(
         matches!(answer, Ok(tungstenite::Message::Binary(_))),
-        "session 2 got no answer while session 1 does not read its own: {answer:?}"
+        "the second client got no answer while the first does not read its own: {answer:?}"
     );
     let mut again = bogus_client(port, "/response");
     send(&mut again, &M::Init(SessionId { id: 2 }));
