@@ -80,9 +80,19 @@ pub fn list(run: &Path) -> Result<Vec<CheckpointInfo>> {
 /// The newest finished checkpoint whose files match their checksums. A newer one that does not
 /// (a flipped or truncated file, a file missing) is skipped with a warning on stderr naming it.
 pub fn latest(run: &Path) -> Result<Option<CheckpointInfo>> {
+    Ok(latest_where(run, |_| Ok(()))?.map(|(c, ())| c))
+}
+
+/// The newest finished checkpoint whose files match their checksums and that passes `usable`
+/// (which may read it further, e.g. load its networks), with what `usable` returned. Each newer
+/// one that fails either is skipped with a warning on stderr naming it and the damage.
+pub fn latest_where<T>(
+    run: &Path,
+    usable: impl Fn(&CheckpointInfo) -> Result<T>,
+) -> Result<Option<(CheckpointInfo, T)>> {
     for c in list(run)?.into_iter().rev() {
-        match verify(&c.dir) {
-            Ok(()) => return Ok(Some(c)),
+        match verify(&c.dir).and_then(|()| usable(&c)) {
+            Ok(t) => return Ok(Some((c, t))),
             Err(e) => eprintln!("warning: {e:#}; falling back to an older checkpoint"),
         }
     }

@@ -256,19 +256,19 @@ impl TrainConfig {
     }
 
     /// The config a command line asks for: `--config FILE` (a partial TOML on a base preset),
-    /// else `--preset NAME`, else `default_preset`; then `--batch` and `--seed`. A `--preset`
-    /// that disagrees with the config file's is refused.
+    /// else `--preset NAME`; then `--batch` and `--seed`. A `--preset` that disagrees with the
+    /// config file's is refused. `None` when neither is given: training then takes the
+    /// recommended preset for its shard's size ([`Self::recommended_preset`]).
     pub fn from_args(
         config: Option<&std::path::Path>,
         preset: Option<&str>,
-        default_preset: &str,
         batch: Option<usize>,
         seed: Option<u64>,
-    ) -> Result<Self> {
-        let mut cfg = match (config, preset) {
+    ) -> Result<Option<Self>> {
+        let cfg = match (config, preset) {
             (Some(path), _) => Self::from_toml_file(path)?,
             (None, Some(p)) => Self::preset(p)?,
-            (None, None) => Self::preset(default_preset)?,
+            (None, None) => return Ok(None),
         };
         if let (Some(_), Some(p)) = (config, preset) {
             if cfg.preset != p {
@@ -278,13 +278,18 @@ impl TrainConfig {
                 );
             }
         }
+        Ok(Some(cfg.with_overrides(batch, seed)))
+    }
+
+    /// This config with `--batch` and `--seed` applied, where given.
+    pub fn with_overrides(mut self, batch: Option<usize>, seed: Option<u64>) -> Self {
         if let Some(b) = batch {
-            cfg.batch = b;
+            self.batch = b;
         }
         if let Some(s) = seed {
-            cfg.seed = s;
+            self.seed = s;
         }
-        Ok(cfg)
+        self
     }
 
     /// Loads a TOML file. It may be partial: `preset = "..."` (default `seed`) picks the base and

@@ -16,7 +16,8 @@ use crate::gan::{adam, Gan};
 
 use facegan_rundir::checkpoint::{self as layout, CheckpointFile};
 pub use facegan_rundir::checkpoint::{
-    checkpoints_dir, latest, list, verify, CheckpointInfo, BEST_DIR, CHECKSUMS_FILE, DONE_MARKER,
+    checkpoints_dir, latest, latest_where, list, verify, CheckpointInfo, BEST_DIR, CHECKSUMS_FILE,
+    DONE_MARKER,
 };
 pub use facegan_rundir::networks::{
     load_discriminator, load_generator, load_sampling_generator, EMA_FILE,

@@ -16,8 +16,6 @@ use crate::options::TrainOptions;
 /// the config to train with and the epoch's batches.
 pub(crate) struct RunPlan {
     pub(crate) resume: Option<(CheckpointInfo, TrainState)>,
-    /// No preset or config was given: `cfg` is the recommended preset for the shard's size.
-    pub(crate) preset_by_size: bool,
     pub(crate) cfg: TrainConfig,
     pub(crate) train_ids: Vec<usize>,
     pub(crate) batches_per_epoch: usize,
@@ -37,23 +35,14 @@ pub(crate) fn plan_run(opts: &TrainOptions, shard: &Shard) -> Result<RunPlan> {
     } else if !opts.new {
         refuse_to_overwrite_history(&opts.run)?;
     }
-    let preset_by_size = resume.is_none() && opts.config.is_none();
     let mut cfg = match (&resume, &opts.config) {
         (Some((_, state)), _) => state.config.clone(),
         (None, Some(cfg)) => cfg.clone(),
-        (None, None) => {
-            let mut cfg = TrainConfig::preset(TrainConfig::recommended_preset(
-                shard.height(),
-                shard.width(),
-            )?)?;
-            if let Some(b) = opts.asked_batch {
-                cfg.batch = b;
-            }
-            if let Some(s) = opts.asked_seed {
-                cfg.seed = s;
-            }
-            cfg
-        }
+        (None, None) => TrainConfig::preset(TrainConfig::recommended_preset(
+            shard.height(),
+            shard.width(),
+        )?)?
+        .with_overrides(opts.asked_batch, opts.asked_seed),
     };
     if let Some(e) = opts.epochs_override {
         cfg.epochs = e;
@@ -75,7 +64,6 @@ pub(crate) fn plan_run(opts: &TrainOptions, shard: &Shard) -> Result<RunPlan> {
     }
     Ok(RunPlan {
         resume,
-        preset_by_size,
         cfg,
         train_ids,
         batches_per_epoch: nb,
@@ -87,19 +75,11 @@ pub(crate) fn plan_run(opts: &TrainOptions, shard: &Shard) -> Result<RunPlan> {
 /// newer one that fails is skipped with a warning naming it and the damage.
 fn usable_checkpoint(run: &Path) -> Result<Option<(CheckpointInfo, TrainState)>> {
     type Cpu = crate::device::CpuBackend;
-    for ckpt in checkpoint::list(run)?.into_iter().rev() {
-        let usable = checkpoint::verify(&ckpt.dir)
-            .and_then(|()| checkpoint::load_state(&ckpt.dir))
-            .and_then(|state| {
-                checkpoint::load_gan::<Cpu>(&ckpt.dir, &state.config, &Default::default())?;
-                Ok(state)
-            });
-        match usable {
-            Ok(state) => return Ok(Some((ckpt, state))),
-            Err(e) => eprintln!("warning: {e:#}; falling back to an older checkpoint"),
-        }
-    }
-    Ok(None)
+    checkpoint::latest_where(run, |ckpt| {
+        let state = checkpoint::load_state(&ckpt.dir)?;
+        checkpoint::load_gan::<Cpu>(&ckpt.dir, &state.config, &Default::default())?;
+        Ok(state)
+    })
 }
 
 /// A run directory with an earlier run's history (checkpoints, metrics, probes, grids) but no

@@ -101,11 +101,11 @@ pub struct BenchTrainArgs {
 }
 
 pub fn bench_train(a: BenchTrainArgs) -> Result<()> {
-    let preset = match &a.config {
-        Some(_) => "seed".to_string(),
-        None => preset_or_recommended(a.preset, &a.size)?,
-    };
-    let cfg = TrainConfig::from_args(a.config.as_deref(), None, &preset, a.batch, None)?;
+    let cfg = match &a.config {
+        Some(path) => TrainConfig::from_toml_file(path)?,
+        None => TrainConfig::preset(&preset_or_recommended(a.preset, &a.size)?)?,
+    }
+    .with_overrides(a.batch, None);
     if let Some(list) = &a.devices {
         let list = DeviceList::parse(list)?;
         let json = bench_on_devices(&cfg, &list, a.warmup, a.steps)?;

@@ -84,17 +84,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     crate::existing(&a.data, "shard")?;
     // No --preset or --config: the recommended preset for the shard's size (a resumed run
     // keeps its own); --batch and --seed then apply to it.
-    let cfg = if a.preset.is_some() || a.config.is_some() {
-        Some(TrainConfig::from_args(
-            a.config.as_deref(),
-            a.preset.as_deref(),
-            "seed",
-            a.batch,
-            a.seed,
-        )?)
-    } else {
-        None
-    };
+    let cfg = TrainConfig::from_args(a.config.as_deref(), a.preset.as_deref(), a.batch, a.seed)?;
     if a.resume {
         facegan_trainer::check_resumable(&a.run)?;
     }

@@ -35,12 +35,17 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         device: &'a B::Device,
     ) -> Result<Self> {
         let run = opts.run.as_path();
-        let cfg = plan.cfg;
-        if plan.resume.is_none() {
+        let RunPlan {
+            resume,
+            cfg,
+            train_ids,
+            batches_per_epoch,
+        } = plan;
+        if resume.is_none() {
             // A new run: first remove what an earlier run left in the directory.
             clear_run(run)?;
         }
-        let (gan, mut state, resumed_from) = load_or_new::<B>(plan.resume, &cfg, device)?;
+        let (gan, mut state, resumed_from) = load_or_new::<B>(resume, &cfg, device)?;
         state.data_path = std::fs::canonicalize(&opts.data)
             .unwrap_or_else(|_| opts.data.clone())
             .display()
@@ -57,10 +62,10 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             &cfg,
             &state,
             resumed_from.as_deref(),
-            plan.train_ids.len(),
-            plan.batches_per_epoch,
+            train_ids.len(),
+            batches_per_epoch,
         );
-        if plan.preset_by_size {
+        if opts.config.is_none() && resumed_from.is_none() {
             announce_preset_by_size(run, &cfg);
         }
         let curve: Vec<QualityPoint> = quality::read_quality(&run.join("quality.csv"))?
@@ -81,28 +86,20 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         if let Some(p) = &probe {
             announce_probe(run, p, cfg.eval_every);
         }
-        let budget_s = cfg.minutes.map(|m| m * 60.0);
-        Ok(Session {
+        let schedule = ProbeSchedule::new(cfg.eval_every);
+        let loaded = (gan, state, resumed_from);
+        let mut session = Self::assemble(
             opts,
-            run,
-            device,
             shard,
-            schedule: ProbeSchedule::new(cfg.eval_every),
-            train_ids: plan.train_ids,
-            batches_per_epoch: plan.batches_per_epoch,
-            gan,
-            resumed_from,
-            metrics,
-            curve,
-            probe,
-            clock: Instant::now(),
-            seconds_before: state.train_seconds,
-            budget_s,
-            budget_hit: budget_s.is_some_and(|b| state.train_seconds >= b),
-            state,
+            device,
             cfg,
-            heartbeat: None,
-        })
+            train_ids,
+            batches_per_epoch,
+            loaded,
+        );
+        (session.metrics, session.curve, session.probe) = (metrics, curve, probe);
+        session.schedule = schedule;
+        Ok(session)
     }
 
     /// The session of the first peer of a node other than node 0 in a several-machine run:
@@ -115,18 +112,41 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         device: &'a B::Device,
         peer: Peer,
     ) -> Result<Self> {
-        let cfg = plan.cfg;
-        let (mut gan, state, resumed_from) = load_or_new::<B>(plan.resume, &cfg, device)?;
-        gan.peer = peer;
+        let mut loaded = load_or_new::<B>(plan.resume, &plan.cfg, device)?;
+        loaded.0.peer = peer;
+        Ok(Self::assemble(
+            opts,
+            shard,
+            device,
+            plan.cfg,
+            plan.train_ids,
+            plan.batches_per_epoch,
+            loaded,
+        ))
+    }
+
+    /// A session around the networks, state and checkpoint folder [`load_or_new`] gave
+    /// (`loaded`), keeping no metrics, curve or probe (what [`Session::start`] adds for the
+    /// run's leader), its clock starting now.
+    fn assemble(
+        opts: &'a TrainOptions,
+        shard: Arc<Shard>,
+        device: &'a B::Device,
+        cfg: TrainConfig,
+        train_ids: Vec<usize>,
+        batches_per_epoch: usize,
+        loaded: (Gan<B>, TrainState, Option<PathBuf>),
+    ) -> Self {
+        let (gan, state, resumed_from) = loaded;
         let budget_s = cfg.minutes.map(|m| m * 60.0);
-        Ok(Session {
+        Session {
             opts,
             run: opts.run.as_path(),
             device,
             shard,
             schedule: ProbeSchedule::new(0),
-            train_ids: plan.train_ids,
-            batches_per_epoch: plan.batches_per_epoch,
+            train_ids,
+            batches_per_epoch,
             gan,
             resumed_from,
             metrics: Vec::new(),
@@ -139,7 +159,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             state,
             cfg,
             heartbeat: None,
-        })
+        }
     }
 
     /// Feeds `watchdog` after every step from now on.
