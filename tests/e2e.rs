@@ -709,11 +709,17 @@ struct Finished {
 /// Starts `facegan` in the background, its stderr into a file (so a chatty child never blocks
 /// on a full pipe) and its stdout dropped.
 fn spawn(args: &[&str], cwd: &Path) -> Proc {
+    spawn_with_env(args, cwd, &[])
+}
+
+/// [`spawn`] with environment variables set.
+fn spawn_with_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Proc {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let log = cwd.join(format!("proc-{n}.stderr"));
     let child = Command::new(BIN)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(cwd)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("a log file"))
@@ -748,13 +754,26 @@ struct Cluster {
 
 impl Cluster {
     fn start(d: &Path, run: &str, extra: &[&[&str]]) -> Cluster {
+        Cluster::start_with_env(d, run, extra, &[]).0
+    }
+
+    /// [`Cluster::start`] with environment variables set for every process; also returns the
+    /// nodes' data ports.
+    fn start_with_env(
+        d: &Path,
+        run: &str,
+        extra: &[&[&str]],
+        env: &[(&str, &str)],
+    ) -> (Cluster, Vec<u16>) {
         let orch = format!("127.0.0.1:{}", free_port());
-        let orchestrator = spawn(&["orchestrator", "--listen", &orch], d);
+        let orchestrator = spawn_with_env(&["orchestrator", "--listen", &orch], d, env);
+        let ports: Vec<u16> = extra.iter().map(|_| free_port()).collect();
         let nodes = extra
             .iter()
             .enumerate()
             .map(|(rank, extra)| {
-                let (rank, me) = (rank.to_string(), format!("127.0.0.1:{}", free_port()));
+                let me = format!("127.0.0.1:{}", ports[rank]);
+                let rank = rank.to_string();
                 let mut args = vec![
                     "train",
                     "--data",
@@ -775,13 +794,16 @@ impl Cluster {
                     "60",
                 ];
                 args.extend_from_slice(extra);
-                spawn(&args, d)
+                spawn_with_env(&args, d, env)
             })
             .collect();
-        Cluster {
-            orchestrator,
-            nodes,
-        }
+        (
+            Cluster {
+                orchestrator,
+                nodes,
+            },
+            ports,
+        )
     }
 }
 
@@ -946,6 +968,10 @@ fn two_node_processes_train_like_one_process_and_stop_when_one_dies() {
     let err = &out.stderr;
     assert!(!out.status.success(), "node 0 went on alone");
     assert!(err.contains("node(s) 1"), "unclear error: {err}");
+    assert!(
+        !err.contains("panicked"),
+        "a backtrace for a lost peer: {err}"
+    );
     eprintln!(
         "node 0 stopped {:?} after node 1 was killed",
         killed_at.elapsed()
@@ -1087,14 +1113,75 @@ mod wire {
 /// A websocket to `path` on 127.0.0.1:`port` whose reads and writes give up after 15 s.
 #[cfg(target_os = "linux")]
 fn bogus_client(port: u16, path: &str) -> tungstenite::WebSocket<std::net::TcpStream> {
-    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    client_with_token(port, path, None).expect("a websocket handshake")
+}
+
+/// A websocket to `path` on 127.0.0.1:`port` that sends `token` as facegan's nodes do
+/// (`Authorization: Bearer TOKEN`); its reads and writes give up after 15 s. The handshake's
+/// error when the server refuses it.
+#[cfg(target_os = "linux")]
+fn client_with_token(
+    port: u16,
+    path: &str,
+    token: Option<&str>,
+) -> Result<tungstenite::WebSocket<std::net::TcpStream>, String> {
+    use tungstenite::client::IntoClientRequest;
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     tcp.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     tcp.set_write_timeout(Some(Duration::from_secs(15)))
         .unwrap();
-    tungstenite::client(format!("ws://127.0.0.1:{port}{path}"), tcp)
-        .expect("a websocket handshake")
-        .0
+    let mut request = format!("ws://127.0.0.1:{port}{path}")
+        .into_client_request()
+        .unwrap();
+    if let Some(t) = token {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    match tungstenite::client(request, tcp) {
+        Ok((ws, _)) => Ok(ws),
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(r))) => {
+            Err(format!("HTTP {}", r.status().as_u16()))
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
+
+/// Waits until something accepts TCP connections on 127.0.0.1:`port`.
+#[cfg(target_os = "linux")]
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} never listened on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether the server ends a connection after we sent it `bytes`: the next read is a close
+/// or an error, not a wait past the client's 15 s timeout.
+#[cfg(target_os = "linux")]
+fn closes_after(ws: &mut tungstenite::WebSocket<std::net::TcpStream>, bytes: &[u8]) -> bool {
+    let _ = ws.send(tungstenite::Message::Binary(bytes.to_vec().into()));
+    let t = Instant::now();
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Close(_)) => return true,
+            Ok(_) => continue,
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false
+            }
+            Err(_) => return t.elapsed() < Duration::from_secs(15),
+        }
+    }
+}
+
+/// Bytes that are no message of any route: a MessagePack code that is never used, then junk.
+const GARBAGE: &[u8] = &[0xc1, 0xff, 0x00, 0x13, 0x37];
 
 #[cfg(target_os = "linux")]
 fn send(ws: &mut tungstenite::WebSocket<std::net::TcpStream>, msg: &wire::CollectiveMessage) {
@@ -1138,4 +1225,180 @@ fn a_client_that_never_reads_its_responses_does_not_wedge_the_orchestrator() {
     let _ = orch.child.wait();
     let log = std::fs::read_to_string(&orch.log).unwrap();
     assert!(!log.contains("panicked"), "{log}");
+}
+
+/// The cluster's shared token, as the tests give it (FACEGAN_CLUSTER_TOKEN).
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// With a token set, the orchestrator admits only clients that carry it (a missing or wrong
+/// one gets HTTP 401); garbage from an admitted client, and a client that never says who it
+/// is, end that connection only (the orchestrator still answers a proper session, never
+/// panics). Listening beyond loopback, or a node listening there, without a token is
+/// refused at the start, and so is a token too short to be a secret.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_orchestrator_admits_only_the_runs_token_and_survives_garbage() {
+    use wire::{CollectiveMessage as M, RemoteRequest, RequestId, SessionId};
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut orch = spawn_with_env(
+        &["orchestrator", "--listen", &listen, "--peer-timeout", "1"],
+        d,
+        &[("FACEGAN_CLUSTER_TOKEN", TOKEN)],
+    );
+    wait_for_port(port, "the orchestrator");
+    for route in ["/request", "/response"] {
+        assert_eq!(
+            client_with_token(port, route, None).err().as_deref(),
+            Some("HTTP 401"),
+            "{route} without a token"
+        );
+        assert_eq!(
+            client_with_token(port, route, Some("test-token-0123456789abcdeX"))
+                .err()
+                .as_deref(),
+            Some("HTTP 401"),
+            "{route} with a wrong token"
+        );
+        let mut ws = client_with_token(port, route, Some(TOKEN)).expect("the token admits");
+        assert!(closes_after(&mut ws, GARBAGE), "{route} kept garbage open");
+    }
+    // Silent past the idle limit (twice --peer-timeout): closed.
+    let mut silent = client_with_token(port, "/request", Some(TOKEN)).unwrap();
+    let t = Instant::now();
+    let closed = loop {
+        match silent.read() {
+            Ok(tungstenite::Message::Close(_)) | Err(_) => break t.elapsed(),
+            Ok(_) => {}
+        }
+    };
+    assert!(
+        closed < Duration::from_secs(10),
+        "a silent connection stayed open {closed:?}"
+    );
+    // A proper session is still answered (Finish before Register: an error response).
+    let mut requests = client_with_token(port, "/request", Some(TOKEN)).unwrap();
+    send(&mut requests, &M::Init(SessionId { id: 7 }));
+    let mut responses = client_with_token(port, "/response", Some(TOKEN)).unwrap();
+    send(&mut responses, &M::Init(SessionId { id: 7 }));
+    send(
+        &mut requests,
+        &M::Request(RequestId(1), RemoteRequest::Finish),
+    );
+    let answer = responses.read();
+    assert!(
+        matches!(answer, Ok(tungstenite::Message::Binary(_))),
+        "no answer after the garbage: {answer:?}"
+    );
+    let _ = orch.child.kill();
+    let _ = orch.child.wait();
+    let log = std::fs::read_to_string(&orch.log).unwrap();
+    assert!(!log.contains("panicked"), "{log}");
+
+    // Beyond loopback without a token: refused before listening.
+    let open = format!("0.0.0.0:{}", free_port());
+    let err = fails(&["orchestrator", "--listen", &open], d);
+    assert!(
+        err.contains("reachable from other machines") && err.contains("--token-file"),
+        "{err}"
+    );
+    make_faces_shard(d, 40, 9);
+    let err = fails(
+        &[
+            "train",
+            "--data",
+            "faces.shard",
+            "--run",
+            "open",
+            "--preset",
+            "tiny",
+            "--nodes",
+            "2",
+            "--node-rank",
+            "1",
+            "--orchestrator",
+            &listen,
+            "--node-address",
+            &open,
+        ],
+        d,
+    );
+    assert!(
+        err.contains("--node-address") && err.contains("token"),
+        "{err}"
+    );
+    std::fs::write(d.join("short.token"), "abc\n").unwrap();
+    let err = fails(
+        &[
+            "orchestrator",
+            "--listen",
+            &listen,
+            "--token-file",
+            "short.token",
+        ],
+        d,
+    );
+    assert!(
+        err.contains("short.token") && err.contains("at least 16 characters"),
+        "{err}"
+    );
+}
+
+/// Two nodes training with a token: a stranger without it, or with a wrong one, is refused
+/// by each node's data port (it cannot download a gradient); garbage sent to a node's `/data`
+/// and `/sync` with the token closes that connection only; the run finishes its steps on
+/// both nodes and nothing panics.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_two_node_run_refuses_strangers_and_survives_garbage_on_its_ports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    make_faces_shard(d, 160, 4);
+    std::fs::write(
+        d.join("flat.toml"),
+        "preset = \"tiny\"\nbatch = 16\nepochs = 100\neval_every = 0\n",
+    )
+    .unwrap();
+    let steps = ["--max-steps", "40"];
+    let (mut c, ports) = Cluster::start_with_env(
+        d,
+        "guarded",
+        &[&steps, &steps],
+        &[("FACEGAN_CLUSTER_TOKEN", TOKEN)],
+    );
+    for &port in &ports {
+        wait_for_port(port, "a node's data server");
+        for route in ["/data", "/sync"] {
+            assert_eq!(
+                client_with_token(port, route, None).err().as_deref(),
+                Some("HTTP 401"),
+                "{route} on {port} without a token"
+            );
+            assert_eq!(
+                client_with_token(port, route, Some("test-token-0123456789abcdeX"))
+                    .err()
+                    .as_deref(),
+                Some("HTTP 401"),
+                "{route} on {port} with a wrong token"
+            );
+        }
+        let mut data = client_with_token(port, "/data", Some(TOKEN)).unwrap();
+        assert!(closes_after(&mut data, GARBAGE), "/data kept garbage open");
+        let mut sync = client_with_token(port, "/sync", Some(TOKEN)).unwrap();
+        let _ = closes_after(&mut sync, GARBAGE); // one message per connection: closed anyway
+    }
+    for (rank, node) in c.nodes.drain(..).enumerate().rev() {
+        let out = finish_within(node, Duration::from_secs(180), &format!("node {rank}"));
+        assert!(out.status.success(), "node {rank} failed:\n{}", out.stderr);
+        assert!(
+            !out.stderr.contains("panicked"),
+            "node {rank}:\n{}",
+            out.stderr
+        );
+    }
+    drop(c);
+    let state = latest_state(&d.join("guarded")).expect("node 0 checkpointed");
+    assert_eq!(state["step"].as_u64(), Some(40));
 }

@@ -148,8 +148,8 @@ fn start_watchdog(c: &Cluster, peer_timeout: std::time::Duration) -> Watchdog {
     let w = Watchdog::start(peer_timeout);
     w.arm(format!(
         "node {}: could not reach the orchestrator at {} and the other {} node(s) within {} s; \
-         is `facegan orchestrator --listen ...` running there, and did every node start (or \
-         one stop at its start with an error)?",
+         is `facegan orchestrator --listen ...` running there, with the same token as this \
+         node, and did every node start (or one stop at its start with an error)?",
         c.rank,
         c.orchestrator,
         c.nodes - 1,

@@ -115,6 +115,67 @@ pub fn ws_address(s: &str, flag: &str) -> Result<(String, u16)> {
     Ok((format!("ws://{host}:{port}"), port))
 }
 
+/// The environment variable that may hold a several-machine run's shared token (instead of
+/// `--token-file`).
+pub const TOKEN_ENV: &str = "FACEGAN_CLUSTER_TOKEN";
+
+/// The shared token of a several-machine run: the first line of `token_file`, else
+/// [`TOKEN_ENV`], else none. An empty or unreadable token is an error that names its source.
+pub fn read_token(token_file: Option<&std::path::Path>) -> Result<Option<String>> {
+    let (token, source) = match token_file {
+        Some(path) => (
+            std::fs::read_to_string(path)
+                .map_err(|e| anyhow!("--token-file {}: cannot read it: {e}", path.display()))?,
+            format!("--token-file {}", path.display()),
+        ),
+        None => match std::env::var(TOKEN_ENV) {
+            Ok(t) => (t, TOKEN_ENV.to_string()),
+            Err(std::env::VarError::NotPresent) => return Ok(None),
+            Err(e) => return Err(anyhow!("{TOKEN_ENV}: {e}")),
+        },
+    };
+    let token = token.lines().next().unwrap_or("").trim().to_string();
+    if token.len() < 16 {
+        return Err(anyhow!(
+            "{source}: the token must be at least 16 characters on its first line (it has {}); \
+             make one with `head -c 32 /dev/urandom | base64 > cluster.token`",
+            token.len()
+        ));
+    }
+    if token.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
+        return Err(anyhow!(
+            "{source}: the token must be printable ASCII without spaces (base64 is)"
+        ));
+    }
+    Ok(Some(token))
+}
+
+/// Whether `ws://HOST:PORT` (or `HOST:PORT`) names a loopback host, reachable from this
+/// machine only.
+pub fn is_loopback(address: &str) -> bool {
+    let bare = address.strip_prefix("ws://").unwrap_or(address);
+    let host = bare.rsplit_once(':').map_or(bare, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Refuses to listen on `address` (given as `flag`) beyond this machine without a shared
+/// token: anyone who reached the port could join, read or stall the run.
+pub fn check_listen_access(address: &str, flag: &str, token: Option<&str>) -> Result<()> {
+    if token.is_none() && !is_loopback(address) {
+        return Err(anyhow!(
+            "{flag} {address} is reachable from other machines, so every node and the \
+             orchestrator need the same secret token: --token-file FILE or {TOKEN_ENV} (make one \
+             with `head -c 32 /dev/urandom | base64 > cluster.token` and copy it to each \
+             machine); only a loopback address (127.0.0.1) runs without one"
+        ));
+    }
+    Ok(())
+}
+
 /// Ends the process with a message when armed and not fed in time. Burn's collective has no
 /// timeouts: a node waiting for an orchestrator that is not there, or in an all-reduce with a
 /// node that died, would wait forever. A blocked thread cannot be cancelled, so the watchdog
@@ -232,6 +293,14 @@ mod collective {
             .map_err(|e| anyhow!("device {} could not join the others: {e:?}", peer.index))
     }
 
+    /// Sets who may connect and how long anything waits, for this process's orchestrator or
+    /// node: every connection must carry `token` (when given), and a connection's first
+    /// message, a peer's tensor or sync and a connection attempt wait at most `idle_limit`.
+    pub fn set_access(token: Option<String>, idle_limit: std::time::Duration) {
+        burn_communication::access::set_token(token);
+        burn_communication::access::set_idle_limit(Some(idle_limit));
+    }
+
     /// Runs Burn's collective orchestrator on `listen` (`HOST:PORT`: that address only) until
     /// the process is interrupted: the meeting point of the nodes of a several-machine run.
     pub fn run_orchestrator(listen: &str) -> Result<()> {
@@ -240,7 +309,12 @@ mod collective {
             .build()
             .map_err(|e| anyhow!("cannot start the orchestrator's runtime: {e}"))?;
         // Burn logs nothing useful here; say where it listens.
-        eprintln!("orchestrator listening on {listen} (ws); stop it with Ctrl-C");
+        let token = if burn_communication::access::token().is_some() {
+            "every connection must carry the token"
+        } else {
+            "no token: loopback only"
+        };
+        eprintln!("orchestrator listening on {listen} (ws; {token}); stop it with Ctrl-C");
         rt.block_on(burn_collective::start_global_orchestrator_at(
             listen.to_string(),
         ))

@@ -124,19 +124,23 @@ impl<B: Backend, P: Protocol> TensorDataService<B, P> {
         // Send a closing message to every open WebSocket stream
 
         let mut streams = self.channels.lock().await;
-        for (_, stream) in streams.drain() {
+        for (address, stream) in streams.drain() {
             let mut stream = stream.lock().await;
 
-            stream
-                .close()
-                .await
-                .expect("Failed to close WebSocket stream");
+            // facegan patch: a peer that is already gone is no reason to panic.
+            if let Err(err) = stream.close().await {
+                log::info!("the data channel to {address} was already closed: {err:?}");
+            }
         }
     }
 
     /// Downloads a tensor that is exposed on another server. Requires a Tokio 1.x runtime
     ///
     /// Returns None if the peer closes the connection
+    ///
+    /// facegan patch: also None (with a log line, never a panic) when the peer cannot be
+    /// reached, does not answer within the idle limit (see `crate::access`), or answers with
+    /// anything but a tensor; the channel is then forgotten.
     pub async fn download_tensor(
         &self,
         remote: Address,
@@ -144,56 +148,69 @@ impl<B: Backend, P: Protocol> TensorDataService<B, P> {
     ) -> Option<TensorData> {
         log::info!("Downloading tensor from {remote:?}");
 
-        let stream = self.get_data_stream(remote).await;
-        let mut stream = stream.lock().await;
+        let stream = self.get_data_stream(remote.clone()).await?;
+        let answer = {
+            let mut stream = stream.lock().await;
+            Self::request_tensor(&mut *stream, transfer_id).await
+        };
+        match answer {
+            Ok(data) => Some(data),
+            Err(why) => {
+                log::warn!("no tensor {transfer_id:?} from {remote}: {why}");
+                self.channels.lock().await.remove(&remote);
+                None
+            }
+        }
+    }
 
-        // Send the download request with the download id
+    /// facegan patch: one download request and its answer, every failure as a message.
+    async fn request_tensor(
+        stream: &mut <P::Client as ProtocolClient>::Channel,
+        transfer_id: TensorTransferId,
+    ) -> Result<TensorData, String> {
         let bytes: bytes::Bytes =
             rmp_serde::to_vec(&DataServiceMessage::TensorRequest(transfer_id))
-                .unwrap()
+                .map_err(|e| format!("cannot encode the request: {e}"))?
                 .into();
         stream
             .send(Message::new(bytes))
             .await
-            .expect("Failed to send download id");
-
-        if let Ok(msg) = stream.recv().await {
-            let Some(msg) = msg else {
-                log::warn!("Received None message from the websocket, closing connection.");
-                return None;
-            };
-
-            let DataServiceMessage::Tensor(data) = rmp_serde::from_slice(&msg.data)
-                .expect("Can deserialize messages from the websocket.")
-            else {
-                panic!("Message should have been TensorData")
-            };
-            return Some(data);
+            .map_err(|e| format!("the request could not be sent: {e:?}"))?;
+        let msg = crate::access::within_idle_limit(stream.recv())
+            .await
+            .ok_or("no answer within the idle limit")?
+            .map_err(|e| format!("the connection failed: {e:?}"))?
+            .ok_or("the peer closed the connection")?;
+        match decode_data_message(&msg.data)? {
+            DataServiceMessage::Tensor(data) => Ok(data),
+            DataServiceMessage::TensorRequest(_) => {
+                Err("the peer answered with a request, not a tensor".into())
+            }
         }
-        log::warn!("Closed connection");
-        None
     }
 
     /// Get the WebSocket stream for the given address, or create a new one if it doesn't exist.
+    /// facegan patch: None (with a log line) when the peer cannot be reached (Burn panicked).
     async fn get_data_stream(
         &self,
         address: Address,
-    ) -> Arc<Mutex<<P::Client as ProtocolClient>::Channel>> {
+    ) -> Option<Arc<Mutex<<P::Client as ProtocolClient>::Channel>>> {
         let mut streams = self.channels.lock().await;
         match streams.get(&address) {
-            Some(stream) => stream.clone(),
+            Some(stream) => Some(stream.clone()),
             None => {
                 // Open a new WebSocket connection to the address
                 let stream = P::Client::connect(address.clone(), "data").await;
 
                 let Some(stream) = stream else {
-                    panic!("Failed to connect to data server at {address:?}");
+                    log::warn!("cannot connect to the data server at {address}");
+                    return None;
                 };
 
                 let stream = Arc::new(Mutex::new(stream));
                 streams.insert(address.clone(), stream.clone());
 
-                stream
+                Some(stream)
             }
         }
     }
@@ -232,6 +249,10 @@ impl<B: Backend, P: Protocol> TensorDataService<B, P> {
     }
 
     /// Handle incoming connections for downloading tensors.
+    ///
+    /// facegan patch: a message that is not a tensor request, a request for a tensor that is
+    /// not exposed within the idle limit, a connection silent past it, or a failed send ends
+    /// this connection with a log line (Burn panicked, or waited forever).
     pub(crate) async fn handle_data_channel(
         &self,
         mut channel: <P::Server as ProtocolServer>::Channel,
@@ -239,27 +260,97 @@ impl<B: Backend, P: Protocol> TensorDataService<B, P> {
         log::info!("[Data Handler] New connection for download.");
 
         while !self.cancel_token.is_cancelled() {
-            match channel.recv().await {
-                Ok(message) => {
-                    if let Some(msg) = message {
-                        let bytes = msg.data;
-                        let msg: DataServiceMessage = rmp_serde::from_slice(&bytes)
-                            .expect("Can deserialize messages from the websocket.");
-                        let DataServiceMessage::TensorRequest(transfer_id) = msg else {
-                            panic!("Received a message that wasn't a tensor request! {msg:?}");
-                        };
-
-                        let bytes = self.get_exposed_tensor_bytes(transfer_id).await.unwrap();
-
-                        channel.send(Message::new(bytes)).await.unwrap();
-                    } else {
-                        log::info!("Closed connection");
-                        return;
-                    }
+            let received = crate::access::within_idle_limit(channel.recv()).await;
+            let message = match received {
+                None => {
+                    log::warn!("[Data Service] a connection idle past the idle limit was closed");
+                    let _ = channel.close().await;
+                    return;
                 }
-                Err(err) => panic!("Failed to receive message from websocket: {err:?}"),
+                Some(Err(err)) => {
+                    log::warn!("[Data Service] a connection failed: {err:?}");
+                    return;
+                }
+                Some(Ok(None)) => {
+                    log::info!("Closed connection");
+                    return;
+                }
+                Some(Ok(Some(message))) => message,
             };
+            let transfer_id = match decode_data_message(&message.data) {
+                Ok(DataServiceMessage::TensorRequest(id)) => id,
+                Ok(DataServiceMessage::Tensor(_)) => {
+                    log::warn!("[Data Service] refused a tensor sent as a request; connection closed");
+                    let _ = channel.close().await;
+                    return;
+                }
+                Err(why) => {
+                    log::warn!("[Data Service] refused a request: {why}; connection closed");
+                    let _ = channel.close().await;
+                    return;
+                }
+            };
+            let Some(Some(bytes)) =
+                crate::access::within_idle_limit(self.get_exposed_tensor_bytes(transfer_id)).await
+            else {
+                log::warn!(
+                    "[Data Service] tensor {transfer_id:?} was not exposed within the idle limit; connection closed"
+                );
+                let _ = channel.close().await;
+                return;
+            };
+            if let Err(err) = channel.send(Message::new(bytes)).await {
+                log::warn!("[Data Service] could not send tensor {transfer_id:?}: {err:?}");
+                return;
+            }
         }
         log::info!("[Data Service] Closing connection for download.");
     }
+}
+
+/// facegan patch: the largest message a node decodes (a tensor of 4 GiB; the websocket layer
+/// bounds frames as well).
+const MAX_DATA_MESSAGE: usize = 4 << 30;
+
+/// facegan patch: decodes one message of a node's data service, an error (never a panic)
+/// for anything that is not one. Public so that a fuzzer can drive it.
+pub fn decode_data_message_for_fuzzing(bytes: &[u8]) -> Result<(), String> {
+    decode_data_message(bytes).map(|_| ())
+}
+
+fn decode_data_message(bytes: &[u8]) -> Result<DataServiceMessage, String> {
+    if bytes.len() > MAX_DATA_MESSAGE {
+        return Err(format!("a message of {} bytes is too large", bytes.len()));
+    }
+    let message: DataServiceMessage = rmp_serde::from_slice(bytes)
+        .map_err(|e| format!("not a data service message ({} bytes): {e}", bytes.len()))?;
+    // (A quantized tensor's bytes follow its scheme; facegan sends none.)
+    if let DataServiceMessage::Tensor(data) = &message
+        && !matches!(data.dtype, burn_tensor::DType::QFloat(_))
+    {
+        let elements = data.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        let expected = elements.and_then(|n| n.checked_mul(data.dtype.size()));
+        if expected != Some(data.bytes.len()) {
+            return Err(format!(
+                "a tensor of shape {:?} ({:?}) with {} bytes of data",
+                data.shape,
+                data.dtype,
+                data.bytes.len()
+            ));
+        }
+    }
+    Ok(message)
+}
+
+/// facegan patch: well-formed data service messages (a request, a 2x3 f32 tensor), the seeds
+/// a fuzzer mutates.
+pub fn data_messages_for_fuzzing() -> Vec<Vec<u8>> {
+    let tensor = TensorData::new(vec![0.5f32, -1.0, 2.0, 0.0, 3.25, -0.125], [2, 3]);
+    [
+        DataServiceMessage::TensorRequest(TensorTransferId(7)),
+        DataServiceMessage::Tensor(tensor),
+    ]
+    .iter()
+    .filter_map(|m| rmp_serde::to_vec(m).ok())
+    .collect()
 }

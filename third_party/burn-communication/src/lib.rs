@@ -6,6 +6,9 @@ pub use base::*;
 
 pub mod util;
 
+// facegan patch: a shared token on every connection, and bounded waits.
+pub mod access;
+
 #[cfg(feature = "websocket")]
 pub mod websocket;
 

@@ -1,7 +1,8 @@
 //! Seed corpora, made fresh by facegan itself (no third-party data in the repository): a real
 //! shard from preprocess on synthetic faces (and its version 1 form), a real `state.json` from a
 //! one-step `tiny` training run, every preset's full config TOML plus partial ones, and real JPEG
-//! and PNG faces; each with malformed cases (bad magic, cut files, exabyte length
+//! and PNG faces, the messages a run's orchestrator and nodes exchange (Burn's own encoders);
+//! each with malformed cases (bad magic, cut files, exabyte length
 //! prefixes, 2-billion-pixel sides, a decompression bomb, NaN settings). Files in the corpus
 //! folder (inputs that found new coverage earlier, or a user's own shards) are added too.
 
@@ -18,6 +19,8 @@ pub fn make(name: &str, scratch: &Path) -> Result<Vec<Vec<u8>>> {
         "state" => states(scratch)?,
         "config" => configs()?,
         "image" => images()?,
+        "orchestrator" => burn_collective::fuzzing::seeds().0,
+        "node" => node_messages(),
         other => anyhow::bail!("unknown target {other}"),
     })
 }
@@ -158,4 +161,24 @@ fn images() -> Result<Vec<Vec<u8>>> {
         bomb,
         jpeg[..jpeg.len() / 2].to_vec(),
     ])
+}
+
+/// Well-formed node messages: data service messages (prefix 0) and a sync request (prefix 1),
+/// and a few malformed ones.
+fn node_messages() -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = burn_communication::data_service::data_messages_for_fuzzing()
+        .into_iter()
+        .map(|m| [vec![0], m].concat())
+        .collect();
+    out.extend(
+        burn_collective::fuzzing::seeds()
+            .1
+            .into_iter()
+            .map(|m| [vec![1], m].concat()),
+    );
+    out.push(vec![0, 0xc1]);
+    out.push(vec![
+        1, 0x91, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    ]);
+    out
 }

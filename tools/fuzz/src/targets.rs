@@ -1,4 +1,5 @@
-//! The fuzz targets: every parser of bytes that come from disk, driven the way facegan drives it.
+//! The fuzz targets: every parser of bytes that come from disk or from the cluster's ports,
+//! driven the way facegan drives it.
 //! A target returns normally for any input (an `Err` is a clear refusal, which is fine); a panic,
 //! abort, hang or runaway allocation is a bug.
 
@@ -9,7 +10,7 @@ use facegan_trainer::checkpoint::TrainState;
 use facegan_trainer::TrainConfig;
 
 /// The targets by name.
-pub const TARGETS: [&str; 4] = ["shard", "state", "config", "image"];
+pub const TARGETS: [&str; 6] = ["shard", "state", "config", "image", "orchestrator", "node"];
 
 /// Runs target `name` on `input`; `scratch` is a private folder for files the target needs.
 pub fn run(name: &str, input: &[u8], scratch: &Path) {
@@ -18,6 +19,8 @@ pub fn run(name: &str, input: &[u8], scratch: &Path) {
         "state" => state(input),
         "config" => config(input),
         "image" => image(input),
+        "orchestrator" => burn_collective::fuzzing::orchestrator_messages(input),
+        "node" => node(input),
         other => panic!("unknown target {other}"),
     }
 }
@@ -58,4 +61,16 @@ fn config(input: &[u8]) {
 /// One image file as preprocess decodes it (JPEG, PNG; with its size limits and checks).
 fn image(input: &[u8]) {
     let _ = std::hint::black_box(facegan_preprocess::decode::decode_rgb(input));
+}
+
+/// A message to a node's data service (first byte even) or sync service (odd), decoded as the
+/// node's `/data` and `/sync` routes decode it.
+fn node(input: &[u8]) {
+    match input.split_first() {
+        Some((kind, rest)) if kind % 2 == 0 => {
+            let _ = burn_communication::data_service::decode_data_message_for_fuzzing(rest);
+        }
+        Some((_, rest)) => burn_collective::fuzzing::sync_message(rest),
+        None => {}
+    }
 }

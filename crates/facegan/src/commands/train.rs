@@ -59,6 +59,11 @@ pub struct TrainArgs {
     /// after which a node gives up, naming the nodes it lost.
     #[arg(long, default_value_t = 300, requires = "nodes")]
     peer_timeout: u64,
+    /// Several machines: a file whose first line is the run's shared secret (the same on
+    /// every node and the orchestrator; or set FACEGAN_CLUSTER_TOKEN). Every connection must
+    /// carry it. Needed unless every address is loopback.
+    #[arg(long, requires = "nodes")]
+    token_file: Option<PathBuf>,
     /// Resume from the latest checkpoint (the default when the run has one).
     #[arg(long, conflicts_with = "new")]
     resume: bool,
@@ -140,12 +145,16 @@ fn cluster_and_devices(
     Option<DeviceList>,
 )> {
     let cluster = match (a.nodes, a.node_rank, a.orchestrator.as_deref()) {
-        (Some(n), Some(r), Some(o)) => Some(facegan_trainer::parallel::Cluster::new(
-            n,
-            r,
-            o,
-            a.node_address.as_deref(),
-        )?),
+        (Some(n), Some(r), Some(o)) => {
+            let c = facegan_trainer::parallel::Cluster::new(n, r, o, a.node_address.as_deref())?;
+            secure_cluster(
+                &c.node_address,
+                "--node-address",
+                a.token_file.as_deref(),
+                a.peer_timeout,
+            )?;
+            Some(c)
+        }
         _ => None,
     };
     let devices = match (a.devices.as_deref(), &cluster) {
@@ -181,12 +190,44 @@ fn train_on_devices(
     })
 }
 
+/// Reads the run's shared token (`--token-file` or FACEGAN_CLUSTER_TOKEN), refuses to listen
+/// on `address` beyond loopback without one, and sets it, with an idle limit of twice
+/// `--peer-timeout` seconds, for every connection this process makes or takes.
+fn secure_cluster(
+    address: &str,
+    flag: &str,
+    token_file: Option<&std::path::Path>,
+    peer_timeout: u64,
+) -> Result<()> {
+    #[cfg(feature = "parallel")]
+    {
+        use facegan_trainer::parallel;
+        let token = parallel::read_token(token_file)?;
+        parallel::check_listen_access(address, flag, token.as_deref())?;
+        parallel::set_access(
+            token,
+            std::time::Duration::from_secs(2 * peer_timeout.max(1)),
+        );
+    }
+    #[cfg(not(feature = "parallel"))]
+    let _ = (address, flag, token_file, peer_timeout);
+    Ok(())
+}
+
 #[derive(Args)]
 pub struct OrchestratorArgs {
     /// HOST:PORT to listen on (ws:// optional): that address only, e.g. 127.0.0.1:PORT for one
     /// machine, or this machine's address on the run's trusted network (0.0.0.0:PORT for all).
     #[arg(long)]
     listen: String,
+    /// A file whose first line is the run's shared secret (or set FACEGAN_CLUSTER_TOKEN); the
+    /// nodes must give the same. Needed unless --listen is a loopback address.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Seconds: a connection that has not said who it is within twice this is closed (the
+    /// nodes' --peer-timeout).
+    #[arg(long, default_value_t = 300)]
+    peer_timeout: u64,
 }
 
 /// `facegan orchestrator`: where the nodes of a several-machine run meet (Burn's collective
@@ -195,6 +236,7 @@ pub fn orchestrator(a: OrchestratorArgs) -> Result<()> {
     #[cfg(feature = "parallel")]
     {
         let (url, _) = facegan_trainer::parallel::ws_address(&a.listen, "--listen")?;
+        secure_cluster(&url, "--listen", a.token_file.as_deref(), a.peer_timeout)?;
         facegan_trainer::parallel::run_orchestrator(url.trim_start_matches("ws://"))
     }
     #[cfg(not(feature = "parallel"))]

@@ -7,7 +7,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream, connect_async_with_config,
-    tungstenite::{self, protocol::WebSocketConfig},
+    tungstenite::{self, client::IntoClientRequest, protocol::WebSocketConfig},
 };
 
 #[derive(Clone)]
@@ -27,8 +27,17 @@ async fn connect_ws(address: Address, route: String) -> Option<WsClientChannel> 
     let address = parse_ws_address(address).ok()?;
     let address = format!("{address}/{route}");
     const MB: usize = 1024 * 1024;
-    let (stream, _) = connect_async_with_config(
-        address.clone(),
+    // facegan patch: the shared token, when one is set (see `crate::access`), and a connection
+    // attempt bounded by the idle limit.
+    let mut request = address.clone().into_client_request().ok()?;
+    if let Some(value) = crate::access::token_header_value() {
+        request.headers_mut().insert(
+            crate::access::TOKEN_HEADER,
+            tungstenite::http::HeaderValue::from_str(&value).ok()?,
+        );
+    }
+    let connecting = connect_async_with_config(
+        request,
         Some(
             WebSocketConfig::default()
                 .write_buffer_size(0)
@@ -38,9 +47,10 @@ async fn connect_ws(address: Address, route: String) -> Option<WsClientChannel> 
                 .read_buffer_size(64 * 1024), // 64 KiB (previous default)
         ),
         true,
-    )
-    .await
-    .ok()?;
+    );
+    let (stream, _) = crate::access::within_idle_limit(connecting)
+        .await?
+        .ok()?;
 
     Some(WsClientChannel { inner: stream })
 }

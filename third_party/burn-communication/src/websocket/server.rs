@@ -7,9 +7,11 @@ use crate::{
 use axum::{
     Router,
     extract::{
-        State, WebSocketUpgrade,
+        ConnectInfo, State, WebSocketUpgrade,
         ws::{self, WebSocket},
     },
+    http::{HeaderMap, StatusCode},
+    response::IntoResponse,
     routing::get,
 };
 use futures::StreamExt;
@@ -78,11 +80,29 @@ impl ProtocolServer for WsServer {
             format!("/{path}")
         };
 
-        let method = get(|ws: WebSocketUpgrade, _: State<()>| async {
-            ws.on_upgrade(async move |socket| {
-                callback(WsServerChannel { inner: socket }).await;
-            })
-        });
+        // facegan patch: a client without the shared token (see `crate::access`) is refused
+        // before the upgrade, with a log line naming it.
+        let route_name = path.clone();
+        let method = get(
+            |ws: WebSocketUpgrade,
+             ConnectInfo(peer): ConnectInfo<SocketAddr>,
+             headers: HeaderMap,
+             _: State<()>| async move {
+                let given = headers
+                    .get(crate::access::TOKEN_HEADER)
+                    .map(|v| v.as_bytes());
+                if !crate::access::admits(given) {
+                    log::warn!(
+                        "refused a connection to {route_name} from {peer}: {} token",
+                        if given.is_some() { "wrong" } else { "no" }
+                    );
+                    return (StatusCode::UNAUTHORIZED, "a wrong or missing token\n").into_response();
+                }
+                ws.on_upgrade(async move |socket| {
+                    callback(WsServerChannel { inner: socket }).await;
+                })
+            },
+        );
 
         self.router = self.router.route(&path, method);
 

@@ -79,7 +79,8 @@ where
         .position(|id| *id == node)
         .expect("Node is in ring");
     let prev_node_idx = (send_slice_idx + ring.len() - 1) % ring.len(); // +ring.len for overflow
-    let prev_node = nodes.get(&ring[prev_node_idx]).unwrap();
+    let prev_id = ring[prev_node_idx];
+    let prev_node = nodes.get(&prev_id).unwrap();
     let mut transfer_counter: u64 = 0;
 
     // Phase 1: add
@@ -89,6 +90,7 @@ where
         &mut send_slice_idx,
         true,
         prev_node.clone(),
+        prev_id,
         &data_service,
         device,
     )
@@ -101,13 +103,15 @@ where
         &mut send_slice_idx,
         false,
         prev_node.clone(),
+        prev_id,
         &data_service,
         device,
     )
     .await?;
 
     // Wait for all nodes to finish
-    sync_service.sync().await;
+    // facegan patch: a lost peer is an error, not a panic.
+    sync_service.sync().await?;
 
     // merge slices
     Ok(B::float_cat(slices, slice_dim))
@@ -127,6 +131,7 @@ async fn do_cycles<B, P>(
     send_slice_idx: &mut usize,
     is_phase_one: bool,
     prev_node: Address,
+    prev_id: NodeId,
     data_service: &Arc<TensorDataService<B, P>>,
     device: &B::Device,
 ) -> Result<(), GlobalCollectiveError>
@@ -155,20 +160,23 @@ where
             tokio::spawn(async move { data_client.download_tensor(next_node, transfer_id).await })
         };
 
-        upload.await.unwrap();
-        let download = download.await.unwrap();
-        if is_phase_one {
-            let download = download.expect("Peer closed download connection");
-            let tensor = B::float_from_data(download, device);
-            slices[recv_slice_idx] = B::float_add(slices[recv_slice_idx].clone(), tensor);
-        } else {
-            let tensor = B::float_from_data(download.unwrap(), device);
-            let old_shape = slices[recv_slice_idx].shape();
-            if old_shape != tensor.shape() {
-                return Err(GlobalCollectiveError::PeerSentIncoherentTensor);
-            }
-            slices[recv_slice_idx] = tensor;
+        // facegan patch: a lost or misbehaving peer is an error (Burn panicked).
+        upload
+            .await
+            .map_err(|e| GlobalCollectiveError::Server(format!("{e}")))?;
+        let download = download
+            .await
+            .map_err(|e| GlobalCollectiveError::Server(format!("{e}")))?
+            .ok_or(GlobalCollectiveError::PeerLost(prev_id))?;
+        let tensor = B::float_from_data(download, device);
+        if slices[recv_slice_idx].shape() != tensor.shape() {
+            return Err(GlobalCollectiveError::PeerSentIncoherentTensor);
         }
+        slices[recv_slice_idx] = if is_phase_one {
+            B::float_add(slices[recv_slice_idx].clone(), tensor)
+        } else {
+            tensor
+        };
 
         // Move slice index
         *send_slice_idx = recv_slice_idx;

@@ -8,7 +8,7 @@ use burn_communication::{CommunicationChannel, Message, Protocol, ProtocolClient
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, RwLock};
 
-use crate::{NodeId, node::base::NodeState};
+use crate::{NodeId, global::shared::GlobalCollectiveError, node::base::NodeState};
 
 /// Handles the status of sync requests from other nodes
 pub(crate) struct SyncService<P: Protocol> {
@@ -25,7 +25,7 @@ pub(crate) struct SyncService<P: Protocol> {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct SyncRequest(NodeId);
+pub(crate) struct SyncRequest(pub(crate) NodeId);
 
 impl<P: Protocol> SyncService<P> {
     pub fn new(node_state: Arc<RwLock<Option<NodeState>>>) -> Self {
@@ -46,12 +46,14 @@ impl<P: Protocol> SyncService<P> {
     }
 
     /// Sync with all peers.
-    pub async fn sync(&self) {
+    ///
+    /// facegan patch: a peer that cannot be reached or told is `PeerLost` (Burn panicked).
+    pub async fn sync(&self) -> Result<(), GlobalCollectiveError> {
         // we can't sync while we register
         let node_state = self.node_state.read().await;
-        let node_state = node_state
-            .as_ref()
-            .expect("Trying to sync a node before having registered to the orchestrator");
+        let Some(node_state) = node_state.as_ref() else {
+            return Err(GlobalCollectiveError::AllReduceBeforeRegister);
+        };
 
         // this peer is syncing: its `generation`-th sync
         let generation = self.add_syncing_peer(node_state.node_id);
@@ -60,15 +62,17 @@ impl<P: Protocol> SyncService<P> {
                 continue;
             }
 
-            let mut connection = P::Client::connect(addr.clone(), "sync")
-                .await
-                .expect("Couldn't connect to peer for sync");
+            let Some(mut connection) = P::Client::connect(addr.clone(), "sync").await else {
+                log::warn!("cannot connect to node {id:?} at {addr} to sync");
+                return Err(GlobalCollectiveError::PeerLost(*id));
+            };
             let msg = SyncRequest(node_state.node_id);
-            let sync_bytes = rmp_serde::to_vec(&msg).unwrap();
-            connection
-                .send(Message::new(sync_bytes.into()))
-                .await
-                .expect("Peer closed connection unexpectedly");
+            let sync_bytes = rmp_serde::to_vec(&msg)
+                .map_err(|e| GlobalCollectiveError::Server(format!("{e}")))?;
+            if let Err(err) = connection.send(Message::new(sync_bytes.into())).await {
+                log::warn!("node {id:?} at {addr} closed the sync connection: {err:?}");
+                return Err(GlobalCollectiveError::PeerLost(*id));
+            }
         }
         loop {
             // facegan patch: register for the wake-up before looking (`notify_waiters` only
@@ -84,23 +88,71 @@ impl<P: Protocol> SyncService<P> {
                     .keys()
                     .all(|id| syncing_peers.get(id).copied().unwrap_or(0) >= generation);
                 if all_there {
-                    return;
+                    return Ok(());
                 }
             }
-            notified.await;
+            // facegan patch: bounded by the idle limit (a peer that never syncs).
+            if burn_communication::access::within_idle_limit(notified)
+                .await
+                .is_none()
+            {
+                let missing = {
+                    let syncing_peers = self.syncing_peers.lock().unwrap();
+                    node_state
+                        .nodes
+                        .keys()
+                        .copied()
+                        .find(|id| syncing_peers.get(id).copied().unwrap_or(0) < generation)
+                };
+                log::warn!("a node did not sync within the idle limit");
+                return Err(GlobalCollectiveError::PeerLost(
+                    missing.unwrap_or(node_state.node_id),
+                ));
+            }
         }
     }
 
+    /// facegan patch: a sync request that does not arrive within the idle limit, fails or does
+    /// not decode is logged and dropped (Burn panicked); one from a node outside the run too.
     pub async fn handle_sync_connection<C: CommunicationChannel>(&self, mut channel: C) {
-        let msg = channel.recv().await.unwrap();
-        let Some(msg) = msg else {
-            return;
+        let msg = match burn_communication::access::within_idle_limit(channel.recv()).await {
+            None => {
+                log::warn!("[Sync] no sync request within the idle limit; connection closed");
+                return;
+            }
+            Some(Err(err)) => {
+                log::warn!("[Sync] a sync connection failed: {err:?}");
+                return;
+            }
+            Some(Ok(None)) => return,
+            Some(Ok(Some(msg))) => msg,
         };
 
-        let msg = rmp_serde::from_slice::<SyncRequest>(&msg.data).unwrap();
+        let peer = match decode_sync_request(&msg.data) {
+            Ok(peer) => peer,
+            Err(why) => {
+                log::warn!("[Sync] refused a sync request: {why}");
+                return;
+            }
+        };
+        let known = match self.node_state.read().await.as_ref() {
+            Some(state) => state.nodes.contains_key(&peer),
+            None => true, // not registered yet: a fast peer's first sync may come first
+        };
+        if !known {
+            log::warn!("[Sync] refused a sync request from {peer:?}, not a node of this run");
+            return;
+        }
 
-        self.add_syncing_peer(msg.0);
+        self.add_syncing_peer(peer);
 
         self.sync_notif.notify_waiters();
     }
+}
+
+/// facegan patch: decodes a sync request (the sending node's id), an error for anything else.
+pub(crate) fn decode_sync_request(bytes: &[u8]) -> Result<NodeId, String> {
+    rmp_serde::from_slice::<SyncRequest>(bytes)
+        .map(|r| r.0)
+        .map_err(|e| format!("not a sync request ({} bytes): {e}", bytes.len()))
 }

@@ -53,7 +53,11 @@ where
             .collect::<FuturesUnordered<_>>();
 
         for _ in children {
-            let res = downloads.next().await.unwrap().unwrap();
+            // facegan patch: a lost child is an error (Burn unwrapped it and panicked).
+            let Some(res) = downloads.next().await else {
+                break;
+            };
+            let res = res?;
             if res.shape() != shape {
                 return Err(GlobalCollectiveError::PeerSentIncoherentTensor);
             }
@@ -89,7 +93,8 @@ where
     }
 
     // Final barrier
-    sync_service.sync().await;
+    // facegan patch: a lost peer is an error, not a panic.
+    sync_service.sync().await?;
 
     Ok(result)
 }

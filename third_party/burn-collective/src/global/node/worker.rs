@@ -163,12 +163,12 @@ impl<C: ProtocolClient> GlobalClientWorker<C> {
 
             if let Some(mut stream) = result {
                 let init_msg = CollectiveMessage::Init(session_id);
-                let bytes: bytes::Bytes = rmp_serde::to_vec(&init_msg).unwrap().into();
-                stream
-                    .send(Message::new(bytes))
-                    .await
-                    .expect("Can send the init message on the websocket.");
-                return Some(stream);
+                let bytes: bytes::Bytes = rmp_serde::to_vec(&init_msg).ok()?.into();
+                // facegan patch: a connection that fails at once is retried (Burn panicked).
+                match stream.send(Message::new(bytes)).await {
+                    Ok(()) => return Some(stream),
+                    Err(err) => log::warn!("the orchestrator at {address} closed at once: {err:?}"),
+                }
             }
 
             println!("Failed to connect to {address}, retrying... Attempt #{retries}");
@@ -190,8 +190,10 @@ impl<C: ProtocolClient> GlobalClientWorker<C> {
 
             self.cancel_token.cancel();
 
-            if let Err(e) = handle.await.unwrap() {
-                log::error!("Connection error {e:?}");
+            match handle.await {
+                Ok(Err(e)) => log::error!("Connection error {e:?}"),
+                Err(e) => log::error!("the orchestrator connection's task failed: {e}"),
+                Ok(Ok(())) => {}
             }
         }
 
@@ -222,14 +224,24 @@ impl<C: ProtocolClient> GlobalClientWorker<C> {
                                 break;
                             };
 
-                            let response: CollectiveMessageResponse = rmp_serde::from_slice(&response.data)
-                                .expect("Can deserialize messages from the websocket.");
+                            // facegan patch: an answer that does not decode, or answers no
+                            // request, is logged and skipped (Burn panicked).
+                            let response: CollectiveMessageResponse = match rmp_serde::from_slice(&response.data) {
+                                Ok(response) => response,
+                                Err(err) => {
+                                    log::warn!("the orchestrator sent a message that is not a response: {err}");
+                                    continue;
+                                }
+                            };
                             let state_resp = state.lock().await;
-                            let response_callback = state_resp
+                            let Some(response_callback) = state_resp
                                 .requests
                                 .get(&response.request_id)
-                                .expect("Got a response to an unknown request");
-                            response_callback.send(response.content).await.unwrap();
+                            else {
+                                log::warn!("the orchestrator answered a request this node did not make");
+                                continue;
+                            };
+                            let _ = response_callback.send(response.content).await;
                         }
                     }
                 }
@@ -237,10 +249,9 @@ impl<C: ProtocolClient> GlobalClientWorker<C> {
         }
 
         log::info!("Worker closing connection");
-        stream_response
-            .close()
-            .await
-            .expect("Can close the websocket stream.");
+        if let Err(err) = stream_response.close().await {
+            log::info!("the orchestrator's response connection was already closed: {err:?}");
+        }
     }
 
     async fn request_sender(
@@ -269,29 +280,40 @@ impl<C: ProtocolClient> GlobalClientWorker<C> {
 
                     let request = CollectiveMessage::Request(id, request.request);
 
-                    let bytes = rmp_serde::to_vec::<CollectiveMessage>(&request)
-                        .expect("Can serialize tasks to bytes.")
-                        .into();
-                    stream_request
-                        .send(Message::new(bytes))
-                        .await
-                        .expect("Can send the message on the websocket.");
+                    let bytes = match rmp_serde::to_vec::<CollectiveMessage>(&request) {
+                        Ok(bytes) => bytes.into(),
+                        Err(err) => {
+                            log::error!("cannot encode a request: {err}");
+                            continue;
+                        }
+                    };
+                    // facegan patch: a lost orchestrator ends this task (Burn panicked); the
+                    // request's caller gets `OrchestratorUnreachable`.
+                    if let Err(err) = stream_request.send(Message::new(bytes)).await {
+                        log::warn!("the orchestrator connection failed: {err:?}");
+                        worker.lock().await.requests.remove(&id);
+                        return;
+                    }
                 }
             }
         }
 
         log::info!("Worker closing connection");
-        stream_request
-            .close()
-            .await
-            .expect("Can send the close message on the websocket.");
+        if let Err(err) = stream_request.close().await {
+            log::info!("the orchestrator's request connection was already closed: {err:?}");
+        }
     }
 
     pub(crate) async fn request(&self, req: RemoteRequest) -> RemoteResponse {
         let (callback, mut response_recv) = tokio::sync::mpsc::channel::<RemoteResponse>(10);
         let client_req = ClientRequest::new(req, callback);
-        self.request_sender.send(client_req).await.unwrap();
-
-        response_recv.recv().await.unwrap()
+        // facegan patch: a lost orchestrator is an error response (Burn panicked).
+        if self.request_sender.send(client_req).await.is_err() {
+            return RemoteResponse::Error(GlobalCollectiveError::OrchestratorUnreachable);
+        }
+        response_recv
+            .recv()
+            .await
+            .unwrap_or(RemoteResponse::Error(GlobalCollectiveError::OrchestratorUnreachable))
     }
 }

@@ -60,17 +60,19 @@ impl GlobalOrchestrator {
     ) -> Result<(), GlobalCollectiveError> {
         log::info!("[Response Handler] On new connection.");
 
-        let msg = stream
-            .recv()
+        // facegan patch: the first message must come within the idle limit.
+        let msg = burn_communication::access::within_idle_limit(stream.recv())
             .await
+            .ok_or_else(|| {
+                GlobalCollectiveError::Server("no first message within the idle limit".into())
+            })?
             .map_err(|err| GlobalCollectiveError::Server(format!("{err:?}")))?;
         let Some(msg) = msg else {
             log::warn!("Response socket closed early!");
             return Ok(());
         };
 
-        let msg = rmp_serde::from_slice::<CollectiveMessage>(&msg.data)
-            .map_err(|_| GlobalCollectiveError::InvalidMessage)?;
+        let msg = decode_orchestrator_message(&msg.data)?;
 
         let CollectiveMessage::Init(id) = msg else {
             return Err(GlobalCollectiveError::FirstMsgNotInit);
@@ -87,7 +89,8 @@ impl GlobalOrchestrator {
         };
 
         while let Some(response) = receiver.recv().await {
-            let bytes = rmp_serde::to_vec(&response).unwrap();
+            let bytes = rmp_serde::to_vec(&response)
+                .map_err(|err| GlobalCollectiveError::Server(format!("{err}")))?;
 
             stream.send(Message::new(bytes.into())).await?;
         }
@@ -105,16 +108,25 @@ impl GlobalOrchestrator {
         let mut session_id = None;
 
         loop {
-            let packet = stream.recv().await?;
+            // facegan patch: a connection must say who it is (Init) within the idle limit; a
+            // registered node then stays silent for its whole run, which is fine.
+            let packet = if session_id.is_none() {
+                burn_communication::access::within_idle_limit(stream.recv())
+                    .await
+                    .ok_or_else(|| {
+                        GlobalCollectiveError::Server("no Init within the idle limit".into())
+                    })??
+            } else {
+                stream.recv().await?
+            };
             let Some(msg) = packet else {
                 log::info!("Peer closed the connection");
                 break;
             };
 
+            // facegan patch: decoded before the lock is taken.
+            let msg = decode_orchestrator_message(&msg.data)?;
             let mut state = self.state.lock().await;
-
-            let msg = rmp_serde::from_slice::<CollectiveMessage>(&msg.data)
-                .map_err(|_| GlobalCollectiveError::InvalidMessage)?;
             match msg {
                 CollectiveMessage::Init(id) => {
                     state.init_session(id);
@@ -131,6 +143,17 @@ impl GlobalOrchestrator {
 
         Ok(())
     }
+}
+
+/// facegan patch: decodes one message a client sends the orchestrator; `InvalidMessage` for
+/// anything else (the handlers log it and close the connection).
+pub(crate) fn decode_orchestrator_message(
+    bytes: &[u8],
+) -> Result<CollectiveMessage, GlobalCollectiveError> {
+    rmp_serde::from_slice::<CollectiveMessage>(bytes).map_err(|err| {
+        log::warn!("refused a message to the orchestrator ({} bytes): {err}", bytes.len());
+        GlobalCollectiveError::InvalidMessage
+    })
 }
 
 /// facegan patch: start a global orchestrator with WebSocket listening on `address`
