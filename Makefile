@@ -27,7 +27,7 @@ else
   BUILD := build
 endif
 
-.PHONY: help build build-cuda test check check-seed fuzz fmt preprocess train eval demo bench-preprocess bench-train bench-presets bench-swd bench-parallel clean-demo quality-runs quality-report
+.PHONY: help build build-cuda test check check-seed check-fid fuzz fmt preprocess train eval demo bench-preprocess bench-train bench-presets bench-swd bench-parallel clean-demo quality-runs quality-report
 
 help:
 	@echo "make build                      release build (CPU)"
@@ -39,7 +39,8 @@ help:
 	@echo "                                 PRESET defaults to the recommended preset for the shard's size"
 	@echo "make eval [RUN=$(RUN)] [DEVICE=$(DEVICE)]"
 	@echo "make demo                       synth -> preprocess -> train (CPU, minutes) -> eval"
-	@echo "make fuzz [FUZZ_SECONDS=600]     coverage-guided fuzzing of the shard, state.json, config and image parsers"
+	@echo "make check-fid                   FID/KID/precision-recall against pytorch-fid and clean-fid (PyPI)"
+	@echo "make fuzz [FUZZ_SECONDS=600]     coverage-guided fuzzing of the shard, state.json, config and image parsers and the cluster messages"
 	@echo "make check-seed                 the seed step against the tutorial's Keras code (tensorflow-cpu)"
 	@echo "make quality-runs [JOBS=..] [THREADS=..] [JOBFILE=..]  the long CPU runs behind docs/results.md, resumable (experiments/)"
 	@echo "make quality-report [JOBFILE=..]          facegan eval of each finished run, then the chart and grids (experiments/)"
@@ -57,7 +58,8 @@ test:
 fmt:
 	$(CARGO) fmt --all
 
-# Coverage-guided fuzzing of everything facegan parses from disk, on stable Rust: LLVM's
+# Coverage-guided fuzzing of everything facegan parses from disk or from its cluster ports (the
+# orchestrator's and the nodes' messages), on stable Rust: LLVM's
 # SanitizerCoverage counters (a separate build in target/fuzz), FUZZ_SECONDS per target.
 # Crashing, aborting and hanging inputs are kept in data/fuzz/crashes/TARGET/.
 FUZZ_SECONDS ?= 600
@@ -75,6 +77,17 @@ SEED_CHECK_DIR ?= data/seed-check
 check-seed:
 	$(CARGO) run --release -q -p facegan-bench --example seed_check_dump -- $(SEED_CHECK_DIR)
 	"$$(bash tools/venv.sh tensorflow-cpu)" tools/keras_seed_oracle.py $(SEED_CHECK_DIR)
+
+# FID, KID and precision/recall against pytorch-fid and clean-fid (torch, torchvision,
+# pytorch-fid, clean-fid and scipy from PyPI, into .venv on first use): pytorch-fid's network with
+# seeded weights saved like its real file, facegan loading that file; one JSON line.
+FID_FACES ?= ../shared/datasets/celeba-8k
+FID_CHECK_DIR ?= data/fid-check
+FID_CHECK_N ?= 64
+FID_CHECK_E2E ?= 2100
+check-fid:
+	$(CARGO) build --release -q -p facegan-inception --example fid_check
+	"$$(bash tools/venv.sh torch torchvision pytorch-fid clean-fid scipy)" tools/check_fid.py $(FID_FACES) $(FID_CHECK_DIR) target/release/examples/fid_check $(FID_CHECK_N) $(FID_CHECK_E2E)
 
 check:
 	$(CARGO) fmt --all -- --check

@@ -13,6 +13,8 @@ for pkg in "$@"; do
   mod="$pkg"
   [ "$pkg" = pillow ] && mod=PIL
   [ "$pkg" = tensorflow-cpu ] && mod=tensorflow
+  [ "$pkg" = pytorch-fid ] && mod=pytorch_fid
+  [ "$pkg" = clean-fid ] && mod=cleanfid
   "$venv/bin/python" -c "import $mod" 2>/dev/null || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -162,6 +162,93 @@ pub(crate) fn sample_reals(shard: &Shard, n: usize, seed: u64) -> Reals {
     }
 }
 
+/// What the fakes are scored against (`facegan eval --against`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Against {
+    /// The shard's holdout (the default, and what the trainer's live probe uses).
+    Holdout,
+    /// The shard's training split (the faces the generator learned from; StyleGAN's "full"
+    /// protocol scores against all of it, here `--n` of them).
+    Train,
+    /// A folder of real faces, decoded and resized like the shard.
+    Dir(PathBuf),
+}
+
+impl Against {
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "holdout" => Against::Holdout,
+            "train" => Against::Train,
+            dir => {
+                let p = PathBuf::from(dir);
+                if !p.is_dir() {
+                    bail!("--against {dir:?}: use `holdout`, `train` or a folder of real faces");
+                }
+                Against::Dir(p)
+            }
+        })
+    }
+}
+
+/// The real images the fakes are scored against, and a second real sample of the same size
+/// for the noise floor (what two samples of real faces score against each other).
+pub(crate) struct Reference {
+    /// `holdout`, `train` or `folder DIR`.
+    pub name: String,
+    /// The floor's second sample.
+    pub second_name: String,
+    pub n: usize,
+    pub images: Vec<f32>,
+    pub second: Vec<f32>,
+}
+
+/// The reference set of `against`, at most `n` images: the holdout sample (floor: the train
+/// sample), two disjoint train samples, or a folder (floor: a train sample as large).
+pub(crate) fn reference(
+    against: &Against,
+    shard: &Shard,
+    reals: &Reals,
+    n: usize,
+    seed: u64,
+) -> Result<Reference> {
+    let train = shard.indices(Split::Train);
+    Ok(match against {
+        Against::Holdout => Reference {
+            name: "holdout".into(),
+            second_name: "train".into(),
+            n: reals.n,
+            images: reals.holdout.clone(),
+            second: reals.train.clone(),
+        },
+        Against::Train => {
+            let m = n.min(train.len() / 2).max(1);
+            let ids = sample_ids(&train, (2 * m).min(train.len()), seed ^ 3);
+            let (a, b) = ids.split_at(m.min(ids.len()));
+            if b.is_empty() {
+                bail!("--against train needs at least 2 training images");
+            }
+            Reference {
+                name: "train".into(),
+                second_name: "a second, disjoint train sample".into(),
+                n: m.min(b.len()),
+                images: shard_images(shard, &a[..m.min(b.len())]),
+                second: shard_images(shard, &b[..m.min(b.len())]),
+            }
+        }
+        Against::Dir(dir) => {
+            let images = load_fake_dir(dir, shard, n)?;
+            let m = (images.len() / reals.per_image()).min(train.len());
+            Reference {
+                name: format!("folder {}", dir.display()),
+                second_name: "train".into(),
+                n: m,
+                images: images[..m * reals.per_image()].to_vec(),
+                second: shard_images(shard, &sample_ids(&train, m, seed ^ 2)),
+            }
+        }
+    })
+}
+
 /// The images scored as fakes.
 pub(crate) struct Fakes {
     /// `[3, h, w]` f32 planes in [0, 1] back to back.
@@ -172,26 +259,28 @@ pub(crate) struct Fakes {
     pub source: String,
 }
 
-/// The `--fake-dir` folder's images when given, else `reals.n` from the sampling generator.
+/// The `--fake-dir` folder's images when given, else `n` from the sampling generator (the
+/// reference set's size).
 pub(crate) fn fakes<B: Backend>(
     opts: &EvalOptions,
     shard: &Shard,
-    reals: &Reals,
+    n: usize,
     models: Option<&Models<B>>,
     device: &B::Device,
 ) -> Result<Fakes> {
     let (images, source) = match (&opts.fake_dir, models) {
         (Some(dir), _) => (
-            load_fake_dir(dir, shard, reals.n)?,
+            load_fake_dir(dir, shard, n)?,
             format!("folder {}", dir.display()),
         ),
         (None, Some(m)) => {
-            let z = latents::<B>(reals.n, m.latent, opts.seed, device);
+            let z = latents::<B>(n, m.latent, opts.seed, device);
             (generate(&m.g, &z, m.latent, device), m.weights.to_string())
         }
         (None, None) => unreachable!("a checkpoint is required without --fake-dir"),
     };
-    let n_side = reals.n.min(images.len() / reals.per_image());
+    let per_image = 3 * shard.height() * shard.width();
+    let n_side = n.min(images.len() / per_image);
     Ok(Fakes {
         images,
         n_side,

@@ -7,17 +7,22 @@
 //!   real images sampled from it, and the fakes (generated, or a `--fake-dir` folder).
 //! - [`generate`]: a checkpoint's G and D ([`generate::Models`]) run in batches, and slerp.
 //! - [`scores`]: SWD against the holdout beside its noise floor, and D accuracy.
+//! - [`inception_scores`]: FID, KID and precision/recall on pytorch-fid's Inception features,
+//!   when its weight file is given or found.
 //! - [`interp`]: the interpolation grid and GIF.
 //! - [`memorisation`]: the nearest training images of a few fakes.
 //! - [`report`]: `report.json` ([`EvalReport`]) and the self-contained `report.html`.
 //! - [`swd`]: the ProGAN sliced Wasserstein distance (from `facegan-metrics`).
 //! - [`sample`], [`export`]: `facegan sample` and `facegan export`.
+//! - [`compare`]: `facegan compare`: several runs' quality curves with their bands.
 
 // CI fails on a dependency the crate no longer uses (unit-test builds also see dev-dependencies).
 #![cfg_attr(not(test), deny(unused_crate_dependencies))]
 
+pub mod compare;
 pub mod export;
 pub mod generate;
+pub mod inception_scores;
 pub mod inputs;
 pub mod interp;
 pub mod memorisation;
@@ -26,7 +31,7 @@ pub mod sample;
 pub mod scores;
 pub use facegan_metrics::swd;
 
-pub use inputs::{find_checkpoint, load_fake_dir, CheckpointChoice};
+pub use inputs::{find_checkpoint, load_fake_dir, Against, CheckpointChoice};
 pub use memorisation::Neighbours;
 pub use report::EvalReport;
 pub use scores::DAccuracy;
@@ -50,19 +55,42 @@ pub struct EvalOptions {
     pub n: usize,
     pub fake_dir: Option<PathBuf>,
     pub seed: u64,
+    /// What the fakes are scored against (`--against`).
+    pub against: Against,
+    /// pytorch-fid's Inception weight file (`--inception`); else `FACEGAN_INCEPTION` or the
+    /// cache location; without one, FID and its kin are skipped with a note.
+    pub inception: Option<PathBuf>,
+    /// The SHA-256 of other Inception weights the user vouches for (`make check-fid`'s test
+    /// network); scores with them are labelled as not comparable.
+    pub inception_sha256: Option<String>,
 }
 
 /// Runs the whole evaluation on backend `B` (an inference backend: BatchNorm uses running stats).
 pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<EvalReport> {
     let start = Instant::now();
+    // The weight file is checked before anything slow runs.
+    let inception_weights = match facegan_inception::weights::locate(opts.inception.as_deref())? {
+        Some(path) => Some(facegan_inception::weights::check(
+            &path,
+            opts.inception_sha256.as_deref(),
+        )?),
+        None => {
+            eprintln!(
+                "note: no FID, KID or precision/recall: {}",
+                facegan_inception::weights::how_to_get()
+            );
+            None
+        }
+    };
     let src = inputs::resolve(opts)?;
     let out_dir = inputs::create_out_dir(&opts.run)?;
     let reals = inputs::sample_reals(&src.shard, opts.n, opts.seed);
     let models = src.ckpt.as_ref().map(|c| Models::<B>::load(c, device));
     let models = models.transpose()?;
-    let fakes = inputs::fakes(opts, &src.shard, &reals, models.as_ref(), device)?;
+    let reference = inputs::reference(&opts.against, &src.shard, &reals, opts.n, opts.seed)?;
+    let fakes = inputs::fakes(opts, &src.shard, reference.n, models.as_ref(), device)?;
 
-    let swd = scores::swd_scores(&reals, &fakes, opts.seed);
+    let swd = scores::swd_scores(&reference, &fakes, (reals.h, reals.w), opts.seed);
     let (acc_hold, acc_train) = models
         .as_ref()
         .map(|m| scores::d_accuracy(&m.d, &reals, &fakes, device))
@@ -75,6 +103,21 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
     }
     let fake_imgs = &fakes.images[..fakes.n_side * reals.per_image()];
     let nn = memorisation::check(&out_dir, &src.shard, fake_imgs)?;
+    let inception = inception_weights.and_then(|id| {
+        let n = reference.n.min(fakes.n_side);
+        let real_imgs = &reference.images[..n * reals.per_image()];
+        let fake_imgs = &fake_imgs[..n * reals.per_image()];
+        let (h, w) = (reals.h, reals.w);
+        inception_scores::score::<B>(
+            &id, &src.data, real_imgs, fake_imgs, h, w, opts.seed, device,
+        )
+        .map(|mut s| {
+            s.reals = reference.name.clone();
+            s
+        })
+        .map_err(|e| eprintln!("warning: no FID, KID or precision/recall: {e:#}"))
+        .ok()
+    });
 
     let report = EvalReport {
         tool_version: TOOL_VERSION.into(),
@@ -91,6 +134,9 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
         nearest_neighbours: nn.neighbours,
         nn_level: nn.level,
         swd_seconds: swd.seconds,
+        against: reference.name.clone(),
+        floor_second_sample: reference.second_name.clone(),
+        inception,
         seconds: start.elapsed().as_secs_f64(),
         html_path: out_dir.join("report.html"),
     };

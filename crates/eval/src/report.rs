@@ -32,6 +32,13 @@ pub struct EvalReport {
     pub nearest_neighbours: Vec<Neighbours>,
     pub nn_level: (usize, usize),
     pub swd_seconds: f64,
+    /// What the fakes were scored against (`holdout`, `train`, `folder DIR`): the reference of
+    /// `swd_fake_vs_holdout` and of the Inception scores (the field names predate `--against`).
+    pub against: String,
+    /// The real sample the floor (`swd_train_vs_holdout`) compares with the reference.
+    pub floor_second_sample: String,
+    /// FID, KID, precision/recall (absent without Inception weights).
+    pub inception: Option<crate::inception_scores::InceptionScores>,
     pub seconds: f64,
     #[serde(skip)]
     pub html_path: PathBuf,
@@ -49,14 +56,20 @@ impl EvalReport {
                 )
             })
             .unwrap_or_default();
+        let fake = &self.swd_fake_vs_holdout;
         format!(
-            "SWD x1e3 {:.2} (noise floor train-vs-holdout {:.2}; per level {}){acc}, {} images per side, {:.1} s",
-            self.swd_fake_vs_holdout.average,
+            "SWD x1e3 vs {} {:.2}{} (noise floor {} vs {} {:.2}{}; per level {}){acc}, {} images per side, {:.1} s",
+            self.against,
+            fake.average,
+            pm(fake.spread.as_ref().map(|s| s.average)),
+            self.floor_second_sample,
+            self.against,
             self.swd_train_vs_holdout.average,
-            self.swd_fake_vs_holdout
-                .per_level
+            pm(self.swd_train_vs_holdout.spread.as_ref().map(|s| s.average)),
+            fake.per_level
                 .iter()
-                .map(|v| format!("{v:.2}"))
+                .enumerate()
+                .map(|(l, v)| format!("{v:.2}{}", pm(fake.spread.as_ref().map(|s| s.per_level[l]))))
                 .collect::<Vec<_>>()
                 .join("/"),
             self.swd_fake_vs_holdout.images_per_side,
@@ -83,6 +96,11 @@ pub(crate) fn checkpoint_json((info, s): &(CheckpointInfo, TrainState)) -> serde
 /// The report's `settings` entry: the options and the SWD's constants.
 pub(crate) fn settings_json(opts: &EvalOptions, images_per_side: usize) -> serde_json::Value {
     serde_json::json!({"n": opts.n, "images_per_side": images_per_side, "seed": opts.seed,
+        "against": match &opts.against {
+            crate::Against::Holdout => "holdout".to_string(),
+            crate::Against::Train => "train".to_string(),
+            crate::Against::Dir(d) => d.display().to_string(),
+        },
         "checkpoint": format!("{:?}", opts.checkpoint),
         "swd": {"patch": swd::PATCH, "patches_per_image": swd::PATCHES_PER_IMAGE,
                 "dir_repeats": swd::DIR_REPEATS, "dirs_per_repeat": swd::DIRS_PER_REPEAT}})
@@ -148,6 +166,11 @@ fn loss_figure(dir: &Path) -> String {
     )
 }
 
+/// ` ± S` for a measured spread (std over bootstrap rounds), nothing without one.
+fn pm(spread: Option<f64>) -> String {
+    spread.map(|s| format!(" ± {s:.2}")).unwrap_or_default()
+}
+
 /// The metrics table's rows: source, SWD (average and per level, beside the floor), D
 /// accuracy, checkpoint and timings.
 fn metrics_rows(r: &EvalReport) -> String {
@@ -160,13 +183,36 @@ fn metrics_rows(r: &EvalReport) -> String {
         "images per side",
         r.swd_fake_vs_holdout.images_per_side.to_string(),
     );
+    let rounds = r
+        .swd_fake_vs_holdout
+        .spread
+        .as_ref()
+        .map(|s| {
+            format!(
+                " (± std over {} bootstrap rounds of images, patches and directions)",
+                s.rounds
+            )
+        })
+        .unwrap_or_default();
+    row("fakes scored against", r.against.clone());
     row(
-        "SWD x1e3, fakes vs holdout (avg)",
-        format!("{:.3}", r.swd_fake_vs_holdout.average),
+        "SWD x1e3, fakes vs reference (avg)",
+        format!(
+            "{:.3}{}{rounds}",
+            r.swd_fake_vs_holdout.average,
+            pm(r.swd_fake_vs_holdout.spread.as_ref().map(|s| s.average))
+        ),
     );
     row(
-        "SWD x1e3, train vs holdout (noise floor)",
-        format!("{:.3}", r.swd_train_vs_holdout.average),
+        &format!(
+            "SWD x1e3, {} vs reference (noise floor)",
+            r.floor_second_sample
+        ),
+        format!(
+            "{:.3}{}",
+            r.swd_train_vs_holdout.average,
+            pm(r.swd_train_vs_holdout.spread.as_ref().map(|s| s.average))
+        ),
     );
     for (i, ((a, b), (hh, ww))) in r
         .swd_fake_vs_holdout
@@ -176,9 +222,14 @@ fn metrics_rows(r: &EvalReport) -> String {
         .zip(&r.swd_fake_vs_holdout.level_sizes)
         .enumerate()
     {
+        let spread = |s: &swd::SwdResult| pm(s.spread.as_ref().map(|s| s.per_level[i]));
         row(
             &format!("SWD level {i} ({hh}x{ww})"),
-            format!("{a:.3} (floor {b:.3})"),
+            format!(
+                "{a:.3}{} (floor {b:.3}{})",
+                spread(&r.swd_fake_vs_holdout),
+                spread(&r.swd_train_vs_holdout)
+            ),
         );
     }
     if let Some(a) = &r.d_accuracy_holdout {
@@ -196,6 +247,29 @@ fn metrics_rows(r: &EvalReport) -> String {
             "D accuracy, train reals vs fakes (balanced)",
             format!("{:.3} (real {:.3}, fake {:.3})", a.balanced, a.real, a.fake),
         );
+    }
+    match &r.inception {
+        Some(i) => {
+            row(
+                "FID",
+                format!(
+                    "{:.2} ({} {} vs {} fake images; {}; {})",
+                    i.fid, i.real_images, i.reals, i.fake_images, i.weights, i.resize
+                ),
+            );
+            row(
+                "KID",
+                crate::inception_scores::kid_text(&i.kid, i.real_images.min(i.fake_images)),
+            );
+            row(
+                "precision / recall",
+                format!("{:.3} / {:.3} (k = {})", i.precision, i.recall, i.k),
+            );
+        }
+        None => row(
+            "FID, KID, precision/recall",
+            "not computed: no Inception weights (facegan eval --inception FILE)".to_string(),
+        ),
     }
     if let Some(c) = &r.checkpoint {
         row("checkpoint", c.to_string());

@@ -8,7 +8,7 @@ use facegan_model::Discriminator;
 use serde::Serialize;
 
 use crate::generate::{discriminate, to_planes};
-use crate::inputs::{Fakes, Reals};
+use crate::inputs::{Fakes, Reals, Reference};
 use crate::swd::{self, SwdResult};
 
 /// Accuracy of D (threshold 0.5) on reals and fakes, and its mean outputs.
@@ -52,15 +52,23 @@ pub(crate) struct SwdScores {
     pub seconds: f64,
 }
 
-/// SWD on `fakes.n_side` images per side (pyramids built once per set).
-pub(crate) fn swd_scores(reals: &Reals, fakes: &Fakes, seed: u64) -> SwdScores {
+/// SWD against the reference set on as many images per side as both have (pyramids built once
+/// per set), and the floor (the reference's second real sample against it), each with its
+/// spread.
+pub(crate) fn swd_scores(
+    reference: &Reference,
+    fakes: &Fakes,
+    (h, w): (usize, usize),
+    seed: u64,
+) -> SwdScores {
     let t = Instant::now();
-    let (h, w, n) = (reals.h, reals.w, fakes.n_side);
-    let pyr_hold = swd::pyramids(&to_planes(&reals.holdout, h, w));
-    let pyr_train = swd::pyramids(&to_planes(&reals.train, h, w));
+    let n = fakes.n_side.min(reference.n);
+    let pyr_hold = swd::pyramids(&to_planes(&reference.images, h, w));
+    let pyr_train = swd::pyramids(&to_planes(&reference.second, h, w));
     let pyr_fake = swd::pyramids(&to_planes(&fakes.images, h, w));
-    let fake_vs_holdout = swd::swd(&pyr_fake[..n], &pyr_hold[..n], seed);
-    let train_vs_holdout = swd::swd(&pyr_train[..n], &pyr_hold[..n], seed);
+    let rounds = swd::SPREAD_ROUNDS;
+    let fake_vs_holdout = swd::swd_with_spread(&pyr_fake[..n], &pyr_hold[..n], seed, rounds);
+    let train_vs_holdout = swd::swd_with_spread(&pyr_train[..n], &pyr_hold[..n], seed, rounds);
     SwdScores {
         fake_vs_holdout,
         train_vs_holdout,

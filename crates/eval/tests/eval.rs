@@ -190,6 +190,9 @@ fn fake_dir_without_a_checkpoint_scores_real_faces_near_the_floor() {
             n: 64,
             fake_dir: Some(fake_dir.to_path_buf()),
             seed: 7,
+            against: facegan_eval::Against::Holdout,
+            inception: None,
+            inception_sha256: None,
         };
         facegan_eval::evaluate::<Flex>(&opts, &Default::default()).unwrap()
     };
@@ -247,4 +250,48 @@ fn fake_dir_without_a_checkpoint_scores_real_faces_near_the_floor() {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(!html.contains("No loss chart") && html.contains(r#"alt="loss.png""#));
     assert!(!html.contains("<svg"));
+}
+
+/// `--against`: the train split (its floor a second, disjoint train sample) or a folder of real
+/// faces; the report names the reference beside the scores, every SWD carries its spread, and a
+/// folder scored against itself scores exactly 0.
+#[test]
+fn fakes_can_be_scored_against_the_train_split_or_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (faces, shard_path) = faces_shard(d, 240, 4, 0.1);
+    let eval = |run: &str, against: facegan_eval::Against| {
+        let opts = EvalOptions {
+            run: d.join(run),
+            data: Some(shard_path.clone()),
+            checkpoint: CheckpointChoice::Latest,
+            n: 64,
+            fake_dir: Some(faces.clone()),
+            seed: 7,
+            against,
+            inception: None,
+            inception_sha256: None,
+        };
+        facegan_eval::evaluate::<Flex>(&opts, &Default::default()).unwrap()
+    };
+    let train = eval("against-train", facegan_eval::Against::Train);
+    assert_eq!(train.against, "train");
+    assert_eq!(train.swd_fake_vs_holdout.images_per_side, 64);
+    assert!(train.swd_fake_vs_holdout.spread.is_some());
+    assert!(train.swd_train_vs_holdout.spread.is_some());
+    assert!(
+        train.summary_line().contains("vs train"),
+        "{}",
+        train.summary_line()
+    );
+    let floor = train.swd_train_vs_holdout.average;
+    assert!(train.swd_fake_vs_holdout.average < 1.5 * floor);
+
+    let itself = eval("against-itself", facegan_eval::Against::Dir(faces.clone()));
+    assert_eq!(itself.against, format!("folder {}", faces.display()));
+    assert_eq!(itself.swd_fake_vs_holdout.average, 0.0);
+    let err = facegan_eval::Against::parse("nowhere/at/all")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("holdout") && err.contains("train"), "{err}");
 }

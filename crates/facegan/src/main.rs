@@ -34,8 +34,11 @@ enum Command {
     Synth(commands::SynthArgs),
     /// Train a GAN preset on a shard; resumes the run directory by default.
     Train(commands::TrainArgs),
-    /// Evaluate a run: grids, D accuracy, SWD, nearest neighbours, report page.
+    /// Evaluate a run: grids, D accuracy, SWD (and FID, KID, precision/recall with Inception
+    /// weights), nearest neighbours, report page.
     Eval(commands::EvalArgs),
+    /// Compare runs' quality curves: two charts with bands and a table of last and best scores.
+    Compare(commands::CompareArgs),
     /// Write generated faces as a grid or one PNG per face.
     Sample(commands::SampleArgs),
     /// Export the generator as safetensors.
@@ -115,6 +118,7 @@ fn main() -> ExitCode {
         Command::Synth(a) => commands::synth(a),
         Command::Train(a) => commands::train(a),
         Command::Eval(a) => commands::eval(a),
+        Command::Compare(a) => commands::compare(a),
         Command::Sample(a) => commands::sample(a),
         Command::Export(a) => commands::export(a),
         Command::Warmup(a) => commands::warmup(a),

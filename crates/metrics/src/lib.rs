@@ -5,10 +5,13 @@
 //! reports for the same weights.
 //!
 //! - [`swd`]: sliced Wasserstein distance between Laplacian-pyramid patch sets (ProGAN's).
+//! - [`fid`]: FID, KID and precision/recall on Inception features, as pytorch-fid and
+//!   clean-fid compute them.
 //! - [`bench`]: `facegan bench-swd`: the SWD timed on synthetic image sets.
 
 // CI fails on a dependency the crate no longer uses (unit-test builds also see dev-dependencies).
 #![cfg_attr(not(test), deny(unused_crate_dependencies))]
 
 pub mod bench;
+pub mod fid;
 pub mod swd;

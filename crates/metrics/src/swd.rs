@@ -183,13 +183,24 @@ pub fn laplacian_pyramid(img: &Planes) -> Vec<Planes> {
 /// Descriptors of one pyramid level for a whole set: `n * 128` rows of 147 values.
 /// Patch centres are drawn per image from a seeded RNG, kept off the border.
 fn level_descriptors(levels: &[Vec<Planes>], level: usize, seed: u64) -> Vec<f32> {
+    let all: Vec<usize> = (0..levels.len()).collect();
+    picked_level_descriptors(levels, &all, level, seed)
+}
+
+/// [`level_descriptors`] of the images `pick` lists (repeats allowed: a bootstrap sample).
+fn picked_level_descriptors(
+    levels: &[Vec<Planes>],
+    pick: &[usize],
+    level: usize,
+    seed: u64,
+) -> Vec<f32> {
     let half = PATCH / 2;
-    let mut out = vec![0f32; levels.len() * PATCHES_PER_IMAGE * DESC];
+    let mut out = vec![0f32; pick.len() * PATCHES_PER_IMAGE * DESC];
     out.par_chunks_mut(PATCHES_PER_IMAGE * DESC)
-        .zip(levels.par_iter())
+        .zip(pick.par_iter())
         .enumerate()
-        .for_each(|(i, (dst, pyr))| {
-            let p = &pyr[level];
+        .for_each(|(i, (dst, &which))| {
+            let p = &levels[which][level];
             let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((i as u64) << 8) ^ level as u64);
             for d in dst.chunks_exact_mut(DESC) {
                 let cy = rng.random_range(half..p.h - half);
@@ -321,6 +332,77 @@ pub struct SwdResult {
     pub level_sizes: Vec<(usize, usize)>,
     pub average: f64,
     pub images_per_side: usize,
+    /// The spread of the score (see [`swd_spread`]), when it was measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spread: Option<SwdSpread>,
+}
+
+/// How much an SWD moves with both of its sources of noise: the random directions and patch
+/// positions, and which images were drawn. The standard deviation over `rounds` bootstrap
+/// rounds, each resampling both sides' images with replacement and drawing fresh directions and
+/// patches. The point estimate ([`swd`]) does not change; this goes beside it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SwdSpread {
+    /// Std of the average over levels.
+    pub average: f64,
+    /// Std of each level's score (finest first, as `per_level`).
+    pub per_level: Vec<f64>,
+    pub rounds: usize,
+}
+
+/// [`swd`] with its [`swd_spread`] of `rounds` rounds beside it.
+pub fn swd_with_spread(
+    a: &[Vec<Planes>],
+    b: &[Vec<Planes>],
+    seed: u64,
+    rounds: usize,
+) -> SwdResult {
+    let mut result = swd(a, b, seed);
+    result.spread = Some(swd_spread(a, b, seed, rounds));
+    result
+}
+
+/// Bootstrap rounds of [`swd_spread`] in `facegan eval`.
+pub const SPREAD_ROUNDS: usize = 8;
+/// Bootstrap rounds in the trainer's live probe: fewer, as each round costs about one SWD and
+/// the probe's time counts against training (a noisier estimate of the same spread).
+pub const PROBE_SPREAD_ROUNDS: usize = 4;
+
+/// The spread of [`swd`]`(a, b, seed)` over `rounds` bootstrap rounds (see [`SwdSpread`]).
+pub fn swd_spread(a: &[Vec<Planes>], b: &[Vec<Planes>], seed: u64, rounds: usize) -> SwdSpread {
+    let n = a.len().min(b.len());
+    let levels = a[0].len();
+    let scores: Vec<Vec<f64>> = (0..rounds)
+        .map(|r| {
+            let round_seed = seed ^ 0x5EED_0000 ^ ((r as u64 + 1) << 32);
+            let mut rng = ChaCha8Rng::seed_from_u64(round_seed);
+            let pa: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
+            let pb: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
+            (0..levels)
+                .map(|l| {
+                    let da = picked_level_descriptors(a, &pa, l, round_seed ^ 0xA);
+                    let db = picked_level_descriptors(b, &pb, l, round_seed ^ 0xA);
+                    sliced_wasserstein(&da, &db, round_seed ^ 0xD1 ^ l as u64) * 1e3
+                })
+                .collect()
+        })
+        .collect();
+    let std = |values: Vec<f64>| {
+        let m = values.iter().sum::<f64>() / values.len().max(1) as f64;
+        let var = values.iter().map(|v| (v - m) * (v - m)).sum::<f64>()
+            / values.len().saturating_sub(1).max(1) as f64;
+        var.sqrt()
+    };
+    SwdSpread {
+        average: std(scores
+            .iter()
+            .map(|s| s.iter().sum::<f64>() / levels as f64)
+            .collect()),
+        per_level: (0..levels)
+            .map(|l| std(scores.iter().map(|s| s[l]).collect()))
+            .collect(),
+        rounds,
+    }
 }
 
 /// Pyramids of a set of images (computed once, reused across comparisons).
@@ -346,5 +428,6 @@ pub fn swd(a: &[Vec<Planes>], b: &[Vec<Planes>], seed: u64) -> SwdResult {
         per_level,
         average,
         images_per_side: n,
+        spread: None,
     }
 }

@@ -16,6 +16,7 @@
 //! - [`history`]: what an earlier run left in a directory (so nothing is overwritten without
 //!   `--new`), removing it, and temp files of dead processes.
 //! - [`lock`]: the exclusive lock a training process holds on its run directory.
+//! - [`quality_csv`]: `quality.csv`, the live quality curve (with each score's spread).
 //!
 //! Turning a training `Gan` (networks and optimizers) into checkpoint files and back is the
 //! trainer's; reading the networks back, as eval does, needs only this crate and the model.
@@ -29,6 +30,7 @@ pub mod disk;
 pub mod history;
 pub mod lock;
 pub mod networks;
+pub mod quality_csv;
 pub mod state;
 
 pub use checkpoint::CheckpointInfo;

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use crate::metrics_csv::EpochMetrics;
 use anyhow::{Context, Result};
-use facegan_common::images::{save_png, write_gif};
+use facegan_common::charts::{lines_of, write_line_chart, y_max, Series};
+use facegan_common::images::write_gif;
 
 use crate::quality::QualityPoint;
 
@@ -49,104 +50,15 @@ pub fn write_progress_gif(samples_dir: &Path, out: &Path, max_frames: usize) -> 
     Ok(write_gif(out, &frames, 250)?)
 }
 
-fn register_font() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = plotters::style::register_font(
-            "sans-serif",
-            plotters::style::FontStyle::Normal,
-            dejavu::sans::regular(),
-        );
-    });
-}
-
-/// One line of a chart: its legend name, colour and points.
-struct Line {
-    name: &'static str,
-    rgb: (u8, u8, u8),
-    points: Vec<(f64, f64)>,
-}
-
-/// Draws line series on one 800x480 chart (y from 0) and saves it as a PNG.
-fn write_line_chart(
-    path: &Path,
-    caption: &str,
-    (x_desc, y_desc): (&str, &str),
-    (max_x, max_y): (f64, f64),
-    lines: Vec<Line>,
-) -> Result<()> {
-    use plotters::prelude::*;
-    register_font();
-    let (w, h) = (800u32, 480u32);
-    let mut buf = vec![255u8; (w * h * 3) as usize];
-    let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: plot: {e}", path.display());
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| err(&e))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(caption, ("sans-serif", 22))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(48)
-            .build_cartesian_2d(0f64..max_x, 0f64..max_y)
-            .map_err(|e| err(&e))?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_desc(y_desc)
-            .draw()
-            .map_err(|e| err(&e))?;
-        for line in lines {
-            let color = RGBColor(line.rgb.0, line.rgb.1, line.rgb.2);
-            chart
-                .draw_series(LineSeries::new(line.points, color.stroke_width(2)))
-                .map_err(|e| err(&e))?
-                .label(line.name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| err(&e))?;
-        root.present().map_err(|e| err(&e))?;
-    }
-    let img = image::RgbImage::from_raw(w, h, buf).expect("plot buffer size");
-    Ok(save_png(path, &img)?)
-}
-
-/// The largest finite value of `values` (at least `floor`), times 1.1: a y range.
-fn y_max(values: impl Iterator<Item = f64>, floor: f64) -> f64 {
-    values.filter(|v| v.is_finite()).fold(floor, f64::max) * 1.1
-}
-
-/// One line of a chart drawn from rows of `T`: legend name, colour and the y value of a row.
-type Series<T> = (&'static str, (u8, u8, u8), fn(&T) -> f64);
-
-/// The chart lines of `series` over `rows`, with x from `x`.
-fn lines_of<T>(rows: &[T], x: impl Fn(&T) -> f64, series: &[Series<T>]) -> Vec<Line> {
-    series
-        .iter()
-        .map(|&(name, rgb, y)| Line {
-            name,
-            rgb,
-            points: rows.iter().map(|r| (x(r), y(r))).collect(),
-        })
-        .collect()
-}
-
 /// Draws the per-epoch losses (and mean D outputs) as `loss.png`.
 pub fn write_loss_plot(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
     let max_epoch = rows.iter().map(|r| r.epoch).max().unwrap_or(1).max(1) as f64;
     let max_loss = y_max(rows.iter().flat_map(|r| [r.loss_d, r.loss_g]), 1.0);
     let series: [Series<EpochMetrics>; 4] = [
-        ("loss_d", (200, 40, 40), |r| r.loss_d),
-        ("loss_g", (40, 80, 200), |r| r.loss_g),
-        ("D(x)", (40, 160, 60), |r| r.d_real),
-        ("D(G(z))", (230, 140, 20), |r| r.d_fake),
+        ("loss_d", (200, 40, 40), |r| r.loss_d, |_| 0.0),
+        ("loss_g", (40, 80, 200), |r| r.loss_g, |_| 0.0),
+        ("D(x)", (40, 160, 60), |r| r.d_real, |_| 0.0),
+        ("D(G(z))", (230, 140, 20), |r| r.d_fake, |_| 0.0),
     ];
     write_line_chart(
         path,
@@ -157,15 +69,35 @@ pub fn write_loss_plot(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
     )
 }
 
-/// Draws the quality curve (SWD and its floor against training minutes) as `quality.png`.
+/// Draws the quality curve (SWD and its floor against training minutes, each with the band of
+/// its spread when measured) as `quality.png`.
 pub fn write_quality_plot(path: &Path, rows: &[QualityPoint]) -> Result<()> {
     let max_x = rows.iter().map(|r| r.train_minutes).fold(0.1f64, f64::max);
-    let max_y = y_max(rows.iter().flat_map(|r| [r.swd, r.swd_finest]), 1.0);
+    let max_y = y_max(
+        rows.iter()
+            .flat_map(|r| [r.swd + r.swd_std, r.swd_finest + r.swd_finest_std]),
+        1.0,
+    );
     let series: [Series<QualityPoint>; 4] = [
-        ("SWD (average)", (40, 80, 200), |r| r.swd),
-        ("SWD finest level", (200, 40, 40), |r| r.swd_finest),
-        ("floor (average)", (120, 160, 230), |r| r.floor),
-        ("floor finest", (230, 140, 140), |r| r.floor_finest),
+        (
+            "SWD (average, ± std)",
+            (40, 80, 200),
+            |r| r.swd,
+            |r| r.swd_std,
+        ),
+        (
+            "SWD finest level",
+            (200, 40, 40),
+            |r| r.swd_finest,
+            |r| r.swd_finest_std,
+        ),
+        (
+            "floor (average)",
+            (120, 160, 230),
+            |r| r.floor,
+            |r| r.floor_std,
+        ),
+        ("floor finest", (230, 140, 140), |r| r.floor_finest, |_| 0.0),
     ];
     write_line_chart(
         path,

@@ -8,88 +8,17 @@
 //! The holdout's pyramids and the train-vs-holdout floor are computed once, when training starts;
 //! each probe then costs one batched G forward, the fakes' pyramids and one SWD.
 
-use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Result;
 use burn::tensor::backend::Backend;
 use facegan_metrics::swd::{self, sample_ids, to_planes, Planes, SwdResult};
 use facegan_model::generator::{generate_batched, seeded_latents};
 use facegan_model::Generator;
+pub use facegan_rundir::quality_csv::{read_quality, write_quality, QualityPoint};
 use facegan_shard::{Shard, Split};
-use serde::{Deserialize, Serialize};
 
 /// `facegan eval`'s default seed: the probe uses the same holdout sample and latents.
 pub const EVAL_SEED: u64 = 7;
-
-/// One point of the quality curve (a row of `quality.csv`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QualityPoint {
-    pub step: u64,
-    pub images_seen: u64,
-    /// Training wall time so far (what `--minutes` counts), in minutes.
-    pub train_minutes: f64,
-    /// SWD x1e3, the average over pyramid levels.
-    pub swd: f64,
-    /// SWD of the finest pyramid level (full resolution).
-    pub swd_finest: f64,
-    /// The train-vs-holdout floor (average, finest level) at the same image count.
-    pub floor: f64,
-    pub floor_finest: f64,
-    /// Seconds this probe took.
-    pub probe_seconds: f64,
-}
-
-impl QualityPoint {
-    pub const CSV_COLUMNS: [&'static str; 8] = [
-        "step",
-        "images_seen",
-        "train_minutes",
-        "swd",
-        "swd_finest",
-        "floor",
-        "floor_finest",
-        "probe_seconds",
-    ];
-
-    /// The row's fields as written: minutes and probe seconds to 3 decimals, scores in full.
-    fn csv_fields(&self) -> [String; 8] {
-        [
-            self.step.to_string(),
-            self.images_seen.to_string(),
-            format!("{:.3}", self.train_minutes),
-            self.swd.to_string(),
-            self.swd_finest.to_string(),
-            self.floor.to_string(),
-            self.floor_finest.to_string(),
-            format!("{:.3}", self.probe_seconds),
-        ]
-    }
-}
-
-/// Reads `quality.csv` (a missing file is an empty curve); names the file and line on a bad row.
-pub fn read_quality(path: &Path) -> Result<Vec<QualityPoint>> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(Vec::new());
-    };
-    csv::Reader::from_reader(text.as_bytes())
-        .deserialize()
-        .collect::<Result<Vec<QualityPoint>, _>>()
-        .map_err(|e| anyhow::anyhow!("{}: bad quality row: {e}", path.display()))
-}
-
-/// Writes the whole curve (with the header) to `quality.csv`, atomically.
-pub fn write_quality(path: &Path, rows: &[QualityPoint]) -> Result<()> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(QualityPoint::CSV_COLUMNS)?;
-    for r in rows {
-        w.write_record(r.csv_fields())?;
-    }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| anyhow::anyhow!("CSV buffer: {e}"))?;
-    Ok(facegan_common::write_atomic(path, &bytes)?)
-}
 
 /// What the probe compares against, prepared once per training process.
 pub struct QualityProbe {
@@ -127,7 +56,7 @@ impl QualityProbe {
         };
         let holdout = pyramids_of(&sample_ids(&holdout, n, EVAL_SEED ^ 1));
         let train = pyramids_of(&sample_ids(&train, n, EVAL_SEED ^ 2));
-        let floor = swd::swd(&train, &holdout, EVAL_SEED);
+        let floor = swd::swd_with_spread(&train, &holdout, EVAL_SEED, swd::SPREAD_ROUNDS);
         Some(QualityProbe {
             holdout,
             floor,
@@ -148,12 +77,13 @@ impl QualityProbe {
         &self.floor
     }
 
-    /// Scores `g` (use an inference-mode generator) against the holdout.
+    /// Scores `g` (use an inference-mode generator) against the holdout, with the score's spread.
     pub fn score<B: Backend>(&self, g: &Generator<B>, device: &B::Device) -> (SwdResult, f64) {
         let t = Instant::now();
         let fakes = generate_batched(g, &self.latents, self.latent, 64, device);
         let fake = swd::pyramids(&to_planes(&fakes, self.h, self.w));
-        let result = swd::swd(&fake, &self.holdout, EVAL_SEED);
+        let result =
+            swd::swd_with_spread(&fake, &self.holdout, EVAL_SEED, swd::PROBE_SPREAD_ROUNDS);
         (result, t.elapsed().as_secs_f64())
     }
 }

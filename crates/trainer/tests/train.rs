@@ -257,6 +257,10 @@ fn quality_probe_writes_a_curve_and_keeps_the_best_checkpoint() {
     assert!(curve
         .iter()
         .all(|q| q.swd > 0.0 && q.floor > 0.0 && q.swd_finest > 0.0));
+    // Every point carries its spread.
+    assert!(curve
+        .iter()
+        .all(|q| q.swd_std > 0.0 && q.swd_finest_std > 0.0 && q.floor_std > 0.0));
     assert!(curve
         .windows(2)
         .all(|w| w[0].images_seen < w[1].images_seen));
@@ -281,6 +285,31 @@ fn quality_probe_writes_a_curve_and_keeps_the_best_checkpoint() {
         .all(|c| c.dir != info.dir));
     assert!(summary.metrics.iter().all(|m| m.swd.is_some()));
     assert!(run.join("quality.png").is_file());
+}
+
+/// A `quality.csv` written before the spread was measured (eight columns) still loads, its
+/// spreads 0.
+#[test]
+fn a_quality_curve_without_spread_columns_still_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("quality.csv");
+    std::fs::write(
+        &path,
+        "step,images_seen,train_minutes,swd,swd_finest,floor,floor_finest,probe_seconds\n\
+         1,64,0.010,150.5,160.25,20.5,25.0,0.500\n",
+    )
+    .unwrap();
+    let curve = facegan_trainer::quality::read_quality(&path).unwrap();
+    assert_eq!(curve.len(), 1);
+    assert_eq!(
+        (curve[0].swd, curve[0].swd_std, curve[0].floor_std),
+        (150.5, 0.0, 0.0)
+    );
+    facegan_trainer::quality::write_quality(&path, &curve).unwrap();
+    assert_eq!(
+        facegan_trainer::quality::read_quality(&path).unwrap(),
+        curve
+    );
 }
 
 /// `minutes`: the run stops with a checkpoint once it has trained that long, and a larger budget

@@ -1,4 +1,4 @@
-//! `eval`, `sample` and `export`: what a trained run gives.
+//! `eval`, `compare`, `sample` and `export`: what a trained run gives.
 
 use std::path::PathBuf;
 
@@ -18,16 +18,32 @@ pub struct EvalArgs {
     /// `latest`, `best` (the best quality probe) or an epoch number.
     #[arg(long, default_value = "latest")]
     checkpoint: String,
-    /// Images per side for SWD and D accuracy (capped by the holdout size for reals).
+    /// Images per side for SWD, FID and D accuracy (capped by the size of the reference set:
+    /// the holdout by default).
     #[arg(long, default_value_t = 10000, value_parser = at_least_one())]
     n: usize,
     /// Evaluate this folder of images instead of the run's generator.
     #[arg(long)]
     fake_dir: Option<PathBuf>,
+    /// What the fakes are scored against: `holdout` (the default, as the live probe),
+    /// `train` (the faces the generator learned from; the floor is a second, disjoint train
+    /// sample) or a folder of real faces (decoded and resized like the shard; floor: a train
+    /// sample). The report names it beside every score.
+    #[arg(long, default_value = "holdout")]
+    against: String,
     #[arg(long, default_value_t = 7)]
     seed: u64,
     #[arg(long, default_value = "auto")]
     device: String,
+    /// pytorch-fid's Inception weights (pt_inception-2015-12-05-6726825d.pth) for FID, KID and
+    /// precision/recall; default: FACEGAN_INCEPTION, else ~/.cache/facegan/. Without them
+    /// those scores are skipped, with a note on where to get the file.
+    #[arg(long)]
+    inception: Option<PathBuf>,
+    /// Accept Inception weights with this SHA-256 instead of pytorch-fid's (scores are then
+    /// labelled as not comparable with published ones).
+    #[arg(long)]
+    inception_sha256: Option<String>,
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
@@ -38,12 +54,18 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         n: a.n,
         fake_dir: a.fake_dir,
         seed: a.seed,
+        against: facegan_eval::Against::parse(&a.against)?,
+        inception: a.inception,
+        inception_sha256: a.inception_sha256,
     };
     let dev = pick_device(&a.device)?;
     let report = with_backend!(dev, inference, |B, device| facegan_eval::evaluate::<B>(
         &opts, &device
     ))?;
     println!("{}", report.summary_line());
+    if let Some(scores) = &report.inception {
+        println!("{}", scores.summary());
+    }
     println!("report: {}", report.html_path.display());
     Ok(())
 }
@@ -105,5 +127,24 @@ pub fn export(a: ExportArgs) -> Result<()> {
     };
     let info = facegan_eval::export::export_safetensors(&a.run, choice, &out)?;
     println!("{info}");
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct CompareArgs {
+    /// Run directories (each with a `quality.csv`).
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// Folder for `compare-images.png`, `compare-minutes.png` and `compare.md`.
+    #[arg(long, default_value = "compare")]
+    out: PathBuf,
+}
+
+pub fn compare(a: CompareArgs) -> Result<()> {
+    let c = facegan_eval::compare::compare(&a.runs, &a.out)?;
+    print!("{}", c.table);
+    for f in &c.files {
+        println!("wrote {}", f.display());
+    }
     Ok(())
 }

@@ -79,5 +79,5 @@ pub use bench::{
     WarmupArgs,
 };
 pub use data::{inspect, preprocess, synth, InspectArgs, PreprocessArgs, SynthArgs};
-pub use eval::{eval, export, sample, EvalArgs, ExportArgs, SampleArgs};
+pub use eval::{compare, eval, export, sample, CompareArgs, EvalArgs, ExportArgs, SampleArgs};
 pub use train::{orchestrator, train, OrchestratorArgs, TrainArgs};

@@ -69,6 +69,9 @@ fn run_probe<B: AutodiffBackend>(
         floor: floor.average,
         floor_finest: floor.per_level[0],
         probe_seconds: seconds,
+        swd_std: score.spread.as_ref().map_or(0.0, |s| s.average),
+        swd_finest_std: score.spread.as_ref().map_or(0.0, |s| s.per_level[0]),
+        floor_std: floor.spread.as_ref().map_or(0.0, |s| s.average),
     };
     curve.retain(|q| q.images_seen != point.images_seen);
     curve.push(point.clone());

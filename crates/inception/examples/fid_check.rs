@@ -1,0 +1,75 @@
+//! `make check-fid`'s facegan side (driven by `tools/check_fid.py`):
+//! - `fid_check features WEIGHTS SHA256 LIST OUT`: the Inception features of the PNG files
+//!   listed in LIST (one path per line), loaded from WEIGHTS (checked against SHA256), written
+//!   to OUT as raw little-endian f32, 2048 per image;
+//! - `fid_check scores A B`: FID, KID on one subset of all images, and precision/recall
+//!   (k = 3) between two such feature files, as one JSON line.
+
+use anyhow::{bail, Context, Result};
+use burn::backend::Flex;
+use facegan_inception::{weights, FEATURES};
+use facegan_metrics::fid;
+
+fn read_f32(path: &str) -> Result<Vec<f32>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {path}"))?;
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("features") if args.len() == 5 => {
+            let id = weights::check(args[1].as_ref(), Some(&args[2]))?;
+            let device = Default::default();
+            let net = weights::load::<Flex>(&id, &device)?;
+            let list = std::fs::read_to_string(&args[3])?;
+            let mut images = Vec::new();
+            let mut size = None;
+            for path in list.lines().filter(|l| !l.is_empty()) {
+                let img = image::open(path)
+                    .with_context(|| format!("cannot read {path}"))?
+                    .to_rgb8();
+                let dims = (img.height() as usize, img.width() as usize);
+                if *size.get_or_insert(dims) != dims {
+                    bail!("{path}: {dims:?}, not the first image's size {size:?}");
+                }
+                images.push(img.into_raw());
+            }
+            let (h, w) = size.unwrap_or((1, 1));
+            let features = facegan_inception::features::<Flex>(
+                &net,
+                images.len(),
+                h,
+                w,
+                |i| &images[i],
+                &device,
+            );
+            let bytes: Vec<u8> = features.iter().flat_map(|v| v.to_le_bytes()).collect();
+            std::fs::write(&args[4], bytes)?;
+        }
+        Some("scores") if args.len() == 3 => {
+            let (a, b) = (read_f32(&args[1])?, read_f32(&args[2])?);
+            let fid = fid::fid(
+                &fid::FeatureStats::of(&a, FEATURES)?,
+                &fid::FeatureStats::of(&b, FEATURES)?,
+            )?;
+            let n = (a.len() / FEATURES).min(b.len() / FEATURES);
+            let kid = fid::kid(&a, &b, FEATURES, 1, n, 0)?;
+            let (precision, recall) = fid::precision_recall(&a, &b, FEATURES, 3)?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "fid": fid,
+                    "kid_one_subset": kid.mean,
+                    "precision": precision,
+                    "recall": recall,
+                })
+            );
+        }
+        _ => bail!("usage: fid_check features WEIGHTS SHA256 LIST OUT | fid_check scores A B"),
+    }
+    Ok(())
+}
