@@ -27,7 +27,7 @@ else
   BUILD := build
 endif
 
-.PHONY: help build build-cuda test check check-seed check-fid fuzz fmt preprocess train eval demo bench-preprocess bench-train bench-presets bench-swd bench-parallel clean-demo quality-runs quality-report
+.PHONY: help build build-cuda test check check-seed check-fid fuzz fmt preprocess train eval demo bench-preprocess bench-train bench-presets bench-swd bench-fid bench-parallel clean-demo quality-runs quality-report
 
 help:
 	@echo "make build                      release build (CPU)"
@@ -40,6 +40,7 @@ help:
 	@echo "make eval [RUN=$(RUN)] [DEVICE=$(DEVICE)]"
 	@echo "make demo                       synth -> preprocess -> train (CPU, minutes) -> eval"
 	@echo "make check-fid                   FID/KID/precision-recall against pytorch-fid and clean-fid (PyPI)"
+	@echo "make bench-fid                   Inception features img/s, facegan vs pytorch-fid (after check-fid)"
 	@echo "make fuzz [FUZZ_SECONDS=600]     coverage-guided fuzzing of the shard, state.json, config and image parsers and the cluster messages"
 	@echo "make check-seed                 the seed step against the tutorial's Keras code (tensorflow-cpu)"
 	@echo "make quality-runs [JOBS=..] [THREADS=..] [JOBFILE=..]  the long CPU runs behind docs/results.md, resumable (experiments/)"
@@ -88,6 +89,13 @@ FID_CHECK_E2E ?= 2100
 check-fid:
 	$(CARGO) build --release -q -p facegan-inception --example fid_check
 	"$$(bash tools/venv.sh torch torchvision pytorch-fid clean-fid scipy)" tools/check_fid.py $(FID_FACES) $(FID_CHECK_DIR) target/release/examples/fid_check $(FID_CHECK_N) $(FID_CHECK_E2E)
+
+# Inception features per second, facegan against pytorch-fid's network on the same faces
+# (after make check-fid, which makes the test network and the PNG faces).
+BENCH_FID_N ?= 256
+bench-fid:
+	$(CARGO) build --release -q -p facegan-inception --example fid_check
+	"$$(bash tools/venv.sh torch torchvision pytorch-fid clean-fid scipy)" tools/bench_fid.py $(FID_CHECK_DIR) target/release/examples/fid_check $(BENCH_FID_N)
 
 check:
 	$(CARGO) fmt --all -- --check

@@ -1,7 +1,8 @@
 //! `make check-fid`'s facegan side (driven by `tools/check_fid.py`):
 //! - `fid_check features WEIGHTS SHA256 LIST OUT`: the Inception features of the PNG files
 //!   listed in LIST (one path per line), loaded from WEIGHTS (checked against SHA256), written
-//!   to OUT as raw little-endian f32, 2048 per image;
+//!   to OUT as raw little-endian f32, 2048 per image, and prints the seconds the forward
+//!   passes took as one JSON line;
 //! - `fid_check scores A B`: FID, KID on one subset of all images, and precision/recall
 //!   (k = 3) between two such feature files, as one JSON line.
 
@@ -39,6 +40,7 @@ fn main() -> Result<()> {
                 images.push(img.into_raw());
             }
             let (h, w) = size.unwrap_or((1, 1));
+            let started = std::time::Instant::now();
             let features = facegan_inception::features::<Flex>(
                 &net,
                 images.len(),
@@ -47,8 +49,14 @@ fn main() -> Result<()> {
                 |i| &images[i],
                 &device,
             );
+            let seconds = started.elapsed().as_secs_f64();
             let bytes: Vec<u8> = features.iter().flat_map(|v| v.to_le_bytes()).collect();
             std::fs::write(&args[4], bytes)?;
+            // The forward passes alone (not the weight loading or the PNG decoding).
+            println!(
+                "{}",
+                serde_json::json!({"images": images.len(), "seconds": seconds})
+            );
         }
         Some("scores") if args.len() == 3 => {
             let (a, b) = (read_f32(&args[1])?, read_f32(&args[2])?);
