@@ -272,6 +272,59 @@ fn pipeline_survives_a_kill_and_produces_every_artifact() {
         d,
     );
     assert_eq!(std::fs::read_dir(d.join("each")).unwrap().count(), 3);
+    // Truncation: PSI 1 is no truncation (the same faces); a sweep has one row per PSI of the
+    // same latents; a PSI outside [0, 1] is refused before anything is loaded; --batch-stats
+    // (BatchNorm on each batch's statistics) draws other pixels than the running statistics.
+    let sample = |extra: &[&str], out: &str| {
+        let mut args = vec![
+            "sample", "--run", "run", "--n", "4", "--device", "cpu", "--out", out,
+        ];
+        args.extend_from_slice(extra);
+        ok(&args, d)
+    };
+    sample(&[], "plain.png");
+    sample(&["--truncation", "1"], "psi1.png");
+    sample(&["--truncation", "0.5"], "psi05.png");
+    sample(&["--batch-stats"], "batchstats.png");
+    assert_eq!(
+        rgb_pixels(&d.join("plain.png")),
+        rgb_pixels(&d.join("psi1.png"))
+    );
+    assert_ne!(
+        rgb_pixels(&d.join("plain.png")),
+        rgb_pixels(&d.join("psi05.png"))
+    );
+    assert_ne!(
+        rgb_pixels(&d.join("plain.png")),
+        rgb_pixels(&d.join("batchstats.png"))
+    );
+    let text = sample(&["--truncation-sweep"], "sweep.png");
+    assert!(
+        text.contains("rows PSI 1, 0.9, 0.8, 0.7, 0.5, 0.3"),
+        "{text}"
+    );
+    let (plain_w, plain_h) = image_dims(&d.join("plain.png"));
+    let (sweep_w, sweep_h) = image_dims(&d.join("sweep.png"));
+    assert!(
+        sweep_w > plain_w && sweep_h > 2 * plain_h,
+        "{sweep_w}x{sweep_h}"
+    );
+    let err = fails(
+        &[
+            "sample",
+            "--run",
+            "run",
+            "--out",
+            "x.png",
+            "--truncation",
+            "1.5",
+        ],
+        d,
+    );
+    assert!(
+        err.contains("--truncation 1.5") && err.contains("between 0"),
+        "{err}"
+    );
     let text = ok(&["export", "--run", "run", "--out", "g.safetensors"], d);
     assert!(text.contains("reloaded outputs identical"), "{text}");
 

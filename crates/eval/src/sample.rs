@@ -1,8 +1,9 @@
-//! `facegan sample`: generated faces from a checkpoint, as one grid PNG or one PNG per face.
+//! `facegan sample`: generated faces from a checkpoint, as one grid PNG or one PNG per face,
+//! optionally with the truncation trick (`--truncation PSI`), or a sweep grid of it.
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use burn::tensor::backend::Backend;
 use facegan_common::images::{chw_to_rgb_images, grid, save_png};
 use facegan_rundir::networks;
@@ -10,20 +11,46 @@ use facegan_rundir::networks;
 use crate::generate::{generate, latents};
 use crate::{find_checkpoint, CheckpointChoice};
 
-/// Writes `n` faces from noise seeded by `seed`; returns what was written.
+/// The PSI values of [`write_truncation_sweep`], one row each: no truncation first.
+pub const SWEEP_PSI: [f32; 6] = [1.0, 0.9, 0.8, 0.7, 0.5, 0.3];
+
+/// Checks a truncation PSI: the latents are scaled toward the prior's mean by PSI in [0, 1]
+/// (0: every face the mean face; 1: no truncation).
+pub fn check_psi(psi: f32) -> Result<f32> {
+    if !(0.0..=1.0).contains(&psi) {
+        bail!("--truncation {psi}: PSI must be between 0 (every face the mean face) and 1 (no truncation)");
+    }
+    Ok(psi)
+}
+
+/// The truncation trick on latents drawn from facegan's prior, N(0, I): each latent pulled
+/// toward the prior's mean (0) by `psi`, `z' = psi * z` (StyleGAN's form, applied to z since
+/// these generators have no mapping network; not BigGAN's resampling beyond a threshold).
+pub fn truncate(z: &mut [f32], psi: f32) {
+    z.iter_mut().for_each(|v| *v *= psi);
+}
+
+/// Writes `n` faces from noise seeded by `seed`, truncated by `truncation` when given; returns
+/// what was written.
+#[allow(clippy::too_many_arguments)]
 pub fn write_samples<B: Backend>(
     run: &Path,
     choice: CheckpointChoice,
     n: usize,
     seed: u64,
+    truncation: Option<f32>,
     out: &Path,
     as_dir: bool,
     device: &B::Device,
 ) -> Result<String> {
+    let psi = truncation.map(check_psi).transpose()?;
     let (info, state) = find_checkpoint(run, choice)?;
     let (g, _) = networks::load_sampling_generator::<B>(&info.dir, &state.config, device)?;
     let m = &state.config.model;
-    let z = latents::<B>(n, m.latent, seed, device);
+    let mut z = latents::<B>(n, m.latent, seed, device);
+    if let Some(psi) = psi {
+        truncate(&mut z, psi);
+    }
     let faces = chw_to_rgb_images(&generate(&g, &z, m.latent, device), m.height, m.width);
     if as_dir {
         for (i, f) in faces.iter().enumerate() {
@@ -39,4 +66,36 @@ pub fn write_samples<B: Backend>(
             out.display()
         ))
     }
+}
+
+/// Writes a grid with one row per PSI of [`SWEEP_PSI`], the same `n` latents (seeded by
+/// `seed`) in every row, so a row shows what that truncation does to the same faces.
+pub fn write_truncation_sweep<B: Backend>(
+    run: &Path,
+    choice: CheckpointChoice,
+    n: usize,
+    seed: u64,
+    out: &Path,
+    device: &B::Device,
+) -> Result<String> {
+    let (info, state) = find_checkpoint(run, choice)?;
+    let (g, _) = networks::load_sampling_generator::<B>(&info.dir, &state.config, device)?;
+    let m = &state.config.model;
+    let z = latents::<B>(n, m.latent, seed, device);
+    let mut faces = Vec::with_capacity(n * SWEEP_PSI.len());
+    for psi in SWEEP_PSI {
+        let mut zt = z.clone();
+        truncate(&mut zt, psi);
+        faces.extend(chw_to_rgb_images(
+            &generate(&g, &zt, m.latent, device),
+            m.height,
+            m.width,
+        ));
+    }
+    save_png(out, &grid(&faces, n))?;
+    Ok(format!(
+        "a truncation sweep to {}: rows PSI {}, {n} faces each",
+        out.display(),
+        SWEEP_PSI.map(|p| p.to_string()).join(", ")
+    ))
 }

@@ -89,17 +89,56 @@ pub struct SampleArgs {
     /// statistics: a diagnostic for runs whose eval-mode samples look washed out early on.
     #[arg(long)]
     batch_stats: bool,
+    /// The truncation trick: each latent scaled toward the prior's mean by PSI in [0, 1]
+    /// (fewer odd faces, less variety; 1 is none).
+    #[arg(long)]
+    truncation: Option<f32>,
+    /// Instead of samples, one grid row per PSI (1, 0.9, 0.8, 0.7, 0.5, 0.3) of the same --n
+    /// latents, to `--out` (a PNG).
+    #[arg(long, conflicts_with_all = ["truncation", "batch_stats"])]
+    truncation_sweep: bool,
 }
 
 pub fn sample(a: SampleArgs) -> Result<()> {
     let choice = facegan_eval::CheckpointChoice::parse(&a.checkpoint)?;
     let as_dir = a.out.to_string_lossy().ends_with('/') || a.out.is_dir();
+    if let Some(psi) = a.truncation {
+        facegan_eval::sample::check_psi(psi)?;
+    }
     let dev = pick_device(&a.device)?;
-    let written = with_backend!(dev, inference, |B, device| {
-        facegan_eval::sample::write_samples::<B>(
-            &a.run, choice, a.n, a.seed, &a.out, as_dir, &device,
-        )
-    })?;
+    use facegan_eval::sample::{write_samples, write_truncation_sweep};
+    let written = if a.truncation_sweep {
+        with_backend!(dev, inference, |B, device| {
+            write_truncation_sweep::<B>(&a.run, choice, a.n, a.seed, &a.out, &device)
+        })
+    } else if a.batch_stats {
+        // The autodiff backend: BatchNorm normalises with each batch's own statistics.
+        with_backend!(dev, train, |B, device| {
+            write_samples::<B>(
+                &a.run,
+                choice,
+                a.n,
+                a.seed,
+                a.truncation,
+                &a.out,
+                as_dir,
+                &device,
+            )
+        })
+    } else {
+        with_backend!(dev, inference, |B, device| {
+            write_samples::<B>(
+                &a.run,
+                choice,
+                a.n,
+                a.seed,
+                a.truncation,
+                &a.out,
+                as_dir,
+                &device,
+            )
+        })
+    }?;
     println!("wrote {written}");
     Ok(())
 }
