@@ -2,6 +2,7 @@
 //! shard, the real images sampled from it, and the fakes (from the checkpoint's sampling
 //! generator, or a `--fake-dir` folder decoded like the shard).
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -191,34 +192,36 @@ impl Against {
 }
 
 /// The real images the fakes are scored against, and a second real sample of the same size
-/// for the noise floor (what two samples of real faces score against each other).
-pub(crate) struct Reference {
+/// for the noise floor (what two samples of real faces score against each other). The
+/// holdout's are the [`Reals`] samples themselves, borrowed (they can be gigabytes at `--n`
+/// 10,000 and 96x80).
+pub(crate) struct Reference<'a> {
     /// `holdout`, `train` or `folder DIR`.
     pub name: String,
     /// The floor's second sample.
     pub second_name: String,
     pub n: usize,
-    pub images: Vec<f32>,
-    pub second: Vec<f32>,
+    pub images: Cow<'a, [f32]>,
+    pub second: Cow<'a, [f32]>,
 }
 
 /// The reference set of `against`, at most `n` images: the holdout sample (floor: the train
 /// sample), two disjoint train samples, or a folder (floor: a train sample as large).
-pub(crate) fn reference(
+pub(crate) fn reference<'a>(
     against: &Against,
     shard: &Shard,
-    reals: &Reals,
+    reals: &'a Reals,
     n: usize,
     seed: u64,
-) -> Result<Reference> {
+) -> Result<Reference<'a>> {
     let train = shard.indices(Split::Train);
     Ok(match against {
         Against::Holdout => Reference {
             name: "holdout".into(),
             second_name: "train".into(),
             n: reals.n,
-            images: reals.holdout.clone(),
-            second: reals.train.clone(),
+            images: Cow::Borrowed(&reals.holdout),
+            second: Cow::Borrowed(&reals.train),
         },
         Against::Train => {
             let m = n.min(train.len() / 2).max(1);
@@ -231,8 +234,8 @@ pub(crate) fn reference(
                 name: "train".into(),
                 second_name: "a second, disjoint train sample".into(),
                 n: m.min(b.len()),
-                images: shard_images(shard, &a[..m.min(b.len())]),
-                second: shard_images(shard, &b[..m.min(b.len())]),
+                images: Cow::Owned(shard_images(shard, &a[..m.min(b.len())])),
+                second: Cow::Owned(shard_images(shard, &b[..m.min(b.len())])),
             }
         }
         Against::Dir(dir) => {
@@ -242,8 +245,12 @@ pub(crate) fn reference(
                 name: format!("folder {}", dir.display()),
                 second_name: "train".into(),
                 n: m,
-                images: images[..m * reals.per_image()].to_vec(),
-                second: shard_images(shard, &sample_ids(&train, m, seed ^ 2)),
+                images: Cow::Owned({
+                    let mut images = images;
+                    images.truncate(m * reals.per_image());
+                    images
+                }),
+                second: Cow::Owned(shard_images(shard, &sample_ids(&train, m, seed ^ 2))),
             }
         }
     })

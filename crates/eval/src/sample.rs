@@ -1,7 +1,7 @@
 //! `facegan sample`: generated faces from a checkpoint, as one grid PNG or one PNG per face,
 //! optionally with the truncation trick (`--truncation PSI`), or a sweep grid of it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use burn::tensor::backend::Backend;
@@ -30,35 +30,40 @@ pub fn truncate(z: &mut [f32], psi: f32) {
     z.iter_mut().for_each(|v| *v *= psi);
 }
 
-/// Writes `n` faces from noise seeded by `seed`, truncated by `truncation` when given; returns
-/// what was written.
-#[allow(clippy::too_many_arguments)]
-pub fn write_samples<B: Backend>(
-    run: &Path,
-    choice: CheckpointChoice,
-    n: usize,
-    seed: u64,
-    truncation: Option<f32>,
-    out: &Path,
-    as_dir: bool,
-    device: &B::Device,
-) -> Result<String> {
-    let psi = truncation.map(check_psi).transpose()?;
-    let (info, state) = find_checkpoint(run, choice)?;
+/// What `facegan sample` writes.
+#[derive(Debug, Clone)]
+pub struct SampleOptions {
+    pub run: PathBuf,
+    pub checkpoint: CheckpointChoice,
+    pub n: usize,
+    pub seed: u64,
+    /// The truncation PSI (see [`truncate`]), if any.
+    pub truncation: Option<f32>,
+    pub out: PathBuf,
+    /// One PNG per face in the folder `out`, instead of a grid.
+    pub as_dir: bool,
+}
+
+/// Writes `n` faces from noise seeded by `seed`, truncated when asked; returns what was
+/// written.
+pub fn write_samples<B: Backend>(opts: &SampleOptions, device: &B::Device) -> Result<String> {
+    let psi = opts.truncation.map(check_psi).transpose()?;
+    let (info, state) = find_checkpoint(&opts.run, opts.checkpoint)?;
     let (g, _) = networks::load_sampling_generator::<B>(&info.dir, &state.config, device)?;
     let m = &state.config.model;
-    let mut z = latents::<B>(n, m.latent, seed, device);
+    let mut z = latents::<B>(opts.n, m.latent, opts.seed, device);
     if let Some(psi) = psi {
         truncate(&mut z, psi);
     }
     let faces = chw_to_rgb_images(&generate(&g, &z, m.latent, device), m.height, m.width);
-    if as_dir {
+    let out = &opts.out;
+    if opts.as_dir {
         for (i, f) in faces.iter().enumerate() {
             save_png(&out.join(format!("face_{i:05}.png")), f)?;
         }
         Ok(format!("{} faces to {}", faces.len(), out.display()))
     } else {
-        let cols = (n as f64).sqrt().ceil() as usize;
+        let cols = (opts.n as f64).sqrt().ceil() as usize;
         save_png(out, &grid(&faces, cols))?;
         Ok(format!(
             "a grid of {} faces to {}",

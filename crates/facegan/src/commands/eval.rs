@@ -106,38 +106,27 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         facegan_eval::sample::check_psi(psi)?;
     }
     let dev = pick_device(&a.device)?;
-    use facegan_eval::sample::{write_samples, write_truncation_sweep};
+    use facegan_eval::sample::{write_samples, write_truncation_sweep, SampleOptions};
+    let opts = SampleOptions {
+        run: a.run.clone(),
+        checkpoint: choice,
+        n: a.n,
+        seed: a.seed,
+        truncation: a.truncation,
+        out: a.out.clone(),
+        as_dir,
+    };
     let written = if a.truncation_sweep {
         with_backend!(dev, inference, |B, device| {
             write_truncation_sweep::<B>(&a.run, choice, a.n, a.seed, &a.out, &device)
         })
     } else if a.batch_stats {
         // The autodiff backend: BatchNorm normalises with each batch's own statistics.
-        with_backend!(dev, train, |B, device| {
-            write_samples::<B>(
-                &a.run,
-                choice,
-                a.n,
-                a.seed,
-                a.truncation,
-                &a.out,
-                as_dir,
-                &device,
-            )
-        })
+        with_backend!(dev, train, |B, device| write_samples::<B>(&opts, &device))
     } else {
-        with_backend!(dev, inference, |B, device| {
-            write_samples::<B>(
-                &a.run,
-                choice,
-                a.n,
-                a.seed,
-                a.truncation,
-                &a.out,
-                as_dir,
-                &device,
-            )
-        })
+        with_backend!(dev, inference, |B, device| write_samples::<B>(
+            &opts, &device
+        ))
     }?;
     println!("wrote {written}");
     Ok(())
