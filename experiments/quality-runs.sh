@@ -16,7 +16,8 @@
 #
 # A JOBFILE line is: RUN_DIR SHARD PRESET SEED IMAGES [IMG_PER_S [LABEL]], where PRESET may be a
 # config file (*.toml; its `epochs` should cover IMAGES); `#` starts a comment line. Each job
-# trains with `--max-images IMAGES` (at any batch size). IMG_PER_S and LABEL are for the report.
+# trains with `--max-images IMAGES` (at any batch size) and keeps the checkpoints at 15, 30, 60
+# and 180 quiet minutes (`--keep-at`, from IMG_PER_S). LABEL is for the report.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -43,12 +44,22 @@ one() { # RUN SHARD PRESET SEED IMAGES [IMG_PER_S [LABEL]]
   # the run's length (a learning-rate decay follows them; --max-images only pauses).
   local what=(--preset "$preset" --epochs 200)
   if [[ $preset == *.toml ]]; then what=(--config "$preset"); fi
+  # The checkpoints the results pages show are kept for good: those at 15, 30, 60 and 180
+  # quiet minutes (IMG_PER_S x 60 x minutes, rounded to the hundred) within the budget.
+  local keep=() speed=${6:-} m k rc
+  if [ -n "$speed" ]; then
+    for m in 15 30 60 180; do
+      k=$(python3 -c "print(round($speed * 60 * $m / 100) * 100)")
+      [ "$k" -le "$images" ] && keep+=("$k")
+    done
+  fi
+  [ ${#keep[@]} -gt 0 ] && what+=(--keep-at "$(IFS=,; echo "${keep[*]}")")
   mkdir -p "$(dirname "$run")"
   echo "$(date +%T) $run: $preset seed $seed to $images images"
   echo "== $(date '+%F %T') $bin" >>"$run.log" # appended: a resumed job keeps its earlier log
   RAYON_NUM_THREADS=$threads nice -n 10 "$bin" train --data "$shard" --run "$run" "${what[@]}" \
-    --seed "$seed" --max-images "$images" >>"$run.log" 2>&1 \
-    && echo "$(date +%T) $run: done" || echo "$(date +%T) $run: exit $? (see $run.log)"
+    --seed "$seed" --max-images "$images" >>"$run.log" 2>&1 && rc=0 || rc=$?
+  if [ "$rc" = 0 ]; then echo "$(date +%T) $run: done"; else echo "$(date +%T) $run: exit $rc (see $run.log)"; fi
 }
 export -f one
 export bin threads

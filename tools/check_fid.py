@@ -7,9 +7,13 @@ every layer's output is normalised and the features have a spread of order 1 (as
 weights are saved in the legacy (non-zip) format of pytorch-fid's real file, under the same
 keys, and facegan loads that file. Then, one JSON line:
 - features: facegan's and pytorch-fid's on the same PNG faces (relative max difference);
+- clean-fid's resize (`--fid-resize clean-fid`): facegan's 299x299 pixels against
+  cleanfid.resize.make_resizer("PIL", False, "bicubic") on the same faces (max absolute
+  difference, 0-255 scale), and the features of pytorch-fid's network on each (relative);
 - FID on the same feature arrays: facegan's against pytorch-fid's calculate_frechet_distance;
 - KID on the same feature arrays, one subset of all n: facegan's against clean-fid's;
-- end to end: FID of two folders of faces, each side's features computed by its own tool.
+- end to end: FID of two folders of faces, each side's features computed by its own tool
+  (N_END_TO_END 0 skips it and the same-feature scores: the feature checks alone take minutes).
 
 Usage: check_fid.py FACES_DIR WORK_DIR FID_CHECK_BIN [N_FEATURES] [N_END_TO_END]
 FACES_DIR holds face images (any size; read with PIL, saved as PNG so both tools read the
@@ -28,6 +32,7 @@ from PIL import Image
 from pytorch_fid import inception as pfi
 from pytorch_fid.fid_score import calculate_frechet_distance
 from cleanfid.fid import kernel_distance
+from cleanfid.resize import make_resizer
 
 torch.manual_seed(0)
 np.random.seed(0)
@@ -63,6 +68,19 @@ def torch_features(model, paths, batch=50):
     return np.concatenate(out).astype(np.float32)
 
 
+def torch_features_clean_resize(model, paths, batch=50):
+    """pytorch-fid's network on clean-fid's resize: PIL bicubic to 299x299 of float channels,
+    clipped, then [0, 1] (pytorch-fid's own bilinear step is the identity at 299x299)."""
+    resize = make_resizer("PIL", False, "bicubic", (299, 299))
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(paths), batch):
+            imgs = np.stack([resize(np.asarray(Image.open(p).convert("RGB"))) for p in paths[i:i + batch]])
+            x = torch.from_numpy(imgs.astype(np.float32) / 255.0).permute(0, 3, 1, 2).contiguous()
+            out.append(model(x)[0].squeeze(3).squeeze(2).numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
 def stats(f):
     f = f.astype(np.float64)
     return f.mean(axis=0), np.cov(f, rowvar=False)
@@ -91,18 +109,20 @@ def main():
 
     # The same pixels for both tools: faces as PNG.
     names = sorted(n for n in os.listdir(faces) if n.lower().endswith((".jpg", ".jpeg", ".png")))
-    need = max(n_feat, 2 * n_e2e)
+    n_a = max(n_e2e, n_feat, 256)  # the first 256 set the test network's BatchNorm statistics
+    need = n_a + n_e2e
     if len(names) < need:
         sys.exit(f"{faces}: {len(names)} images, need {need}")
     folders = {k: os.path.join(work, k) for k in ("a", "b")}
     for d in folders.values():
         os.makedirs(d, exist_ok=True)
-    for i, name in enumerate(names[: 2 * n_e2e]):
-        d = folders["a"] if i < n_e2e else folders["b"]
+    for i, name in enumerate(names[:need]):
+        d = folders["a"] if i < n_a else folders["b"]
         out = os.path.join(d, f"{i:06d}.png")
         if not os.path.exists(out):
             Image.open(os.path.join(faces, name)).convert("RGB").save(out)
-    a_paths = sorted(os.path.join(folders["a"], n) for n in os.listdir(folders["a"]))[:n_e2e]
+    a_all = sorted(os.path.join(folders["a"], n) for n in os.listdir(folders["a"]))[:n_a]
+    a_paths = a_all[:n_e2e]
     b_paths = sorted(os.path.join(folders["b"], n) for n in os.listdir(folders["b"]))[:n_e2e]
 
     # pytorch-fid's network, seeded weights that keep activations alive.
@@ -119,14 +139,14 @@ def main():
             torch.nn.init.zeros_(m.bias)
     model.train()
     with torch.no_grad():
-        model(load_png_batch(a_paths[:256]))
+        model(load_png_batch(a_all[:256]))
     model.eval()
     weights = os.path.join(work, "inception-test.pth")
     torch.save(inner.state_dict(), weights, _use_new_zipfile_serialization=False)
     sha = subprocess.run(["sha256sum", weights], capture_output=True, text=True, check=True).stdout.split()[0]
 
     # 1. Features of the same faces.
-    feat_paths = a_paths[:n_feat]
+    feat_paths = a_all[:n_feat]
     t = time.time()
     ref = torch_features(model, feat_paths)
     torch_s = time.time() - t
@@ -141,6 +161,35 @@ def main():
         sys.exit(run.stderr)
     ours = np.fromfile(ours_file, dtype=np.float32).reshape(-1, 2048)
     feat_rel = rel(ours, ref)
+
+    # 1b. clean-fid's resize: the pixels, then the features.
+    resize = make_resizer("PIL", False, "bicubic", (299, 299))
+    ref_px = np.stack([resize(np.asarray(Image.open(p).convert("RGB"))) for p in feat_paths]).astype(np.float32)
+    px_file = os.path.join(work, "resized.f32")
+    run = subprocess.run([binary, "resized", list_file, px_file], capture_output=True, text=True)
+    if run.returncode != 0:
+        sys.exit(run.stderr)
+    ours_px = np.fromfile(px_file, dtype=np.float32).reshape(ref_px.shape)
+    px_diff = float(np.max(np.abs(ours_px - ref_px)))
+    ref_clean = torch_features_clean_resize(model, feat_paths)
+    clean_file = os.path.join(work, "features-clean.f32")
+    run = subprocess.run([binary, "features", weights, sha, list_file, clean_file, "clean-fid"],
+                         capture_output=True, text=True)
+    if run.returncode != 0:
+        sys.exit(run.stderr)
+    clean_rel = rel(np.fromfile(clean_file, dtype=np.float32).reshape(-1, 2048), ref_clean)
+    feature_checks = {
+        "features_compared": n_feat,
+        "features_std": round(std, 4),
+        "features_max_rel_diff": feat_rel,
+        "clean_fid_resize_max_abs_diff_0_255": px_diff,
+        "clean_fid_resize_features_max_rel_diff": clean_rel,
+        "clean_fid_resize_vs_pytorch_fid_resize_features_rel_diff": rel(ref_clean, ref),
+    }
+    features_ok = feat_rel < 1e-4 and clean_rel < 1e-4 and px_diff < 1e-2
+    if n_e2e == 0:
+        print(json.dumps({**feature_checks, "ok": features_ok}))
+        return
 
     # 2. FID, KID and precision/recall on the same feature arrays.
     fa = torch_features(model, a_paths)
@@ -173,9 +222,7 @@ def main():
                          capture_output=True, text=True)
     e2e = json.loads(run.stdout)
     print(json.dumps({
-        "features_compared": n_feat,
-        "features_std": round(std, 4),
-        "features_max_rel_diff": feat_rel,
+        **feature_checks,
         "fid_same_features": {"facegan": scores["fid"], "pytorch_fid": fid_ref,
                               "rel_diff": abs(scores["fid"] - fid_ref) / abs(fid_ref),
                               "numpy_eigh": fid_eigh,
@@ -186,7 +233,7 @@ def main():
                            "rel_diff": abs(e2e["fid"] - fid_ref) / abs(fid_ref)},
         "features_img_per_s": {"facegan": round(2 * n_e2e / facegan_s, 2),
                                "pytorch": round(n_feat / torch_s, 2)},
-        "ok": feat_rel < 1e-4 and abs(scores["fid"] - fid_ref) / abs(fid_ref) < 1e-6
+        "ok": features_ok and abs(scores["fid"] - fid_ref) / abs(fid_ref) < 1e-6
               and abs(scores["kid_one_subset"] - kid_ref) / abs(kid_ref) < 1e-4
               and abs(e2e["fid"] - fid_ref) / abs(fid_ref) < 1e-3,
     }))

@@ -5,7 +5,9 @@ The network: pytorch-fid's input step (bilinear resize to 299x299 without corner
 then 2x - 1), a BasicConv2d 3 -> 4 (3x3, stride 2, BatchNorm eps 0.001, ReLU), a 3x3 max pool
 with stride 2, pytorch-fid's FIDInceptionC(4, channels_7x7=2) (factorised 7x7 convolutions,
 average pooling that does not count the padding), and the global average pool. Saved in the
-legacy (non-zip) format of pytorch-fid's real weight file.
+legacy (non-zip) format of pytorch-fid's real weight file. Beside it, clean_resize.json:
+clean-fid's own resize (cleanfid.resize.make_resizer("PIL", False, "bicubic", (299, 299)))
+of the first image, every 7th row and column, for facegan's `--fid-resize clean-fid`.
 
 Usage: inception_fixture.py OUT_DIR
 """
@@ -65,6 +67,15 @@ def main():
             "width": 10,
             "images": images.reshape(2, -1).tolist(),
             "features": y.tolist(),
+        }, f)
+    from cleanfid.resize import make_resizer
+    resized = make_resizer("PIL", False, "bicubic", (299, 299))(images[0])
+    with open(os.path.join(out, "clean_resize.json"), "w") as f:
+        json.dump({
+            "about": "tools/inception_fixture.py: clean-fid's PIL bicubic resize of images[0] of "
+                     "expected.json to 299x299, HWC floats, rows and columns 0, 7, 14, ...",
+            "stride": 7,
+            "resized": resized[::7, ::7, :].astype(np.float64).tolist(),
         }, f)
     print(f"wrote {out}: features of shape {y.shape}, std {y.std():.4f}")
 

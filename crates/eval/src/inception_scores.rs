@@ -10,12 +10,17 @@ use std::time::Instant;
 
 use anyhow::Result;
 use burn::tensor::backend::Backend;
-use facegan_inception::{weights, WeightsId, FEATURES};
+use facegan_inception::{weights, Resize, WeightsId, FEATURES};
 use facegan_metrics::fid::{self, Kid};
 use serde::{Deserialize, Serialize};
 
-/// The resize pytorch-fid uses, named as reports name it.
-pub const RESIZE: &str = "pytorch-fid: bilinear to 299x299, no corner alignment";
+/// The network an eval scores with: the checked weight file and the resize to 299x299
+/// (`--fid-resize`).
+#[derive(Debug, Clone)]
+pub struct InceptionSetup {
+    pub weights: WeightsId,
+    pub resize: Resize,
+}
 /// Nearest neighbours of precision and recall.
 pub const PR_K: usize = 3;
 
@@ -43,7 +48,7 @@ impl InceptionScores {
     /// One line for the terminal.
     pub fn summary(&self) -> String {
         format!(
-            "FID {:.2}, KID {}, precision {:.3}, recall {:.3} ({} real vs {} fake images, {}{})",
+            "FID {:.2}, KID {}, precision {:.3}, recall {:.3} ({} real vs {} fake images, {}{}{})",
             self.fid,
             kid_text(&self.kid, self.real_images.min(self.fake_images)),
             self.precision,
@@ -51,6 +56,11 @@ impl InceptionScores {
             self.real_images,
             self.fake_images,
             self.reals,
+            if self.resize == Resize::default().description() {
+                String::new()
+            } else {
+                format!("; resize {}", self.resize)
+            },
             if self.weights_sha256 == weights::SHA256 {
                 String::new()
             } else {
@@ -93,14 +103,15 @@ pub fn planes_to_rgb(planes: &[f32], h: usize, w: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Where the features of `reals` are cached: `SHARD.inception/KEY.f32`.
-fn cache_path(shard: &Path, reals: &[Vec<u8>], id: &WeightsId) -> PathBuf {
+/// Where the features of `reals` are cached: `SHARD.inception/KEY-N.f32`, KEY a hash of the
+/// images' bytes, the weights' SHA-256 and the resize.
+fn cache_path(shard: &Path, reals: &[Vec<u8>], setup: &InceptionSetup) -> PathBuf {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     for img in reals {
         h.update(img);
     }
-    h.update(id.sha256.as_bytes());
-    h.update(RESIZE.as_bytes());
+    h.update(setup.weights.sha256.as_bytes());
+    h.update(setup.resize.description().as_bytes());
     let mut dir = shard.as_os_str().to_owned();
     dir.push(".inception");
     PathBuf::from(dir).join(format!("{:016x}-{}.f32", h.digest(), reals.len()))
@@ -122,16 +133,17 @@ fn features<B: Backend>(
     images: &[Vec<u8>],
     h: usize,
     w: usize,
+    resize: Resize,
     device: &B::Device,
 ) -> Vec<f32> {
-    facegan_inception::features::<B>(net, images.len(), h, w, |i| &images[i], device)
+    facegan_inception::features::<B>(net, images.len(), h, w, resize, |i| &images[i], device)
 }
 
-/// Scores `fakes` against `reals` (both `[n, 3, h, w]` planes in [0, 1]) with the checked
-/// weights `id`; `shard` locates the reals' feature cache, `seed` the KID subsets.
+/// Scores `fakes` against `reals` (both `[n, 3, h, w]` planes in [0, 1]) with `setup`'s
+/// network; `shard` locates the reals' feature cache, `seed` the KID subsets.
 #[allow(clippy::too_many_arguments)]
 pub fn score<B: Backend>(
-    id: &WeightsId,
+    setup: &InceptionSetup,
     shard: &Path,
     reals: &[f32],
     fakes: &[f32],
@@ -141,14 +153,15 @@ pub fn score<B: Backend>(
     device: &B::Device,
 ) -> Result<InceptionScores> {
     let start = Instant::now();
+    let (id, resize) = (&setup.weights, setup.resize);
     let net = weights::load::<B>(id, device)?;
     let real_rgb = planes_to_rgb(reals, h, w);
     let fake_rgb = planes_to_rgb(fakes, h, w);
-    let cache = cache_path(shard, &real_rgb, id);
+    let cache = cache_path(shard, &real_rgb, setup);
     let (real_f, cached) = match read_cache(&cache, real_rgb.len()) {
         Some(f) => (f, true),
         None => {
-            let f = features(&net, &real_rgb, h, w, device);
+            let f = features(&net, &real_rgb, h, w, resize, device);
             let bytes: Vec<u8> = f.iter().flat_map(|v| v.to_le_bytes()).collect();
             let written = cache
                 .parent()
@@ -165,7 +178,7 @@ pub fn score<B: Backend>(
             (f, false)
         }
     };
-    let fake_f = features(&net, &fake_rgb, h, w, device);
+    let fake_f = features(&net, &fake_rgb, h, w, resize, device);
     let fid = fid::fid(
         &fid::FeatureStats::of(&real_f, FEATURES)?,
         &fid::FeatureStats::of(&fake_f, FEATURES)?,
@@ -190,7 +203,7 @@ pub fn score<B: Backend>(
         reals: "holdout".into(),
         weights: id.label(),
         weights_sha256: id.sha256.clone(),
-        resize: RESIZE.into(),
+        resize: resize.description().into(),
         real_features_cached: cached,
         seconds: start.elapsed().as_secs_f64(),
     })

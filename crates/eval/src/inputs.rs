@@ -1,5 +1,5 @@
-//! What an evaluation reads: the checkpoint ([`CheckpointChoice`], [`find_checkpoint`]), the
-//! shard, the real images sampled from it, and the fakes (from the checkpoint's sampling
+//! What an evaluation reads: the checkpoint (`facegan_rundir::choice`), the shard, the real
+//! images sampled from it, and the fakes (from the checkpoint's sampling
 //! generator, or a `--fake-dir` folder decoded like the shard).
 
 use std::borrow::Cow;
@@ -7,83 +7,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
-use facegan_rundir::checkpoint::{self, CheckpointInfo};
-use facegan_rundir::{state, TrainState};
+use facegan_rundir::checkpoint::CheckpointInfo;
+pub use facegan_rundir::choice::{find_checkpoint, CheckpointChoice};
+use facegan_rundir::TrainState;
 use facegan_shard::{Shard, Split};
 
 use crate::generate::{generate, latents, Models};
 use crate::swd::{sample_ids, Planes};
 use crate::EvalOptions;
-
-/// Which checkpoint to evaluate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckpointChoice {
-    Latest,
-    /// The run's best checkpoint by the trainer's quality probe (`checkpoints/best/`).
-    Best,
-    /// The checkpoint written after this many completed epochs.
-    Epoch(usize),
-}
-
-impl CheckpointChoice {
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "latest" => return Ok(CheckpointChoice::Latest),
-            "best" => return Ok(CheckpointChoice::Best),
-            _ => {}
-        }
-        s.parse()
-            .map(CheckpointChoice::Epoch)
-            .with_context(|| format!("--checkpoint {s:?}: use `latest`, `best` or an epoch number"))
-    }
-}
-
-/// Finds the checkpoint and its state, with errors that say what to do.
-pub fn find_checkpoint(
-    run: &Path,
-    choice: CheckpointChoice,
-) -> Result<(CheckpointInfo, TrainState)> {
-    if !run.is_dir() {
-        bail!(
-            "{}: no such run directory (train first: facegan train --run {})",
-            run.display(),
-            run.display()
-        );
-    }
-    let found = match choice {
-        CheckpointChoice::Latest => checkpoint::latest(run)?,
-        CheckpointChoice::Best => state::best(run),
-        CheckpointChoice::Epoch(e) => state::by_epoch(run, e)?,
-    };
-    let Some(info) = found else {
-        match choice {
-            CheckpointChoice::Latest => bail!("{}: the run has no finished checkpoint yet", run.display()),
-            CheckpointChoice::Best => bail!(
-                "{}: the run has no best checkpoint (the trainer keeps one when its quality probe is on: eval_every > 0 and a shard with a holdout)",
-                run.display()
-            ),
-            CheckpointChoice::Epoch(e) => {
-                let trained = checkpoint::latest(run)?
-                    .and_then(|c| state::load_state(&c.dir).ok())
-                    .map(|s| s.epoch);
-                match trained {
-                    Some(t) if e > t => bail!(
-                        "{}: no checkpoint after epoch {e}: the run has trained {t} epoch(s)",
-                        run.display()
-                    ),
-                    _ => bail!(
-                        "{}: no checkpoint after epoch {e} (only the last few are kept; see {}/checkpoints)",
-                        run.display(),
-                        run.display()
-                    ),
-                }
-            }
-        }
-    };
-    // `latest`, `best` and `by_epoch` return only checkpoints that pass their checksums.
-    let state = state::load_state(&info.dir)?;
-    Ok((info, state))
-}
 
 /// The checkpoint and the shard an evaluation scores against.
 pub(crate) struct Sources {

@@ -31,6 +31,7 @@ pub mod sample;
 pub mod scores;
 pub use facegan_metrics::swd;
 
+pub use facegan_inception::Resize as FidResize;
 pub use inputs::{find_checkpoint, load_fake_dir, Against, CheckpointChoice};
 pub use memorisation::Neighbours;
 pub use report::EvalReport;
@@ -63,6 +64,9 @@ pub struct EvalOptions {
     /// The SHA-256 of other Inception weights the user vouches for (`make check-fid`'s test
     /// network); scores with them are labelled as not comparable.
     pub inception_sha256: Option<String>,
+    /// How images reach the network's 299x299 (`--fid-resize`): pytorch-fid's bilinear resize
+    /// (the default) or clean-fid's PIL bicubic.
+    pub fid_resize: FidResize,
 }
 
 /// Runs the whole evaluation on backend `B` (an inference backend: BatchNorm uses running stats).
@@ -70,10 +74,10 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
     let start = Instant::now();
     // The weight file is checked before anything slow runs.
     let inception_weights = match facegan_inception::weights::locate(opts.inception.as_deref())? {
-        Some(path) => Some(facegan_inception::weights::check(
-            &path,
-            opts.inception_sha256.as_deref(),
-        )?),
+        Some(path) => Some(inception_scores::InceptionSetup {
+            weights: facegan_inception::weights::check(&path, opts.inception_sha256.as_deref())?,
+            resize: opts.fid_resize,
+        }),
         None => {
             eprintln!(
                 "note: no FID, KID or precision/recall: {}",
@@ -103,13 +107,13 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
     }
     let fake_imgs = &fakes.images[..fakes.n_side * reals.per_image()];
     let nn = memorisation::check(&out_dir, &src.shard, fake_imgs)?;
-    let inception = inception_weights.and_then(|id| {
+    let inception = inception_weights.and_then(|setup| {
         let n = reference.n.min(fakes.n_side);
         let real_imgs = &reference.images[..n * reals.per_image()];
         let fake_imgs = &fake_imgs[..n * reals.per_image()];
         let (h, w) = (reals.h, reals.w);
         inception_scores::score::<B>(
-            &id, &src.data, real_imgs, fake_imgs, h, w, opts.seed, device,
+            &setup, &src.data, real_imgs, fake_imgs, h, w, opts.seed, device,
         )
         .map(|mut s| {
             s.reals = reference.name.clone();

@@ -193,6 +193,7 @@ fn fake_dir_without_a_checkpoint_scores_real_faces_near_the_floor() {
             against: facegan_eval::Against::Holdout,
             inception: None,
             inception_sha256: None,
+            fid_resize: Default::default(),
         };
         facegan_eval::evaluate::<Flex>(&opts, &Default::default()).unwrap()
     };
@@ -271,6 +272,7 @@ fn fakes_can_be_scored_against_the_train_split_or_a_folder() {
             against,
             inception: None,
             inception_sha256: None,
+            fid_resize: Default::default(),
         };
         facegan_eval::evaluate::<Flex>(&opts, &Default::default()).unwrap()
     };

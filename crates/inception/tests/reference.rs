@@ -77,10 +77,16 @@ fn the_port_matches_pytorch_fid_on_a_reduced_network() {
         .collect();
     let refs: Vec<&[u8]> = images.iter().map(|v| v.as_slice()).collect();
     let run = |net: &Reduced<Flex>| {
-        net.forward(input::batch::<Flex>(&refs, h, w, &device))
-            .into_data()
-            .into_vec::<f32>()
-            .unwrap()
+        net.forward(input::batch::<Flex>(
+            &refs,
+            h,
+            w,
+            input::Resize::PytorchFid,
+            &device,
+        ))
+        .into_data()
+        .into_vec::<f32>()
+        .unwrap()
     };
     let want: Vec<f32> = expected["features"]
         .as_array()
@@ -148,4 +154,45 @@ fn a_missing_file_says_where_to_get_it() {
     for part in [weights::URL, weights::SHA256, "91 MiB", "curl -L -o"] {
         assert!(err.contains(part), "{part} missing from: {err}");
     }
+}
+
+/// `--fid-resize clean-fid` resizes as clean-fid does (PIL's bicubic on float channels, to
+/// 299x299, clipped to [0, 255]): within 1e-3 of its output (a 255 scale) at every 7th row and
+/// column of a 12x10 image (`clean_resize.json`, written by clean-fid itself).
+#[test]
+fn the_clean_fid_resize_matches_clean_fids() {
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("expected.json")).unwrap()).unwrap();
+    let clean: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("clean_resize.json")).unwrap())
+            .unwrap();
+    let image: Vec<u8> = expected["images"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u8)
+        .collect();
+    let got = input::clean_fid_resize(&mut fast_image_resize::Resizer::new(), &image, 12, 10);
+    assert_eq!(got.len(), input::SIDE * input::SIDE * 3);
+    let stride = clean["stride"].as_u64().unwrap() as usize;
+    let rows = clean["resized"].as_array().unwrap();
+    assert_eq!(rows.len(), input::SIDE.div_ceil(stride));
+    let (mut worst, mut compared) = (0f64, 0);
+    for (r, row) in rows.iter().enumerate() {
+        for (c, px) in row.as_array().unwrap().iter().enumerate() {
+            for (ch, v) in px.as_array().unwrap().iter().enumerate() {
+                let ours = got[((r * stride) * input::SIDE + c * stride) * 3 + ch] as f64;
+                worst = worst.max((ours - v.as_f64().unwrap()).abs());
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, 43 * 43 * 3);
+    assert!(worst < 1e-3, "clean-fid's resize differs by up to {worst}");
+    // And it is not pytorch-fid's: the two resizes differ visibly.
+    let device = Default::default();
+    let bilinear = input::batch::<Flex>(&[&image], 12, 10, input::Resize::PytorchFid, &device);
+    let bicubic = input::batch::<Flex>(&[&image], 12, 10, input::Resize::CleanFid, &device);
+    let gap = (bilinear - bicubic).abs().max().into_scalar();
+    assert!(gap > 0.05, "the resizes agree to {gap}");
 }

@@ -1,5 +1,6 @@
-//! Checkpoint folders under `RUN/checkpoints/`: `ckpt_<step>/` (the newest few, rotated) and
-//! `best/` (the best quality probe so far, never rotated out).
+//! Checkpoint folders under `RUN/checkpoints/`: `ckpt_<step>/` (the newest few, rotated),
+//! `best/` (the best quality probe so far, never rotated out) and `images_<count>/` (kept for
+//! good at image counts asked for with `train --keep-at`).
 //!
 //! A checkpoint is written so that a crash, a full disk or any failed call leaves the earlier
 //! checkpoints as they were: the files go into a temp folder (`.tmp-NAME-PID`), each written
@@ -24,6 +25,8 @@ pub const CHECKSUMS_FILE: &str = "checksums.json";
 pub const BEST_DIR: &str = "best";
 /// Numbered checkpoint folders are `ckpt_<step, 9 digits>`.
 pub const PREFIX: &str = "ckpt_";
+/// Checkpoints kept at an image count are `images_<count asked for, 9 digits>`.
+pub const KEPT_PREFIX: &str = "images_";
 /// A checkpoint being written (`.tmp-NAME-PID`).
 pub const TMP_PREFIX: &str = ".tmp-";
 /// A checkpoint being replaced (`.aside-NAME`), kept until its replacement is in place.
@@ -48,6 +51,28 @@ pub fn numbered_dir(run: &Path, step: u64) -> PathBuf {
 /// The best checkpoint's folder.
 pub fn best_dir(run: &Path) -> PathBuf {
     checkpoints_dir(run).join(BEST_DIR)
+}
+
+/// The folder of the checkpoint kept at `images` images shown (`train --keep-at`): the first
+/// step at or past that count.
+pub fn kept_dir(run: &Path, images: u64) -> PathBuf {
+    checkpoints_dir(run).join(format!("{KEPT_PREFIX}{images:09}"))
+}
+
+/// The image counts of a run's finished (`DONE`) kept checkpoints, smallest first.
+pub fn kept_counts(run: &Path) -> Vec<u64> {
+    let mut out: Vec<u64> = std::fs::read_dir(checkpoints_dir(run))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join(DONE_MARKER).is_file())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix(KEPT_PREFIX)?.parse().ok()
+        })
+        .collect();
+    out.sort_unstable();
+    out
 }
 
 /// Finished (`DONE`) numbered checkpoints of a run, oldest first. Their files are not checked:

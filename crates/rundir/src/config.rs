@@ -108,6 +108,27 @@ pub struct TrainConfig {
     /// has trained this long in total (across resumes); the epoch count still bounds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minutes: Option<f64>,
+    /// Where a fine-tuned run started (`train --init-from`): the source checkpoint's folder
+    /// and what it had trained; G, its EMA and D started from there, the optimizers fresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<String>,
+}
+
+/// Each model setting in which `source` differs from `this`: `name source vs this`.
+pub fn model_differences(source: &ModelConfig, this: &ModelConfig) -> Vec<String> {
+    let table = |m: &ModelConfig| match toml::Value::try_from(m) {
+        Ok(toml::Value::Table(t)) => t,
+        _ => Default::default(),
+    };
+    let (a, b) = (table(source), table(this));
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let show = |v: Option<&toml::Value>| v.map_or("unset".to_string(), |v| v.to_string());
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| format!("{k} {} vs {}", show(a.get(k)), show(b.get(k))))
+        .collect()
 }
 
 /// The most D updates per G update a config may ask for (more makes one step take minutes).
@@ -172,6 +193,7 @@ impl TrainConfig {
             eval_every: default_eval_every(),
             eval_images: default_eval_images(),
             minutes: None,
+            init_from: None,
         };
         match name {
             "tiny" => {

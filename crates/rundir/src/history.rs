@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::checkpoint::{self, ASIDE_PREFIX, BEST_DIR, PREFIX, TMP_PREFIX};
+use crate::checkpoint::{self, ASIDE_PREFIX, BEST_DIR, KEPT_PREFIX, PREFIX, TMP_PREFIX};
 
 /// The files a training run writes at the top of its directory (besides `checkpoints/` and
 /// `samples/`).
@@ -31,7 +31,10 @@ pub fn found(run: &Path) -> Vec<String> {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.starts_with(PREFIX) {
             numbered += 1;
-        } else if name == BEST_DIR || name.starts_with(ASIDE_PREFIX) {
+        } else if name == BEST_DIR
+            || name.starts_with(ASIDE_PREFIX)
+            || name.starts_with(KEPT_PREFIX)
+        {
             out.push(format!("{}", e.path().display()));
         }
     }
@@ -85,6 +88,7 @@ pub fn clear(run: &Path) -> Result<()> {
         if name.starts_with(PREFIX)
             || name.starts_with(TMP_PREFIX)
             || name.starts_with(ASIDE_PREFIX)
+            || name.starts_with(KEPT_PREFIX)
             || name == BEST_DIR
         {
             remove_dir(&e.path())?;

@@ -5,6 +5,8 @@
 //!   checked and synced, checksums of the bytes meant to be written, read back, `DONE` last,
 //!   renamed into place), listing, verifying, rotation, the `best` folder, and recovery after a
 //!   crash mid-save.
+//! - [`choice`]: which checkpoint a command means (`latest`, `best`, an epoch, `images:COUNT`)
+//!   and finding it.
 //! - [`config`]: the resolved training config (`config.toml`, and in every `state.json`): the
 //!   presets' networks and training settings, the recommended preset per image size, checks.
 //! - [`state`]: `state.json` ([`TrainState`]: epoch, step, fixed noise, best score) and finding a
@@ -25,6 +27,7 @@
 #![cfg_attr(not(test), deny(unused_crate_dependencies))]
 
 pub mod checkpoint;
+pub mod choice;
 pub mod config;
 pub mod disk;
 pub mod history;
@@ -34,6 +37,7 @@ pub mod quality_csv;
 pub mod state;
 
 pub use checkpoint::CheckpointInfo;
+pub use choice::{find_checkpoint, CheckpointChoice};
 pub use config::{LossKind, StepKind, TrainConfig};
 pub use disk::Disk;
 pub use lock::RunLock;

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{best_dir, list, verify, CheckpointInfo, DONE_MARKER};
+use crate::checkpoint::{best_dir, kept_dir, list, verify, CheckpointInfo, DONE_MARKER};
 use crate::config::TrainConfig;
 
 /// Running sums of one epoch's per-step statistics (so a mid-epoch resume reports the same).
@@ -82,6 +82,21 @@ pub fn by_epoch(run: &Path, epoch: usize) -> Result<Option<CheckpointInfo>> {
         }
     }
     Ok(None)
+}
+
+/// The checkpoint kept at `images` images shown (`train --keep-at`), when it is complete and
+/// passes its checksums.
+pub fn kept(run: &Path, images: u64) -> Result<Option<CheckpointInfo>> {
+    let dir = kept_dir(run, images);
+    if !dir.join(DONE_MARKER).is_file() {
+        return Ok(None);
+    }
+    verify(&dir)?;
+    let state = load_state(&dir)?;
+    Ok(Some(CheckpointInfo {
+        dir,
+        step: state.step,
+    }))
 }
 
 /// The run's best checkpoint, when it has a complete one.

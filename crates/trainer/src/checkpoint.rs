@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use burn::module::Module;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::Optimizer;
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
@@ -23,7 +23,9 @@ pub use facegan_rundir::networks::{
     load_discriminator, load_generator, load_sampling_generator, EMA_FILE,
 };
 use facegan_rundir::networks::{load_generator_file, Rec};
-pub use facegan_rundir::state::{best, by_epoch, load_state, BestScore, EpochSums, TrainState};
+pub use facegan_rundir::state::{
+    best, by_epoch, kept, load_state, BestScore, EpochSums, TrainState,
+};
 use facegan_rundir::Disk;
 
 /// Encodes records to the same bytes as Burn's file recorder writes (that recorder writes
@@ -129,6 +131,43 @@ pub fn save_best_to<B: AutodiffBackend>(
     let dir = layout::best_dir(run);
     write_folder(&dir, gan, state, disk)?;
     Ok(dir)
+}
+
+/// Saves the full training state as the checkpoint kept at `images` images shown
+/// (`checkpoints/images_<images>/`, never rotated out; `train --keep-at`).
+pub fn save_kept<B: AutodiffBackend>(
+    run: &Path,
+    gan: &Gan<B>,
+    state: &TrainState,
+    images: u64,
+) -> Result<PathBuf> {
+    let dir = layout::kept_dir(run, images);
+    write_folder(&dir, gan, state, &mut Disk::real())?;
+    Ok(dir)
+}
+
+/// A new run's GAN from another run's checkpoint (`--init-from`): its G, D and G's EMA (G
+/// itself when the source kept none), fresh optimizers, `cfg`'s training settings. The caller
+/// has checked that the source's model is `cfg`'s.
+pub fn load_networks_fresh_optimizers<B: AutodiffBackend>(
+    dir: &Path,
+    cfg: &TrainConfig,
+    device: &B::Device,
+) -> Result<Gan<B>> {
+    // As a new run does, so the backend's random draws start from the run's seed.
+    B::seed(device, cfg.seed);
+    let g = load_generator::<B>(dir, cfg, device)?;
+    let d = load_discriminator::<B>(dir, cfg, device)?;
+    let g_ema = if cfg.ema_beta <= 0.0 {
+        None
+    } else if dir.join(format!("{EMA_FILE}.bin")).is_file() {
+        Some(load_generator_file::<B::InnerBackend>(
+            dir, EMA_FILE, cfg, device,
+        )?)
+    } else {
+        Some(g.valid())
+    };
+    Ok(Gan::from_parts(g, d, adam(cfg), adam(cfg), g_ema, cfg))
 }
 
 /// Restores networks and optimizers for resuming.

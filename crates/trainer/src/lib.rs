@@ -61,6 +61,7 @@ pub use config::{LossKind, StepKind, TrainConfig};
 pub use data_parallel::train_parallel;
 /// The training config lives with the run directory's format (`facegan_rundir::config`).
 pub use facegan_rundir::config;
+pub use facegan_rundir::CheckpointChoice;
 pub use faults::Faults;
 pub use metrics_csv::EpochMetrics;
 pub use options::{TrainOptions, TrainOutcome, TrainSummary, GRID_SIZE, TIME_BOUND_EPOCHS};

@@ -39,6 +39,12 @@ pub struct TrainOptions {
     /// Stop (with a checkpoint) once this many images have been shown in total (the first
     /// step that reaches it: the count rounds up to whole batches).
     pub max_images: Option<u64>,
+    /// Keep a checkpoint for good at each of these image counts (`--keep-at`): the first step
+    /// at or past the count writes `checkpoints/images_<count>/`, which rotation never removes.
+    pub keep_at_images: Vec<u64>,
+    /// Start a new run from another run's checkpoint (`--init-from RUN[:CHECKPOINT]`): its G,
+    /// EMA and D, with fresh optimizers; the model must be the same.
+    pub init_from: Option<(PathBuf, crate::CheckpointChoice)>,
     /// Faults a test injects (none in normal use; see [`Faults`]).
     pub faults: Faults,
 }

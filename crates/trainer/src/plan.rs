@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use facegan_shard::Shard;
 
 use crate::checkpoint::{self, CheckpointInfo, TrainState};
@@ -16,6 +16,8 @@ use crate::options::TrainOptions;
 /// the config to train with and the epoch's batches.
 pub(crate) struct RunPlan {
     pub(crate) resume: Option<(CheckpointInfo, TrainState)>,
+    /// A new run's source checkpoint (`--init-from`): its networks start the run.
+    pub(crate) init: Option<CheckpointInfo>,
     pub(crate) cfg: TrainConfig,
     pub(crate) train_ids: Vec<usize>,
     pub(crate) batches_per_epoch: usize,
@@ -52,6 +54,26 @@ pub(crate) fn plan_run(opts: &TrainOptions, shard: &Shard) -> Result<RunPlan> {
     }
     cfg.validate()?;
     cfg.check_shard(shard)?;
+    let init = match (&opts.init_from, &resume) {
+        (None, _) => None,
+        (Some(_), Some((_, state))) if state.config.init_from.is_some() => None,
+        (Some(_), Some(_)) => bail!(
+            "{}: this run started from scratch and has checkpoints; --init-from starts a new \
+             run: pass --new to start over from the source, or use another --run",
+            opts.run.display()
+        ),
+        (Some((source, choice)), None) => {
+            let (info, state) = init_source(source, *choice, &cfg)?;
+            cfg.init_from = Some(format!(
+                "{} (step {}, {} images shown, preset {})",
+                info.dir.display(),
+                state.step,
+                state.images_seen,
+                state.config.preset
+            ));
+            Some(info)
+        }
+    };
     let train_ids = train_indices(shard);
     let nb = batches_per_epoch(train_ids.len(), cfg.batch);
     if nb == 0 {
@@ -64,10 +86,36 @@ pub(crate) fn plan_run(opts: &TrainOptions, shard: &Shard) -> Result<RunPlan> {
     }
     Ok(RunPlan {
         resume,
+        init,
         cfg,
         train_ids,
         batches_per_epoch: nb,
     })
+}
+
+/// The checkpoint `--init-from` names, refused unless its model is `cfg`'s (the message names
+/// each setting that differs) and its networks load.
+fn init_source(
+    source: &Path,
+    choice: facegan_rundir::CheckpointChoice,
+    cfg: &TrainConfig,
+) -> Result<(CheckpointInfo, TrainState)> {
+    let (info, state) = facegan_rundir::find_checkpoint(source, choice)
+        .with_context(|| format!("--init-from {}", source.display()))?;
+    let differ = facegan_rundir::config::model_differences(&state.config.model, &cfg.model);
+    if !differ.is_empty() {
+        bail!(
+            "--init-from {}: its model differs from this run's ({}); fine-tuning needs the same \
+             networks and image size: train with the source's preset ({}) on a shard of its size",
+            info.dir.display(),
+            differ.join("; "),
+            state.config.preset
+        );
+    }
+    type Cpu = crate::device::CpuBackend;
+    checkpoint::load_gan::<Cpu>(&info.dir, &state.config, &Default::default())
+        .with_context(|| format!("--init-from {}", info.dir.display()))?;
+    Ok((info, state))
 }
 
 /// The newest checkpoint training can resume from: its files match their checksums, its state

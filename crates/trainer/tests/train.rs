@@ -169,6 +169,184 @@ fn max_images_stops_at_the_count_and_a_rerun_trains_nothing() {
     );
 }
 
+/// `--keep-at` keeps a checkpoint at the first step at or past each count, outside rotation:
+/// it holds what a run stopped there by `--max-images` holds, and keeping it does not change
+/// the run's course (its last checkpoint equals an unkept run's).
+#[test]
+fn keep_at_keeps_the_checkpoint_at_each_count_without_changing_the_run() {
+    let _turn = rng_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let shard = tiny_shard(dir.path(), 60);
+    let mut cfg = TrainConfig::preset("tiny").unwrap();
+    cfg.epochs = 2;
+    cfg.batch = 8;
+    cfg.sync_every = 4;
+    cfg.keep_checkpoints = 1;
+    let device = Default::default();
+    let g_of = |dir: &Path| values(&checkpoint::load_gan::<AD>(dir, &cfg, &device).unwrap().g);
+    // Kept at 17 (step 3, 24 images) and 40 (step 5): the whole run is 2 epochs of 6 steps.
+    let kept = dir.path().join("kept");
+    let mut o = opts(&shard, &kept, cfg.clone());
+    o.keep_at_images = vec![40, 17];
+    assert_eq!(
+        train::<AD>(&o, &Default::default()).unwrap().outcome,
+        TrainOutcome::Completed
+    );
+    assert_eq!(
+        checkpoint::list(&kept).unwrap().len(),
+        1,
+        "rotation keeps one numbered"
+    );
+    assert_eq!(facegan_rundir::checkpoint::kept_counts(&kept), vec![17, 40]);
+    let at17 = checkpoint::kept(&kept, 17).unwrap().unwrap();
+    assert_eq!(at17.step, 3);
+    assert_eq!(checkpoint::load_state(&at17.dir).unwrap().images_seen, 24);
+    assert_eq!(checkpoint::kept(&kept, 40).unwrap().unwrap().step, 5);
+    assert!(checkpoint::kept(&kept, 41).unwrap().is_none());
+    let log = std::fs::read_to_string(kept.join("train.log")).unwrap();
+    assert!(log.contains("at 24 images shown (--keep-at 17)"), "{log}");
+    // A run stopped at 17 images holds the same networks.
+    let stopped = dir.path().join("stopped");
+    let mut o = opts(&shard, &stopped, cfg.clone());
+    o.max_images = Some(17);
+    train::<AD>(&o, &Default::default()).unwrap();
+    let c = checkpoint::latest(&stopped).unwrap().unwrap();
+    assert!(
+        same(&g_of(&at17.dir), &g_of(&c.dir)),
+        "kept checkpoint differs"
+    );
+    // And a run without --keep-at ends where the kept one did.
+    let plain = dir.path().join("plain");
+    train::<AD>(&opts(&shard, &plain, cfg.clone()), &Default::default()).unwrap();
+    let (a, b) = (
+        checkpoint::latest(&kept).unwrap().unwrap(),
+        checkpoint::latest(&plain).unwrap().unwrap(),
+    );
+    assert!(
+        same(&g_of(&a.dir), &g_of(&b.dir)),
+        "keeping changed the run"
+    );
+}
+
+/// `--init-from` starts a new run, on another shard of the same size and with other training
+/// settings, from the source checkpoint's G, EMA and D with fresh optimizers; the config
+/// records the source; rerun with the same flag, the new run resumes bit-exactly.
+#[test]
+fn init_from_fine_tunes_from_the_sources_networks_and_resumes_bit_exactly() {
+    let _turn = rng_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let source_shard = tiny_shard(&dir.path().join("source"), 40);
+    let small_shard = tiny_shard(&dir.path().join("small"), 24);
+    let mut cfg = TrainConfig::preset("tiny").unwrap();
+    cfg.batch = 8;
+    cfg.ema_beta = 0.9;
+    let source = dir.path().join("source-run");
+    let mut o = opts(&source_shard, &source, cfg.clone());
+    o.max_steps = Some(3);
+    train::<AD>(&o, &Default::default()).unwrap();
+    let src = checkpoint::latest(&source).unwrap().unwrap();
+    // Other training settings, the same model.
+    let mut tuned_cfg = cfg.clone();
+    tuned_cfg.lr_g *= 0.5;
+    tuned_cfg.diffaugment = "translation".into();
+    tuned_cfg.seed = 5;
+    let device = Default::default();
+    let start =
+        checkpoint::load_networks_fresh_optimizers::<AD>(&src.dir, &tuned_cfg, &device).unwrap();
+    let from = checkpoint::load_gan::<AD>(&src.dir, &cfg, &device).unwrap();
+    assert!(
+        same(&values(&start.g), &values(&from.g)),
+        "G is the source's"
+    );
+    assert!(
+        same(&values(&start.d), &values(&from.d)),
+        "D is the source's"
+    );
+    let (a, b) = (start.g_ema.as_ref().unwrap(), from.g_ema.as_ref().unwrap());
+    assert!(same(&values(a), &values(b)), "the EMA is the source's");
+    // Trained in one go, and stopped then resumed with the same command.
+    let init = Some((source.clone(), facegan_trainer::CheckpointChoice::Latest));
+    let whole = dir.path().join("whole");
+    let mut o = opts(&small_shard, &whole, tuned_cfg.clone());
+    (o.init_from, o.max_steps) = (init.clone(), Some(4));
+    train::<AD>(&o, &Default::default()).unwrap();
+    let parts = dir.path().join("parts");
+    let mut o = opts(&small_shard, &parts, tuned_cfg.clone());
+    (o.init_from, o.max_steps) = (init, Some(2));
+    let first = train::<AD>(&o, &Default::default()).unwrap();
+    assert!(first.resumed_from.is_none());
+    o.max_steps = Some(4);
+    let second = train::<AD>(&o, &Default::default()).unwrap();
+    assert!(second.resumed_from.is_some(), "the rerun resumes");
+    assert_eq!(second.state.step, 4);
+    let (cw, cp) = (
+        checkpoint::latest(&whole).unwrap().unwrap(),
+        checkpoint::latest(&parts).unwrap().unwrap(),
+    );
+    let (gw, gp) = (
+        checkpoint::load_gan::<AD>(&cw.dir, &tuned_cfg, &device).unwrap(),
+        checkpoint::load_gan::<AD>(&cp.dir, &tuned_cfg, &device).unwrap(),
+    );
+    assert!(same(&values(&gw.g), &values(&gp.g)), "resume is bit-exact");
+    assert!(same(&values(&gw.d), &values(&gp.d)), "resume is bit-exact");
+    assert!(!same(&values(&gw.g), &values(&from.g)), "training moved G");
+    let recorded = checkpoint::load_state(&cp.dir)
+        .unwrap()
+        .config
+        .init_from
+        .unwrap();
+    assert!(
+        recorded.contains(&src.dir.display().to_string()),
+        "{recorded}"
+    );
+    assert!(recorded.contains("step 3"), "{recorded}");
+    let toml = std::fs::read_to_string(parts.join("config.toml")).unwrap();
+    assert!(toml.contains("init_from"), "{toml}");
+}
+
+/// `--init-from` refuses a source whose model differs (naming each setting), a source without
+/// a checkpoint, and a run that started from scratch; none of them writes the new run.
+#[test]
+fn init_from_refuses_another_model_a_source_without_checkpoint_and_a_scratch_run() {
+    let _turn = rng_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let shard = tiny_shard(dir.path(), 24);
+    let mut cfg = TrainConfig::preset("tiny").unwrap();
+    cfg.batch = 8;
+    let source = dir.path().join("source");
+    let mut o = opts(&shard, &source, cfg.clone());
+    o.max_steps = Some(1);
+    train::<AD>(&o, &Default::default()).unwrap();
+    let latest = Some((source.clone(), facegan_trainer::CheckpointChoice::Latest));
+
+    let mut wider = cfg.clone();
+    wider.model.g_start_channels *= 2;
+    let target = dir.path().join("wider");
+    let mut o = opts(&shard, &target, wider);
+    o.init_from = latest.clone();
+    let err = format!("{:#}", train::<AD>(&o, &Default::default()).unwrap_err());
+    assert!(err.contains("g_start_channels"), "{err}");
+    assert!(err.contains("--init-from"), "{err}");
+    assert!(!target.join("config.toml").exists(), "nothing written");
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut o = opts(&shard, &dir.path().join("t2"), cfg.clone());
+    o.init_from = Some((empty.clone(), facegan_trainer::CheckpointChoice::Latest));
+    let err = format!("{:#}", train::<AD>(&o, &Default::default()).unwrap_err());
+    assert!(err.contains("no finished checkpoint"), "{err}");
+
+    let scratch = dir.path().join("scratch");
+    let mut o = opts(&shard, &scratch, cfg.clone());
+    o.max_steps = Some(1);
+    train::<AD>(&o, &Default::default()).unwrap();
+    o.init_from = latest;
+    o.max_steps = Some(2);
+    let err = format!("{:#}", train::<AD>(&o, &Default::default()).unwrap_err());
+    assert!(err.contains("started from scratch"), "{err}");
+    assert_eq!(checkpoint::latest(&scratch).unwrap().unwrap().step, 1);
+}
+
 /// `--resume` (`check_resumable`) refuses a run with no finished checkpoint, naming it, and
 /// accepts one that has one.
 #[test]

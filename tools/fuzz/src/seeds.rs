@@ -104,6 +104,8 @@ fn states(scratch: &Path) -> Result<Vec<Vec<u8>>> {
         progress: false,
         max_steps: Some(1),
         max_images: None,
+        keep_at_images: Vec::new(),
+        init_from: None,
         faults: Default::default(),
     };
     facegan_trainer::train::<facegan_trainer::device::CpuBackend>(&opts, &Default::default())?;

@@ -44,6 +44,11 @@ pub struct EvalArgs {
     /// labelled as not comparable with published ones).
     #[arg(long)]
     inception_sha256: Option<String>,
+    /// How images are resized to the Inception network's 299x299: `pytorch-fid` (bilinear
+    /// without corner alignment, as pytorch-fid does) or `clean-fid` (PIL's bicubic on float
+    /// channels, clean-fid's resize; the network stays pytorch-fid's). The report names it.
+    #[arg(long, default_value = "pytorch-fid")]
+    fid_resize: String,
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
@@ -57,6 +62,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         against: facegan_eval::Against::parse(&a.against)?,
         inception: a.inception,
         inception_sha256: a.inception_sha256,
+        fid_resize: facegan_eval::FidResize::parse(&a.fid_resize)?,
     };
     let dev = pick_device(&a.device)?;
     let report = with_backend!(dev, inference, |B, device| facegan_eval::evaluate::<B>(

@@ -1,8 +1,8 @@
 //! `train` (one device, several, or several machines) and `orchestrator`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use facegan_trainer::device::{self, resolve, DeviceList, DeviceRequest, ResolvedDevice};
 use facegan_trainer::{TrainConfig, TrainOptions, TrainOutcome, TrainSummary};
@@ -78,11 +78,39 @@ pub struct TrainArgs {
     /// preset's, or --epochs) still ends the run if it comes first.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_images: Option<u64>,
+    /// Keep a checkpoint for good at each of these image counts (comma-separated): the first
+    /// step at or past a count writes checkpoints/images_<count>/, which rotation never removes
+    /// (`facegan eval --checkpoint images:<count>` scores it). Give it again when resuming.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
+    keep_at: Vec<u64>,
+    /// Fine-tune: start a new run from another run's checkpoint, RUN or RUN:CHECKPOINT
+    /// (`latest`, the default; `best`; an epoch number; `images:COUNT`). G, its EMA and D start
+    /// from there with fresh optimizers; the training settings (learning rates, augmentation,
+    /// epochs) are this run's, the model must be the source's. The run's config records it.
+    #[arg(long, value_name = "RUN[:CHECKPOINT]")]
+    init_from: Option<String>,
     /// Train for this many minutes of wall time in total (across resumes), then checkpoint and
     /// stop; a larger value on a resumed run extends it. Without --epochs the epoch count no
     /// longer bounds the run.
     #[arg(long)]
     minutes: Option<f64>,
+}
+
+/// `RUN` or `RUN:CHECKPOINT`: the run is the longest prefix before a `:` that is a directory
+/// (so `runs/a:images:43600` reads as run `runs/a`, checkpoint `images:43600`).
+fn parse_init_from(s: &str) -> Result<(PathBuf, facegan_trainer::CheckpointChoice)> {
+    if Path::new(s).is_dir() {
+        return Ok((PathBuf::from(s), facegan_trainer::CheckpointChoice::Latest));
+    }
+    for (i, _) in s.match_indices(':') {
+        let (run, choice) = (&s[..i], &s[i + 1..]);
+        if Path::new(run).is_dir() {
+            let choice = facegan_trainer::CheckpointChoice::parse(choice)
+                .with_context(|| format!("--init-from {s}"))?;
+            return Ok((PathBuf::from(run), choice));
+        }
+    }
+    anyhow::bail!("--init-from {s}: no such run directory (RUN or RUN:CHECKPOINT)")
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
@@ -109,6 +137,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
         progress: stderr_is_tty(),
         max_steps: a.max_steps,
         max_images: a.max_images,
+        keep_at_images: a.keep_at,
+        init_from: a.init_from.as_deref().map(parse_init_from).transpose()?,
         // A test seam: faults the environment asks to inject (see ARCHITECTURE.md).
         faults: facegan_trainer::Faults::from_env(),
     };

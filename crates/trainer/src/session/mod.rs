@@ -207,17 +207,30 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             if let Some(h) = &self.heartbeat {
                 h.feed();
             }
+            let images_before = self.state.images_seen;
             self.advance(batch.index);
+            let keep = self.keep_count_crossed(images_before);
             let last = self.state.batch_in_epoch == nb;
             let stop =
                 self.stop_requested(last || self.state.step.is_multiple_of(cfg.sync_every as u64));
-            if pending.len() >= cfg.sync_every || last || stop {
+            if pending.len() >= cfg.sync_every || last || stop || keep.is_some() {
                 self.sync_stats(&mut pending, epoch, &pb)?;
             }
             // Always at a stop and on the run's last batch, so the last point precedes the
             // last checkpoint (and any best score is in its state).
             let final_batch = last && epoch + 1 == cfg.epochs;
             self.probe_if_due(stop || final_batch, &pb)?;
+            if let (Some(count), true) = (keep, self.leader()) {
+                let dir = checkpoint::save_kept(self.run, &self.gan, &self.state, count)?;
+                print_and_log(
+                    self.run,
+                    &format!(
+                        "kept checkpoint {} at {} images shown (--keep-at {count})",
+                        dir.display(),
+                        self.state.images_seen
+                    ),
+                );
+            }
             if stop && !last {
                 self.state.epoch_sums.seconds += clock.elapsed().as_secs_f64();
                 pb.abandon();
@@ -267,6 +280,18 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         Ok(Some(TrainOutcome::Stopped {
             step: self.state.step,
         }))
+    }
+
+    /// The `--keep-at` count the step that took the run from `images_before` to its current
+    /// image count crossed (the largest, should one step cross several).
+    fn keep_count_crossed(&self, images_before: u64) -> Option<u64> {
+        let now = self.state.images_seen;
+        self.opts
+            .keep_at_images
+            .iter()
+            .copied()
+            .filter(|&c| images_before < c && c <= now)
+            .max()
     }
 
     /// Counts a finished step: step, images, position in the epoch, training time, budget.

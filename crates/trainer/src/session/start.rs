@@ -37,6 +37,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         let run = opts.run.as_path();
         let RunPlan {
             resume,
+            init,
             cfg,
             train_ids,
             batches_per_epoch,
@@ -45,7 +46,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             // A new run: first remove what an earlier run left in the directory.
             clear_run(run)?;
         }
-        let (gan, mut state, resumed_from) = load_or_new::<B>(resume, &cfg, device)?;
+        let (gan, mut state, resumed_from) = load_or_new::<B>(resume, init, &cfg, device)?;
         state.data_path = std::fs::canonicalize(&opts.data)
             .unwrap_or_else(|_| opts.data.clone())
             .display()
@@ -112,7 +113,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         device: &'a B::Device,
         peer: Peer,
     ) -> Result<Self> {
-        let mut loaded = load_or_new::<B>(plan.resume, &plan.cfg, device)?;
+        let mut loaded = load_or_new::<B>(plan.resume, plan.init, &plan.cfg, device)?;
         loaded.0.peer = peer;
         Ok(Self::assemble(
             opts,
@@ -217,20 +218,27 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
 }
 
 /// The networks and state to train from: the checkpoint's (with the resolved config), or new
-/// ones from the config's seed. Also returns the checkpoint folder resumed from. Touches nothing
-/// on disk (a new run's leader clears the run directory first, see [`Session::start`]).
+/// ones, from the `--init-from` source's networks (`init`) or the config's seed. Also returns
+/// the checkpoint folder resumed from. Touches nothing on disk (a new run's leader clears the
+/// run directory first, see [`Session::start`]).
 fn load_or_new<B: AutodiffBackend>(
     resume: Option<(CheckpointInfo, TrainState)>,
+    init: Option<CheckpointInfo>,
     cfg: &TrainConfig,
     device: &B::Device,
 ) -> Result<(Gan<B>, TrainState, Option<PathBuf>)> {
-    Ok(match resume {
-        Some((ckpt, mut state)) => {
+    Ok(match (resume, init) {
+        (Some((ckpt, mut state)), _) => {
             state.config = cfg.clone();
             let gan = checkpoint::load_gan::<B>(&ckpt.dir, &state.config, device)?;
             (gan, state, Some(ckpt.dir))
         }
-        None => (
+        (None, Some(source)) => (
+            checkpoint::load_networks_fresh_optimizers::<B>(&source.dir, cfg, device)?,
+            new_state::<B>(cfg, device),
+            None,
+        ),
+        (None, None) => (
             Gan::<B>::new(cfg, device),
             new_state::<B>(cfg, device),
             None,

@@ -62,6 +62,8 @@ pub fn train_options(data: &Path, run: &Path, cfg: TrainConfig) -> TrainOptions 
         progress: false,
         max_steps: None,
         max_images: None,
+        keep_at_images: Vec::new(),
+        init_from: None,
         faults: Default::default(),
     }
 }
