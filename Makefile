@@ -27,7 +27,7 @@ else
   BUILD := build
 endif
 
-.PHONY: help build build-cuda test check check-seed check-fid fuzz fmt preprocess train eval demo bench-preprocess bench-train bench-presets bench-swd bench-fid bench-parallel clean-demo quality-runs quality-report
+.PHONY: help build build-cuda test check check-seed check-fid check-export fuzz fmt preprocess train eval demo bench-preprocess bench-train bench-presets bench-swd bench-fid bench-parallel clean-demo quality-runs quality-report
 
 help:
 	@echo "make build                      release build (CPU)"
@@ -41,6 +41,7 @@ help:
 	@echo "make demo                       synth -> preprocess -> train (CPU, minutes) -> eval"
 	@echo "make check-fid                   FID/KID/precision-recall against pytorch-fid and clean-fid (PyPI)"
 	@echo "make bench-fid                   Inception features img/s, facegan vs pytorch-fid (after check-fid)"
+	@echo "make check-export [EXPORT_CHECK_RUN=runs/demo]  the exported generator in PyTorch (tools/facegan_torch.py) against facegan sample"
 	@echo "make fuzz [FUZZ_SECONDS=600]     coverage-guided fuzzing of the shard, state.json, config and image parsers and the cluster messages"
 	@echo "make check-seed                 the seed step against the tutorial's Keras code (tensorflow-cpu)"
 	@echo "make quality-runs [JOBS=..] [THREADS=..] [JOBFILE=..]  the long CPU runs behind docs/results.md, resumable (experiments/)"
@@ -86,6 +87,13 @@ FID_FACES ?= ../shared/datasets/celeba-8k
 FID_CHECK_DIR ?= data/fid-check
 FID_CHECK_N ?= 64
 FID_CHECK_E2E ?= 2100
+# The exported generator in PyTorch (torch, safetensors, numpy and pillow from PyPI, into .venv on
+# first use): tools/facegan_torch.py against facegan sample on the same latents; one JSON line.
+EXPORT_CHECK_RUN ?= runs/demo
+EXPORT_CHECK_DIR ?= data/export-check
+check-export: build
+	"$$(bash tools/venv.sh torch safetensors numpy pillow)" tools/check_export.py $(BIN) $(EXPORT_CHECK_RUN) $(EXPORT_CHECK_DIR)
+
 check-fid:
 	$(CARGO) build --release -q -p facegan-inception --example fid_check
 	"$$(bash tools/venv.sh torch torchvision pytorch-fid clean-fid scipy)" tools/check_fid.py $(FID_FACES) $(FID_CHECK_DIR) target/release/examples/fid_check $(FID_CHECK_N) $(FID_CHECK_E2E)

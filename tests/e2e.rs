@@ -738,6 +738,325 @@ fn checkpoints_of_earlier_layouts_sample_the_same_faces_and_resume() {
     );
 }
 
+/// Latent files: `sample --save-latents` writes the latents that drew the faces and
+/// `sample --latents` draws the same pixels from them; `interp` morphs through seeds or latent
+/// files (grid, GIF, latent file of every frame); latents found for one generator are refused
+/// by another, seeded ones are not; a file that is not a latent file, one key and one step are
+/// refused with the reason.
+#[test]
+fn latent_files_serve_sample_and_interp_and_bad_ones_are_refused() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/checkpoints");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for name in ["v2-tiny", "v1-resize"] {
+        copy_tree(&fixtures.join(name), &d.join(name));
+    }
+    ok(
+        &[
+            "sample",
+            "--run",
+            "v2-tiny",
+            "--n",
+            "6",
+            "--seed",
+            "3",
+            "--truncation",
+            "0.8",
+            "--out",
+            "a.png",
+            "--save-latents",
+            "a.safetensors",
+        ],
+        d,
+    );
+    ok(
+        &[
+            "sample",
+            "--run",
+            "v2-tiny",
+            "--latents",
+            "a.safetensors",
+            "--out",
+            "b.png",
+        ],
+        d,
+    );
+    assert!(
+        rgb_pixels(&d.join("a.png")) == rgb_pixels(&d.join("b.png")),
+        "other faces from the saved latents"
+    );
+    let saved = facegan_latents::Latents::read(&d.join("a.safetensors")).unwrap();
+    assert_eq!(
+        (saved.count(), saved.source.as_str()),
+        (6, "seed 3, truncation 0.8")
+    );
+
+    let out = ok(
+        &[
+            "interp", "--run", "v2-tiny", "--seeds", "1,2,3", "--steps", "5", "--out", "m",
+        ],
+        d,
+    );
+    assert!(out.contains("3 keys"), "{out}");
+    for f in ["morph.png", "morph.gif"] {
+        assert!(d.join("m").join(f).is_file(), "{f}");
+    }
+    let frames = facegan_latents::Latents::read(&d.join("m/morph.safetensors")).unwrap();
+    assert_eq!(frames.count(), 10, "two pairs of 5 steps");
+    // The rows run from key to key: the first frame is seed 1's first latent.
+    let seed1 = d.join("seed1.safetensors");
+    ok(
+        &[
+            "sample",
+            "--run",
+            "v2-tiny",
+            "--n",
+            "1",
+            "--seed",
+            "1",
+            "--out",
+            "s1.png",
+            "--save-latents",
+            seed1.to_str().unwrap(),
+        ],
+        d,
+    );
+    let s1 = facegan_latents::Latents::read(&seed1).unwrap();
+    assert!(frames
+        .row(0)
+        .iter()
+        .zip(s1.row(0))
+        .all(|(a, b)| (a - b).abs() < 1e-6));
+    ok(
+        &[
+            "interp",
+            "--run",
+            "v2-tiny",
+            "--latents",
+            "a.safetensors",
+            "--steps",
+            "3",
+            "--out",
+            "m2",
+        ],
+        d,
+    );
+
+    // Seeded latents suit the other tiny model; a morph's latents (found for v2-tiny) do not.
+    ok(
+        &[
+            "sample",
+            "--run",
+            "v1-resize",
+            "--latents",
+            "a.safetensors",
+            "--out",
+            "c.png",
+        ],
+        d,
+    );
+    let err = fails(
+        &[
+            "sample",
+            "--run",
+            "v1-resize",
+            "--latents",
+            "m/morph.safetensors",
+            "--out",
+            "c.png",
+        ],
+        d,
+    );
+    assert!(
+        err.contains("morph.safetensors")
+            && err.contains("made for another generator")
+            && err.contains("g_upsample"),
+        "{err}"
+    );
+    let err = fails(
+        &[
+            "sample",
+            "--run",
+            "v2-tiny",
+            "--latents",
+            "a.png",
+            "--out",
+            "c.png",
+        ],
+        d,
+    );
+    assert!(
+        err.contains("a.png") && err.contains("not a facegan latent file"),
+        "{err}"
+    );
+    let err = fails(
+        &["interp", "--run", "v2-tiny", "--seeds", "1", "--out", "m3"],
+        d,
+    );
+    assert!(err.contains("at least 2 key latents"), "{err}");
+    let err = fails(
+        &[
+            "interp", "--run", "v2-tiny", "--seeds", "1,2", "--steps", "1", "--out", "m3",
+        ],
+        d,
+    );
+    assert!(err.contains("--steps 1"), "{err}");
+}
+
+/// `facegan project` reconstructs a face through the run's shard preprocessing: it writes the
+/// target, the reconstruction, the latent file (refused by another generator, drawn again by
+/// `sample --latents`), the loss curve (falling) and its record; an unreadable image, one far
+/// smaller than the run's faces, a missing image and a run without a checkpoint are refused by
+/// name.
+#[test]
+fn project_reconstructs_a_face_and_refuses_bad_images() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/checkpoints");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    make_faces_shard(d, 12, 4);
+    for name in ["v2-tiny", "v1-resize"] {
+        copy_tree(&fixtures.join(name), &d.join(name));
+    }
+    let face = std::fs::read_dir(d.join("faces"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let face = face.to_str().unwrap();
+    let out = ok(
+        &[
+            "project",
+            "--run",
+            "v2-tiny",
+            "--data",
+            "faces.shard",
+            "--image",
+            face,
+            "--out",
+            "proj",
+            "--steps",
+            "40",
+            "--restarts",
+            "2",
+        ],
+        d,
+    );
+    assert!(out.contains("pixel MSE"), "{out}");
+    let stem = Path::new(face).file_stem().unwrap().to_str().unwrap();
+    let dir = d.join("proj").join(stem);
+    for f in [
+        "target.png",
+        "reconstruction.png",
+        "side_by_side.png",
+        "loss.png",
+        "latent.safetensors",
+    ] {
+        assert!(dir.join(f).is_file(), "{f}");
+    }
+    assert_eq!(image_dims(&dir.join("target.png")), (16, 16));
+    let record = read_json(&dir.join("projection.json"));
+    let curve: Vec<f64> = record["loss_curve"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(curve.len(), 40);
+    assert!(curve[39] < curve[0], "the loss did not fall: {curve:?}");
+    assert!(record["pixel_mse"].as_f64().unwrap().is_finite());
+    let latent = dir.join("latent.safetensors");
+    let latent = latent.to_str().unwrap();
+    ok(
+        &[
+            "sample",
+            "--run",
+            "v2-tiny",
+            "--latents",
+            latent,
+            "--out",
+            "again.png",
+        ],
+        d,
+    );
+    let err = fails(
+        &[
+            "sample",
+            "--run",
+            "v1-resize",
+            "--latents",
+            latent,
+            "--out",
+            "x.png",
+        ],
+        d,
+    );
+    assert!(err.contains("made for another generator"), "{err}");
+
+    std::fs::write(d.join("broken.jpg"), b"not a jpeg").unwrap();
+    let err = fails(
+        &[
+            "project",
+            "--run",
+            "v2-tiny",
+            "--data",
+            "faces.shard",
+            "--image",
+            "broken.jpg",
+            "--out",
+            "p2",
+        ],
+        d,
+    );
+    assert!(err.contains("broken.jpg"), "{err}");
+    image::RgbImage::new(4, 4).save(d.join("tiny.png")).unwrap();
+    let err = fails(
+        &[
+            "project",
+            "--run",
+            "v2-tiny",
+            "--data",
+            "faces.shard",
+            "--image",
+            "tiny.png",
+            "--out",
+            "p2",
+        ],
+        d,
+    );
+    assert!(
+        err.contains("tiny.png") && err.contains("far smaller"),
+        "{err}"
+    );
+    let err = fails(
+        &[
+            "project",
+            "--run",
+            "v2-tiny",
+            "--image",
+            "missing.jpg",
+            "--out",
+            "p2",
+        ],
+        d,
+    );
+    assert!(err.contains("missing.jpg"), "{err}");
+    std::fs::create_dir_all(d.join("empty-run")).unwrap();
+    let err = fails(
+        &[
+            "project",
+            "--run",
+            "empty-run",
+            "--image",
+            face,
+            "--out",
+            "p2",
+        ],
+        d,
+    );
+    assert!(err.contains("no finished checkpoint"), "{err}");
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released for the child to take).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

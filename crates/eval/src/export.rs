@@ -1,6 +1,7 @@
-//! `facegan export`: the generator as safetensors (burn-store), with PyTorch-style tensor names
-//! (Linear weights transposed to `[out, in]`, norm `gamma`/`beta` as `weight`/`bias`) and
-//! metadata (preset, image size, latent size, epoch). The export is read back and checked.
+//! `facegan export`: the generator as safetensors (burn-store's PyTorch adapter: the dense
+//! layer's weight transposed to `[out, in]`; BatchNorm keeps facegan's `gamma`/`beta` names)
+//! and metadata (preset, image size, latent size, epoch, the `[model]` config). The export is
+//! read back and checked; docs/export.md lists it tensor by tensor.
 
 use std::path::Path;
 

@@ -242,6 +242,43 @@ fn shard_images(shard: &Shard, ids: &[usize]) -> Vec<f32> {
 pub const MIN_FAKE_IMAGES: usize = 64;
 
 /// Loads a folder of images resized like the shard. Bad files are listed on stderr and skipped.
+/// One real face decoded, cropped and resized as `shard`'s images were (its recorded crop and
+/// filter), as `[3, h, w]` planes in [0, 1]. An unreadable image, or one far smaller than the
+/// shard's size on either side (under half: mostly made-up detail), is refused by name.
+pub fn decode_like_shard(path: &Path, shard: &Shard) -> Result<Vec<f32>> {
+    use facegan_preprocess::decode::{decode_rgb, resize_rgb};
+    let s = &shard.meta().settings;
+    let crop = facegan_preprocess::Crop::parse(&s.crop).unwrap_or(facegan_preprocess::Crop::None);
+    let filter = facegan_preprocess::Filter::parse(&s.filter)
+        .unwrap_or(facegan_preprocess::Filter::CatmullRom);
+    let (h, w) = (shard.height() as u32, shard.width() as u32);
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let rgb = decode_rgb(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if rgb.width() * 2 < w || rgb.height() * 2 < h {
+        bail!(
+            "{}: {}x{} pixels, far smaller than the run's {h}x{w} faces (at least {}x{} needed)",
+            path.display(),
+            rgb.height(),
+            rgb.width(),
+            h.div_ceil(2),
+            w.div_ceil(2)
+        );
+    }
+    let px = resize_rgb(
+        &mut fast_image_resize::Resizer::new(),
+        rgb,
+        h,
+        w,
+        crop,
+        filter,
+    );
+    Ok(Planes::from_hwc_u8(h as usize, w as usize, &px)
+        .data
+        .iter()
+        .map(|v| v / 255.0)
+        .collect())
+}
+
 pub fn load_fake_dir(dir: &Path, shard: &Shard, limit: usize) -> Result<Vec<f32>> {
     use facegan_preprocess::decode::{decode_rgb, resize_rgb};
     let files = facegan_preprocess::scan(dir)?;

@@ -13,7 +13,8 @@
 //! - [`memorisation`]: the nearest training images of a few fakes.
 //! - [`report`]: `report.json` ([`EvalReport`]) and the self-contained `report.html`.
 //! - [`swd`]: the ProGAN sliced Wasserstein distance (from `facegan-metrics`).
-//! - [`sample`], [`export`]: `facegan sample` and `facegan export`.
+//! - [`sample`], [`export`]: `facegan sample` (latent files too) and `facegan export`.
+//! - [`project`]: `facegan project`, a real face's latent found by Adam on z through G and D.
 //! - [`compare`]: `facegan compare`: several runs' quality curves with their bands.
 
 // CI fails on a dependency the crate no longer uses (unit-test builds also see dev-dependencies).
@@ -26,6 +27,7 @@ pub mod inception_scores;
 pub mod inputs;
 pub mod interp;
 pub mod memorisation;
+pub mod project;
 pub mod report;
 pub mod sample;
 pub mod scores;

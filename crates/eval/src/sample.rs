@@ -1,12 +1,16 @@
 //! `facegan sample`: generated faces from a checkpoint, as one grid PNG or one PNG per face,
-//! optionally with the truncation trick (`--truncation PSI`), or a sweep grid of it.
+//! from seeded latents or a latent file (`--latents`, see `facegan_latents`), optionally with
+//! the truncation trick (`--truncation PSI`), or a sweep grid of it; `--save-latents` writes
+//! the latents that drew the faces.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use burn::tensor::backend::Backend;
 use facegan_common::images::{chw_to_rgb_images, grid, save_png};
-use facegan_rundir::networks;
+use facegan_latents::Latents;
+use facegan_rundir::checkpoint::CheckpointInfo;
+use facegan_rundir::{networks, TrainState};
 
 use crate::generate::{generate, latents};
 use crate::{find_checkpoint, CheckpointChoice};
@@ -42,6 +46,46 @@ pub struct SampleOptions {
     pub out: PathBuf,
     /// One PNG per face in the folder `out`, instead of a grid.
     pub as_dir: bool,
+    /// Draw from these latents (a latent file) instead of `n` seeded ones.
+    pub latents: Option<PathBuf>,
+    /// Write the latents that drew the faces (after truncation) to this latent file.
+    pub save_latents: Option<PathBuf>,
+}
+
+/// The latents of a latent file, refused unless they fit `state`'s generator (latent size and
+/// model).
+pub fn read_latents(path: &Path, state: &TrainState) -> Result<Latents> {
+    let l = Latents::read(path)?;
+    let model = &state.config.model;
+    l.check_fits(path, model.latent, |toml_text| {
+        match toml::from_str::<facegan_model::ModelConfig>(toml_text) {
+            Ok(m) => facegan_rundir::config::model_differences(&m, model),
+            Err(e) => vec![format!("its model does not parse ({e})")],
+        }
+    })?;
+    Ok(l)
+}
+
+/// `z` as a latent file for `state`'s generator at checkpoint `info`, made by `source`.
+pub fn latent_file(
+    z: Vec<f32>,
+    info: &CheckpointInfo,
+    state: &TrainState,
+    source: String,
+) -> Latents {
+    Latents {
+        z,
+        latent: state.config.model.latent,
+        model: toml::to_string(&state.config.model).unwrap_or_default(),
+        run: info
+            .dir
+            .parent()
+            .and_then(Path::parent)
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        checkpoint: info.dir.display().to_string(),
+        source,
+    }
 }
 
 /// Writes `n` faces from noise seeded by `seed`, truncated when asked; returns what was
@@ -51,11 +95,31 @@ pub fn write_samples<B: Backend>(opts: &SampleOptions, device: &B::Device) -> Re
     let (info, state) = find_checkpoint(&opts.run, opts.checkpoint)?;
     let (g, _) = networks::load_sampling_generator::<B>(&info.dir, &state.config, device)?;
     let m = &state.config.model;
-    let mut z = latents::<B>(opts.n, m.latent, opts.seed, device);
+    let (mut z, mut source) = match &opts.latents {
+        Some(path) => {
+            let l = read_latents(path, &state)?;
+            // Seeded latents stay seeded (they suit any generator of their size).
+            let source = if l.drawn_from_a_seed() {
+                l.source
+            } else {
+                format!("{} ({})", path.display(), l.source)
+            };
+            (l.z, source)
+        }
+        None => (
+            latents::<B>(opts.n, m.latent, opts.seed, device),
+            format!("seed {}", opts.seed),
+        ),
+    };
     if let Some(psi) = psi {
         truncate(&mut z, psi);
+        source.push_str(&format!(", truncation {psi}"));
     }
+    let n = z.len() / m.latent;
     let faces = chw_to_rgb_images(&generate(&g, &z, m.latent, device), m.height, m.width);
+    if let Some(path) = &opts.save_latents {
+        latent_file(z, &info, &state, source).write(path)?;
+    }
     let out = &opts.out;
     if opts.as_dir {
         for (i, f) in faces.iter().enumerate() {
@@ -63,7 +127,7 @@ pub fn write_samples<B: Backend>(opts: &SampleOptions, device: &B::Device) -> Re
         }
         Ok(format!("{} faces to {}", faces.len(), out.display()))
     } else {
-        let cols = (opts.n as f64).sqrt().ceil() as usize;
+        let cols = (n as f64).sqrt().ceil() as usize;
         save_png(out, &grid(&faces, cols))?;
         Ok(format!(
             "a grid of {} faces to {}",

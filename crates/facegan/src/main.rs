@@ -41,6 +41,10 @@ enum Command {
     Compare(commands::CompareArgs),
     /// Write generated faces as a grid or one PNG per face.
     Sample(commands::SampleArgs),
+    /// Morph between faces: slerp through seeds' or latent files' latents, as a grid and a GIF.
+    Interp(commands::InterpArgs),
+    /// Find the latent code that reproduces a real face (aligned like the training faces).
+    Project(commands::ProjectArgs),
     /// Export the generator as safetensors.
     Export(commands::ExportArgs),
     /// Compile and tune every GPU kernel a preset needs, before a long run (first run only).
@@ -120,6 +124,8 @@ fn main() -> ExitCode {
         Command::Eval(a) => commands::eval(a),
         Command::Compare(a) => commands::compare(a),
         Command::Sample(a) => commands::sample(a),
+        Command::Interp(a) => commands::interp(a),
+        Command::Project(a) => commands::project(a),
         Command::Export(a) => commands::export(a),
         Command::Warmup(a) => commands::warmup(a),
         Command::BenchDecode(a) => commands::bench_decode(a),

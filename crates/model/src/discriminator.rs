@@ -98,21 +98,37 @@ impl<B: Backend> Discriminator<B> {
         d
     }
 
+    /// The activations after each block (its convolution, norm and LeakyReLU) for `images`
+    /// in [0, 1]: the features `facegan project` compares a reconstruction with its target on.
+    pub fn block_features(&self, images: Tensor<B, 4>) -> Vec<Tensor<B, 4>> {
+        let mut x = images;
+        let mut out = Vec::with_capacity(self.blocks.len());
+        for block in &self.blocks {
+            x = self.block_forward(block, x);
+            out.push(x.clone());
+        }
+        out
+    }
+
+    fn block_forward(&self, block: &DiscriminatorBlock<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let y = ops::dropout(&self.dropout, block.conv(x.clone()));
+        let y = match &block.norm {
+            Some(norm) => norm.forward_act(y, Some(self.slope)),
+            None => leaky_relu(y, self.slope),
+        };
+        // A stride-1 block keeps the shape: with `residual` it adds to its input.
+        if self.residual && block.conv.stride == [1, 1] {
+            x + y
+        } else {
+            y
+        }
+    }
+
     /// `images` in [0, 1], `[N, 3, H, W]` -> logits `[N, 1]`.
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         let mut x = images;
         for block in &self.blocks {
-            let y = ops::dropout(&self.dropout, block.conv(x.clone()));
-            let y = match &block.norm {
-                Some(norm) => norm.forward_act(y, Some(self.slope)),
-                None => leaky_relu(y, self.slope),
-            };
-            // A stride-1 block keeps the shape: with `residual` it adds to its input.
-            x = if self.residual && block.conv.stride == [1, 1] {
-                x + y
-            } else {
-                y
-            };
+            x = self.block_forward(block, x);
         }
         if self.mbstd_group > 0 {
             x = minibatch_stddev(x, self.mbstd_group);

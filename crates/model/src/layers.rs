@@ -295,10 +295,35 @@ impl<B: Backend> BatchNorm2d<B> {
     }
 }
 
-/// Whether a forward pass trains (an autodiff backend): BatchNorm uses batch statistics and
-/// spectral norm runs its power iteration only then.
+/// Whether a forward pass trains (an autodiff backend, outside [`as_at_inference`]):
+/// BatchNorm uses batch statistics, spectral norm runs its power iteration and dropout drops
+/// only then.
 fn training<B: Backend>(device: &B::Device) -> bool {
-    B::ad_enabled(device)
+    B::ad_enabled(device) && !inference_forced()
+}
+
+thread_local! {
+    static INFERENCE_ON_AUTODIFF: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether [`as_at_inference`] is in force on this thread.
+pub(crate) fn inference_forced() -> bool {
+    INFERENCE_ON_AUTODIFF.with(|f| f.get())
+}
+
+/// Runs `f` with the networks computing as they do at inference (BatchNorm on its running
+/// statistics, no dropout, spectral norm without its power iteration) even on an autodiff
+/// backend, so gradients reach the inputs of a fixed network: `facegan project` optimises a
+/// latent through G this way. Applies to forward passes built on this thread inside `f`.
+pub fn as_at_inference<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            INFERENCE_ON_AUTODIFF.with(|f| f.set(self.0));
+        }
+    }
+    let _restore = Restore(INFERENCE_ON_AUTODIFF.with(|f| f.replace(true)));
+    f()
 }
 
 fn l2_normalize<B: Backend>(v: Tensor<B, 2>) -> Tensor<B, 2> {

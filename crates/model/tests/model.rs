@@ -150,3 +150,36 @@ fn view_batchnorm_matches_burn_batchnorm_forward_backward_and_running_stats() {
             Tolerance::absolute(1e-5),
         );
 }
+
+/// Inside `as_at_inference`, G and D on the autodiff backend compute what the inference backend
+/// computes (BatchNorm on running statistics, no dropout), yet gradients reach their input;
+/// outside it they train (batch statistics), as before.
+#[test]
+fn as_at_inference_runs_the_networks_as_at_inference_with_gradients_to_the_input() {
+    use facegan_model::layers::as_at_inference;
+    let device = Default::default();
+    let mut cfg = ModelConfig::seed();
+    cfg.d_dropout = 0.5;
+    let g = Generator::<AD>::new(&cfg, &device);
+    let d = Discriminator::<AD>::new(&cfg, &device);
+    let z = Tensor::<B, 2>::random([3, cfg.latent], Distribution::Normal(0.0, 1.0), &device);
+    let want = g.valid().forward(z.clone());
+    let za = Tensor::<AD, 2>::from_inner(z.clone()).require_grad();
+    let got = as_at_inference(|| g.forward(za.clone()));
+    want.clone()
+        .into_data()
+        .assert_approx_eq::<f32>(&got.clone().inner().into_data(), Tolerance::absolute(1e-5));
+    let want_d = d.valid().forward(want);
+    let got_d = as_at_inference(|| d.forward(got.clone()));
+    want_d.into_data().assert_approx_eq::<f32>(
+        &got_d.clone().inner().into_data(),
+        Tolerance::absolute(1e-5),
+    );
+    let grads = got_d.sum().backward();
+    let gz = za.grad(&grads).expect("a gradient reaches z");
+    assert!(gz.abs().sum().into_scalar() > 0.0);
+    // Outside it, the same G trains: batch statistics give other images.
+    let trained = g.forward(Tensor::<AD, 2>::from_inner(z)).inner();
+    let gap = (trained - got.inner()).abs().max().into_scalar();
+    assert!(gap > 1e-3, "batch statistics made no difference ({gap})");
+}

@@ -103,6 +103,122 @@ pub struct SampleArgs {
     /// latents, to `--out` (a PNG).
     #[arg(long, conflicts_with_all = ["truncation", "batch_stats"])]
     truncation_sweep: bool,
+    /// Draw the faces of this latent file (from --save-latents, `interp` or `project`)
+    /// instead of --n latents from --seed.
+    #[arg(long, conflicts_with_all = ["truncation_sweep", "seed", "n"])]
+    latents: Option<PathBuf>,
+    /// Also write the latents that drew the faces (after any truncation) to this file
+    /// (safetensors, see docs/export.md).
+    #[arg(long)]
+    save_latents: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct InterpArgs {
+    #[arg(long, default_value = "runs/default")]
+    run: PathBuf,
+    #[arg(long, default_value = "latest")]
+    checkpoint: String,
+    /// Key latents: one per seed (the first face `facegan sample --seed S` draws), in order.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required_unless_present = "latents",
+        conflicts_with = "latents"
+    )]
+    seeds: Vec<u64>,
+    /// Key latents: every latent of each latent file, file after file (e.g. two faces from
+    /// `facegan project`).
+    #[arg(long, value_delimiter = ',')]
+    latents: Vec<PathBuf>,
+    /// Faces from one key to the next, both included.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Folder for morph.png, morph.gif and morph.safetensors.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+#[derive(Args)]
+pub struct ProjectArgs {
+    #[arg(long, default_value = "runs/default")]
+    run: PathBuf,
+    #[arg(long, default_value = "latest")]
+    checkpoint: String,
+    /// Real faces, aligned and framed like the training set (CelebA's aligned crops for a
+    /// CelebA run); each goes through the run's shard's decode, crop and resize.
+    #[arg(long, value_delimiter = ',', required = true)]
+    image: Vec<PathBuf>,
+    /// Folder: OUT/<image name>/ gets target.png, reconstruction.png, side_by_side.png,
+    /// latent.safetensors, loss.png and projection.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// The shard whose preprocessing the faces go through (default: the run's).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Latents optimised at once from seeded starts; the closest reconstruction wins.
+    #[arg(long, default_value_t = 4)]
+    restarts: usize,
+    #[arg(long, default_value_t = 300)]
+    steps: usize,
+    /// Adam's learning rate on z.
+    #[arg(long, default_value_t = 0.05)]
+    lr: f64,
+    /// Weight of the feature loss (D's block activations) beside the pixel loss.
+    #[arg(long, default_value_t = 1.0)]
+    feature_weight: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+pub fn project(a: ProjectArgs) -> Result<()> {
+    for image in &a.image {
+        crate::existing(image, "image")?;
+    }
+    let opts = facegan_eval::project::ProjectOptions {
+        run: a.run,
+        checkpoint: facegan_eval::CheckpointChoice::parse(&a.checkpoint)?,
+        images: a.image,
+        out: a.out,
+        data: a.data,
+        restarts: a.restarts,
+        steps: a.steps,
+        lr: a.lr,
+        feature_weight: a.feature_weight,
+        seed: a.seed,
+    };
+    let dev = pick_device(&a.device)?;
+    // The autodiff backend: gradients flow to the latents (the networks run as at inference).
+    let lines = with_backend!(dev, train, |B, device| facegan_eval::project::project::<B>(
+        &opts, &device
+    ))?;
+    for line in lines {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+pub fn interp(a: InterpArgs) -> Result<()> {
+    use facegan_eval::interp::{write_morph, MorphKeys, MorphOptions};
+    let opts = MorphOptions {
+        run: a.run,
+        checkpoint: facegan_eval::CheckpointChoice::parse(&a.checkpoint)?,
+        keys: if a.latents.is_empty() {
+            MorphKeys::Seeds(a.seeds)
+        } else {
+            MorphKeys::Files(a.latents)
+        },
+        steps: a.steps,
+        out: a.out,
+    };
+    let dev = pick_device(&a.device)?;
+    let written = with_backend!(dev, inference, |B, device| write_morph::<B>(&opts, &device))?;
+    println!("wrote {written}");
+    Ok(())
 }
 
 pub fn sample(a: SampleArgs) -> Result<()> {
@@ -121,6 +237,8 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         truncation: a.truncation,
         out: a.out.clone(),
         as_dir,
+        latents: a.latents.clone(),
+        save_latents: a.save_latents.clone(),
     };
     let written = if a.truncation_sweep {
         with_backend!(dev, inference, |B, device| {

@@ -79,5 +79,8 @@ pub use bench::{
     WarmupArgs,
 };
 pub use data::{inspect, preprocess, synth, InspectArgs, PreprocessArgs, SynthArgs};
-pub use eval::{compare, eval, export, sample, CompareArgs, EvalArgs, ExportArgs, SampleArgs};
+pub use eval::{
+    compare, eval, export, interp, project, sample, CompareArgs, EvalArgs, ExportArgs, InterpArgs,
+    ProjectArgs, SampleArgs,
+};
 pub use train::{orchestrator, train, OrchestratorArgs, TrainArgs};

@@ -169,6 +169,9 @@ pub fn batchnorm_train<B: Backend>(
 /// keyed by one draw of the backend RNG (so it still depends only on the per-step seed), instead
 /// of one Bernoulli draw per element.
 pub fn dropout<B: Backend, const D: usize>(dropout: &Dropout, x: Tensor<B, D>) -> Tensor<B, D> {
+    if crate::layers::inference_forced() {
+        return x;
+    }
     match fast::dropout_plan(dropout, &x) {
         Ok(plan) => fast::dropout(plan, dropout, x),
         Err(why) => {
