@@ -907,13 +907,14 @@ fn latent_files_serve_sample_and_interp_and_bad_ones_are_refused() {
 /// target, the reconstruction, the latent file (refused by another generator, drawn again by
 /// `sample --latents`), the loss curve (falling) and its record; an unreadable image, one far
 /// smaller than the run's faces, a missing image and a run without a checkpoint are refused by
-/// name.
+/// name. `--shard-faces` projects held-out and training faces and ranks each held-out
+/// reconstruction among all held-out faces.
 #[test]
 fn project_reconstructs_a_face_and_refuses_bad_images() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/checkpoints");
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    make_faces_shard(d, 12, 4);
+    make_faces_shard(d, 40, 4);
     for name in ["v2-tiny", "v1-resize"] {
         copy_tree(&fixtures.join(name), &d.join(name));
     }
@@ -992,6 +993,57 @@ fn project_reconstructs_a_face_and_refuses_bad_images() {
         d,
     );
     assert!(err.contains("made for another generator"), "{err}");
+
+    // The memorisation probe: held-out and training faces of the shard, and their summary.
+    let out = ok(
+        &[
+            "project",
+            "--run",
+            "v2-tiny",
+            "--data",
+            "faces.shard",
+            "--shard-faces",
+            "2,2",
+            "--out",
+            "probe",
+            "--steps",
+            "5",
+            "--restarts",
+            "1",
+        ],
+        d,
+    );
+    assert!(
+        out.contains("held-out reconstructions closer to their own face"),
+        "{out}"
+    );
+    let summary = read_json(&d.join("probe/summary.json"));
+    assert_eq!(summary["faces"].as_array().unwrap().len(), 4);
+    assert_eq!(summary["holdout_projected"], 2);
+    for f in summary["faces"].as_array().unwrap() {
+        let rank = &f["own_face_rank"];
+        let holdout = f["name"].as_str().unwrap().starts_with("holdout-");
+        assert_eq!(rank.is_null(), !holdout, "{f}");
+        if holdout {
+            assert!((0.0..=1.0).contains(&rank.as_f64().unwrap()), "{f}");
+        }
+    }
+    assert!(summary["holdout_over_train"].as_f64().unwrap() > 0.0);
+    let err = fails(
+        &[
+            "project",
+            "--run",
+            "v2-tiny",
+            "--data",
+            "faces.shard",
+            "--shard-faces",
+            "2",
+            "--out",
+            "probe",
+        ],
+        d,
+    );
+    assert!(err.contains("H,T"), "{err}");
 
     std::fs::write(d.join("broken.jpg"), b"not a jpeg").unwrap();
     let err = fails(

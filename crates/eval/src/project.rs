@@ -7,6 +7,12 @@
 //! as at inference (`facegan_model::layers::as_at_inference`: BatchNorm on running statistics,
 //! no dropout) on an autodiff backend, so only z moves. Writes the target, the reconstruction,
 //! both side by side, the latent file and the loss curve.
+//!
+//! `--shard-faces H,T` projects H held-out and T training faces of the shard instead, and
+//! writes `summary.json`: for each held-out face, the share of the other held-out faces its
+//! reconstruction is farther from than from its own target (a reconstruction of that face, not
+//! of a face in general, scores near 1), and the mean error on held-out against training
+//! faces (much lower on training faces means G memorised them).
 
 use std::path::{Path, PathBuf};
 
@@ -18,11 +24,12 @@ use facegan_common::charts::{write_line_chart, Line};
 use facegan_common::images::{chw_to_rgb_images, grid, save_png};
 use facegan_model::layers::as_at_inference;
 use facegan_rundir::networks;
-use facegan_shard::Shard;
+use facegan_shard::{Shard, Split};
 use serde::Serialize;
 
 use crate::generate::latents;
 use crate::sample::latent_file;
+use crate::swd::{sample_ids, Planes};
 use crate::{find_checkpoint, CheckpointChoice};
 
 /// What `facegan project` does.
@@ -32,6 +39,9 @@ pub struct ProjectOptions {
     pub checkpoint: CheckpointChoice,
     /// The real faces; each gets its own folder `out/<file stem>/`.
     pub images: Vec<PathBuf>,
+    /// Project this many held-out and training faces of the shard instead (`holdout-ID/`,
+    /// `train-ID/`), with `summary.json`.
+    pub shard_faces: Option<(usize, usize)>,
     pub out: PathBuf,
     /// The shard whose decode, crop and resize the images go through (default: the run's).
     pub data: Option<PathBuf>,
@@ -98,44 +108,155 @@ pub fn project<B: AutodiffBackend>(
     let (g, _) = networks::load_sampling_generator::<B>(&info.dir, &state.config, device)?;
     let d = networks::load_discriminator::<B>(&info.dir, &state.config, device)?;
     let (g, d) = (g.no_grad(), d.no_grad());
-    let mut lines = Vec::new();
+    let mut faces: Vec<(String, String, Vec<f32>)> = Vec::new(); // (name, source, planes)
     for image in &opts.images {
         let target = crate::inputs::decode_like_shard(image, &shard)?;
         let stem = image
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "face".into());
+        faces.push((stem, image.display().to_string(), target));
+    }
+    if let Some((nh, nt)) = opts.shard_faces {
+        for (split, name, n) in [(Split::Holdout, "holdout", nh), (Split::Train, "train", nt)] {
+            let ids = shard.indices(split);
+            if ids.len() < n {
+                bail!(
+                    "{}: {} {name} faces, fewer than {n}",
+                    data.display(),
+                    ids.len()
+                );
+            }
+            for id in sample_ids(&ids, n, opts.seed) {
+                let source = format!(
+                    "{} {name} image {id} ({})",
+                    data.display(),
+                    shard.meta().images[id].path
+                );
+                faces.push((format!("{name}-{id}"), source, shard_planes(&shard, id)));
+            }
+        }
+    }
+    let mut lines = Vec::new();
+    let mut done: Vec<(String, Vec<f32>, Projection)> = Vec::new();
+    for (stem, source_name, target) in faces {
         let dir = opts.out.join(&stem);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("{}: cannot create", dir.display()))?;
         let started = std::time::Instant::now();
         let (z, mut p) =
             project_one::<B>(&g, &d, &target, (m.height, m.width), m.latent, opts, device);
-        p.image = image.display().to_string();
+        p.image = source_name.clone();
         p.seconds = started.elapsed().as_secs_f64();
-        write_outputs::<B>(
-            &dir,
-            &g,
-            &target,
-            &z,
-            &p,
-            (m.height, m.width),
-            m.latent,
-            device,
-        )?;
-        let source = format!("projected from {}", image.display());
+        let size = (m.height, m.width);
+        let recon = write_outputs::<B>(&dir, &g, &target, &z, &p, size, m.latent, device)?;
+        let source = format!("projected from {source_name}");
         latent_file(z, &info, &state, source).write(&dir.join("latent.safetensors"))?;
         lines.push(format!(
             "{}: pixel MSE {:.5} (RMS {:.1} of 255), best of {} restarts, {:.0} s -> {}",
-            image.display(),
+            source_name,
             p.pixel_mse,
             p.rms_levels,
             p.restarts,
             p.seconds,
             dir.display()
         ));
+        done.push((stem, recon, p));
+    }
+    if opts.shard_faces.is_some() {
+        lines.push(write_summary(&opts.out, &shard, &done)?);
     }
     Ok(lines)
+}
+
+/// A shard image as `[3, h, w]` planes in [0, 1].
+fn shard_planes(shard: &Shard, id: usize) -> Vec<f32> {
+    Planes::from_hwc_u8(shard.height(), shard.width(), shard.image(id))
+        .data
+        .iter()
+        .map(|v| v / 255.0)
+        .collect()
+}
+
+/// One projected face in `summary.json`.
+#[derive(Debug, Serialize)]
+struct SummaryFace {
+    name: String,
+    pixel_mse: f64,
+    /// Held-out faces only: the share of the other held-out faces the reconstruction is
+    /// farther from (pixel MSE) than from its own target.
+    own_face_rank: Option<f64>,
+}
+
+/// `summary.json` for `--shard-faces`: each face's error and, for held-out faces, its rank
+/// among all held-out faces; the means on held-out and training faces. Returns its line.
+fn write_summary(
+    out: &Path,
+    shard: &Shard,
+    done: &[(String, Vec<f32>, Projection)],
+) -> Result<String> {
+    let holdout: Vec<Vec<f32>> = shard
+        .indices(Split::Holdout)
+        .into_iter()
+        .map(|id| shard_planes(shard, id))
+        .collect();
+    let mse = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| ((x - y) as f64).powi(2))
+            .sum::<f64>()
+            / a.len() as f64
+    };
+    let mut faces = Vec::new();
+    for (name, recon, p) in done {
+        let own_face_rank = name.starts_with("holdout-").then(|| {
+            // The target is among the held-out faces: the others are all but the one at the
+            // reconstruction's own error.
+            let own = p.pixel_mse;
+            let others = holdout.len().saturating_sub(1).max(1);
+            let farther = holdout
+                .iter()
+                .filter(|h| mse(recon, h) > own * (1.0 + 1e-6))
+                .count();
+            farther as f64 / others as f64
+        });
+        faces.push(SummaryFace {
+            name: name.clone(),
+            pixel_mse: p.pixel_mse,
+            own_face_rank,
+        });
+    }
+    let mean = |prefix: &str| {
+        let v: Vec<f64> = faces
+            .iter()
+            .filter(|f| f.name.starts_with(prefix))
+            .map(|f| f.pixel_mse)
+            .collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    let (mh, mt) = (mean("holdout-"), mean("train-"));
+    let ranks: Vec<f64> = faces.iter().filter_map(|f| f.own_face_rank).collect();
+    let above_95 = ranks.iter().filter(|&&r| r >= 0.95).count();
+    let summary = serde_json::json!({
+        "holdout_faces_compared": holdout.len(),
+        "holdout_mean_pixel_mse": mh,
+        "train_mean_pixel_mse": mt,
+        "holdout_over_train": mh.zip(mt).map(|(h, t)| h / t),
+        "holdout_reconstructions_closer_to_own_face_than_95_percent": above_95,
+        "holdout_projected": ranks.len(),
+        "faces": faces,
+    });
+    let text = serde_json::to_string_pretty(&summary).expect("a summary serializes");
+    facegan_common::write_atomic(&out.join("summary.json"), text.as_bytes())?;
+    let show = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.5}"));
+    Ok(format!(
+        "summary: {above_95} of {} held-out reconstructions closer to their own face than to 95% of the {} held-out faces; mean pixel MSE held-out {} vs training {} -> {}",
+        ranks.len(),
+        holdout.len(),
+        show(mh),
+        show(mt),
+        out.join("summary.json").display()
+    ))
 }
 
 /// Adam on `restarts` latents at once toward `target` (`[3, h, w]` in [0, 1]); the best
@@ -237,7 +358,7 @@ fn losses<B: AutodiffBackend>(
 }
 
 /// `target.png`, `reconstruction.png`, `side_by_side.png` (the two, 4x zoomed),
-/// `loss.png` and `projection.json` in `dir`.
+/// `loss.png` and `projection.json` in `dir`; returns the reconstruction's planes.
 #[allow(clippy::too_many_arguments)]
 fn write_outputs<B: AutodiffBackend>(
     dir: &Path,
@@ -248,7 +369,7 @@ fn write_outputs<B: AutodiffBackend>(
     (h, w): (usize, usize),
     latent: usize,
     device: &B::Device,
-) -> Result<()> {
+) -> Result<Vec<f32>> {
     let zt = Tensor::<B, 2>::from_data(TensorData::new(z.to_vec(), [1, latent]), device);
     let recon = as_at_inference(|| g.forward(zt))
         .into_data()
@@ -287,5 +408,5 @@ fn write_outputs<B: AutodiffBackend>(
     )?;
     let json = serde_json::to_string_pretty(p).expect("a projection serializes");
     facegan_common::write_atomic(&dir.join("projection.json"), json.as_bytes())?;
-    Ok(())
+    Ok(recon)
 }

@@ -149,8 +149,13 @@ pub struct ProjectArgs {
     checkpoint: String,
     /// Real faces, aligned and framed like the training set (CelebA's aligned crops for a
     /// CelebA run); each goes through the run's shard's decode, crop and resize.
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',', required_unless_present = "shard_faces")]
     image: Vec<PathBuf>,
+    /// Instead, H held-out and T training faces of the shard (`--shard-faces 8,8`), with
+    /// summary.json: how many reconstructions are closer to their own face than to 95% of the
+    /// held-out faces, and the mean error on held-out against training faces (memorisation).
+    #[arg(long, value_name = "H,T")]
+    shard_faces: Option<String>,
     /// Folder: OUT/<image name>/ gets target.png, reconstruction.png, side_by_side.png,
     /// latent.safetensors, loss.png and projection.json.
     #[arg(long)]
@@ -175,6 +180,15 @@ pub struct ProjectArgs {
     device: String,
 }
 
+/// `H,T`: two counts.
+fn parse_pair(s: &str) -> Result<(usize, usize)> {
+    let counts: Vec<Option<usize>> = s.split(',').map(|c| c.trim().parse().ok()).collect();
+    match counts[..] {
+        [Some(h), Some(t)] => Ok((h, t)),
+        _ => anyhow::bail!("--shard-faces {s}: give two counts, H,T (held-out, training)"),
+    }
+}
+
 pub fn project(a: ProjectArgs) -> Result<()> {
     for image in &a.image {
         crate::existing(image, "image")?;
@@ -183,6 +197,7 @@ pub fn project(a: ProjectArgs) -> Result<()> {
         run: a.run,
         checkpoint: facegan_eval::CheckpointChoice::parse(&a.checkpoint)?,
         images: a.image,
+        shard_faces: a.shard_faces.as_deref().map(parse_pair).transpose()?,
         out: a.out,
         data: a.data,
         restarts: a.restarts,
