@@ -1109,6 +1109,48 @@ fn project_reconstructs_a_face_and_refuses_bad_images() {
     assert!(err.contains("no finished checkpoint"), "{err}");
 }
 
+/// `eval --truncation-sweep` scores the eval's own latents at each truncation PSI against the
+/// same reference (PSI 1 reproduces the untruncated SWD exactly), each with its spread, prints
+/// a line per PSI and draws `truncation.png`.
+#[test]
+fn eval_scores_every_truncation_psi() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/checkpoints");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    make_faces_shard(d, 120, 5);
+    copy_tree(&fixtures.join("v2-tiny"), &d.join("v2-tiny"));
+    let out = ok(
+        &[
+            "eval",
+            "--run",
+            "v2-tiny",
+            "--data",
+            "faces.shard",
+            "--n",
+            "16",
+            "--truncation-sweep",
+        ],
+        d,
+    );
+    assert!(out.contains("truncation PSI 0.5: SWD"), "{out}");
+    let report = read_json(&d.join("v2-tiny/eval/report.json"));
+    let sweep = report["truncation"].as_array().unwrap();
+    let psis: Vec<f64> = sweep.iter().map(|t| t["psi"].as_f64().unwrap()).collect();
+    let want = [1.0, 0.9, 0.8, 0.7, 0.5, 0.3];
+    assert!(
+        psis.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
+        "{psis:?}"
+    );
+    assert_eq!(
+        sweep[0]["swd"]["average"],
+        report["swd_fake_vs_holdout"]["average"]
+    );
+    for t in sweep {
+        assert!(t["swd"]["spread"]["average"].as_f64().unwrap() > 0.0, "{t}");
+    }
+    assert!(d.join("v2-tiny/eval/truncation.png").is_file());
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released for the child to take).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

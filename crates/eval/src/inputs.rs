@@ -241,7 +241,6 @@ fn shard_images(shard: &Shard, ids: &[usize]) -> Vec<f32> {
 /// few images per side are mostly sampling noise.
 pub const MIN_FAKE_IMAGES: usize = 64;
 
-/// Loads a folder of images resized like the shard. Bad files are listed on stderr and skipped.
 /// One real face decoded, cropped and resized as `shard`'s images were (its recorded crop and
 /// filter), as `[3, h, w]` planes in [0, 1]. An unreadable image, or one far smaller than the
 /// shard's size on either side (under half: mostly made-up detail), is refused by name.
@@ -279,6 +278,7 @@ pub fn decode_like_shard(path: &Path, shard: &Shard) -> Result<Vec<f32>> {
         .collect())
 }
 
+/// Loads a folder of images resized like the shard. Bad files are listed on stderr and skipped.
 pub fn load_fake_dir(dir: &Path, shard: &Shard, limit: usize) -> Result<Vec<f32>> {
     use facegan_preprocess::decode::{decode_rgb, resize_rgb};
     let files = facegan_preprocess::scan(dir)?;

@@ -16,6 +16,7 @@
 //! - [`sample`], [`export`]: `facegan sample` (latent files too) and `facegan export`.
 //! - [`project`]: `facegan project`, a real face's latent found by Adam on z through G and D.
 //! - [`compare`]: `facegan compare`: several runs' quality curves with their bands.
+//! - [`truncation`]: `--truncation-sweep`, the scores at each truncation PSI.
 
 // CI fails on a dependency the crate no longer uses (unit-test builds also see dev-dependencies).
 #![cfg_attr(not(test), deny(unused_crate_dependencies))]
@@ -31,6 +32,7 @@ pub mod project;
 pub mod report;
 pub mod sample;
 pub mod scores;
+pub mod truncation;
 pub use facegan_metrics::swd;
 
 pub use facegan_inception::Resize as FidResize;
@@ -69,6 +71,8 @@ pub struct EvalOptions {
     /// How images reach the network's 299x299 (`--fid-resize`): pytorch-fid's bilinear resize
     /// (the default) or clean-fid's PIL bicubic.
     pub fid_resize: FidResize,
+    /// Also score the fakes at each truncation PSI (`--truncation-sweep`).
+    pub truncation_sweep: bool,
 }
 
 /// Runs the whole evaluation on backend `B` (an inference backend: BatchNorm uses running stats).
@@ -109,13 +113,13 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
     }
     let fake_imgs = &fakes.images[..fakes.n_side * reals.per_image()];
     let nn = memorisation::check(&out_dir, &src.shard, fake_imgs)?;
-    let inception = inception_weights.and_then(|setup| {
+    let inception = inception_weights.as_ref().and_then(|setup| {
         let n = reference.n.min(fakes.n_side);
         let real_imgs = &reference.images[..n * reals.per_image()];
         let fake_imgs = &fake_imgs[..n * reals.per_image()];
         let (h, w) = (reals.h, reals.w);
         inception_scores::score::<B>(
-            &setup, &src.data, real_imgs, fake_imgs, h, w, opts.seed, device,
+            setup, &src.data, real_imgs, fake_imgs, h, w, opts.seed, device,
         )
         .map(|mut s| {
             s.reals = reference.name.clone();
@@ -124,6 +128,20 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
         .map_err(|e| eprintln!("warning: no FID, KID or precision/recall: {e:#}"))
         .ok()
     });
+
+    let truncation = match (&models, opts.truncation_sweep) {
+        (Some(m), true) => truncation::sweep::<B>(
+            m,
+            &reference,
+            (reals.h, reals.w),
+            fakes.n_side,
+            opts.seed,
+            inception_weights.as_ref().map(|s| (s, src.data.as_path())),
+            &out_dir,
+            device,
+        )?,
+        _ => Vec::new(),
+    };
 
     let report = EvalReport {
         tool_version: TOOL_VERSION.into(),
@@ -143,6 +161,7 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
         against: reference.name.clone(),
         floor_second_sample: reference.second_name.clone(),
         inception,
+        truncation,
         seconds: start.elapsed().as_secs_f64(),
         html_path: out_dir.join("report.html"),
     };

@@ -39,6 +39,9 @@ pub struct EvalReport {
     pub floor_second_sample: String,
     /// FID, KID, precision/recall (absent without Inception weights).
     pub inception: Option<crate::inception_scores::InceptionScores>,
+    /// The scores at each truncation PSI (`--truncation-sweep`; empty without it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub truncation: Vec<crate::truncation::TruncationScore>,
     pub seconds: f64,
     #[serde(skip)]
     pub html_path: PathBuf,
@@ -270,6 +273,23 @@ fn metrics_rows(r: &EvalReport) -> String {
             "FID, KID, precision/recall",
             "not computed: no Inception weights (facegan eval --inception FILE)".to_string(),
         ),
+    }
+    for t in &r.truncation {
+        let pr = t.inception.as_ref().map_or(String::new(), |i| {
+            format!(
+                "; FID {:.2}, precision {:.3}, recall {:.3}",
+                i.fid, i.precision, i.recall
+            )
+        });
+        row(
+            &format!("truncation PSI {}: SWD (finest level)", t.psi),
+            format!(
+                "{:.3}{} ({:.3}){pr}",
+                t.swd.average,
+                pm(t.swd.spread.as_ref().map(|s| s.average)),
+                t.swd.per_level.last().copied().unwrap_or_default()
+            ),
+        );
     }
     if let Some(c) = &r.checkpoint {
         row("checkpoint", c.to_string());

@@ -49,6 +49,11 @@ pub struct EvalArgs {
     /// channels, clean-fid's resize; the network stays pytorch-fid's). The report names it.
     #[arg(long, default_value = "pytorch-fid")]
     fid_resize: String,
+    /// Also score the fakes at each truncation PSI (1, 0.9, 0.8, 0.7, 0.5, 0.3; the same
+    /// latents): SWD with its spread, and FID, KID, precision/recall with Inception weights.
+    /// Writes truncation.png (a row of faces per PSI).
+    #[arg(long)]
+    truncation_sweep: bool,
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
@@ -63,6 +68,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         inception: a.inception,
         inception_sha256: a.inception_sha256,
         fid_resize: facegan_eval::FidResize::parse(&a.fid_resize)?,
+        truncation_sweep: a.truncation_sweep,
     };
     let dev = pick_device(&a.device)?;
     let report = with_backend!(dev, inference, |B, device| facegan_eval::evaluate::<B>(
@@ -71,6 +77,9 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     println!("{}", report.summary_line());
     if let Some(scores) = &report.inception {
         println!("{}", scores.summary());
+    }
+    for line in facegan_eval::truncation::summary(&report.truncation) {
+        println!("{line}");
     }
     println!("report: {}", report.html_path.display());
     Ok(())
