@@ -661,6 +661,14 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// Copies the named runs of `tests/fixtures/checkpoints/` (tiny runs with checkpoints) into `d`.
+fn fixture_runs(d: &Path, names: &[&str]) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/checkpoints");
+    for name in names {
+        copy_tree(&fixtures.join(name), &d.join(name));
+    }
+}
+
 fn rgb_pixels(p: &Path) -> Vec<u8> {
     image::open(p)
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
@@ -745,12 +753,9 @@ fn checkpoints_of_earlier_layouts_sample_the_same_faces_and_resume() {
 /// refused with the reason.
 #[test]
 fn latent_files_serve_sample_and_interp_and_bad_ones_are_refused() {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/checkpoints");
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    for name in ["v2-tiny", "v1-resize"] {
-        copy_tree(&fixtures.join(name), &d.join(name));
-    }
+    fixture_runs(d, &["v2-tiny", "v1-resize"]);
     ok(
         &[
             "sample",
@@ -911,13 +916,10 @@ fn latent_files_serve_sample_and_interp_and_bad_ones_are_refused() {
 /// reconstruction among all held-out faces.
 #[test]
 fn project_reconstructs_a_face_and_refuses_bad_images() {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/checkpoints");
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     make_faces_shard(d, 40, 4);
-    for name in ["v2-tiny", "v1-resize"] {
-        copy_tree(&fixtures.join(name), &d.join(name));
-    }
+    fixture_runs(d, &["v2-tiny", "v1-resize"]);
     let face = std::fs::read_dir(d.join("faces"))
         .unwrap()
         .next()
@@ -1114,11 +1116,10 @@ fn project_reconstructs_a_face_and_refuses_bad_images() {
 /// a line per PSI and draws `truncation.png`.
 #[test]
 fn eval_scores_every_truncation_psi() {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/checkpoints");
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     make_faces_shard(d, 120, 5);
-    copy_tree(&fixtures.join("v2-tiny"), &d.join("v2-tiny"));
+    fixture_runs(d, &["v2-tiny"]);
     let out = ok(
         &[
             "eval",
