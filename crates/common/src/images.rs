@@ -39,6 +39,17 @@ pub fn chw_to_rgb_images(data: &[f32], h: usize, w: usize) -> Vec<image::RgbImag
         .collect()
 }
 
+/// `img` enlarged `k` times with nearest-neighbour (each pixel a `k` x `k` block), to show
+/// small faces without smoothing them.
+pub fn zoom(img: &image::RgbImage, k: u32) -> image::RgbImage {
+    image::imageops::resize(
+        img,
+        img.width() * k,
+        img.height() * k,
+        image::imageops::FilterType::Nearest,
+    )
+}
+
 /// Tiles same-sized images on a grid with a 2-pixel gap.
 pub fn grid(images: &[image::RgbImage], cols: usize) -> image::RgbImage {
     let gap = 2u32;

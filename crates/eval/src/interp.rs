@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use burn::tensor::backend::Backend;
-use facegan_common::images::{chw_to_rgb_images, grid, grid_from_chw, save_png, write_gif};
+use facegan_common::images::{chw_to_rgb_images, grid, grid_from_chw, save_png, write_gif, zoom};
 use facegan_model::Generator;
 use facegan_rundir::networks;
 
@@ -98,16 +98,6 @@ pub fn write_morph<B: Backend>(opts: &MorphOptions, device: &B::Device) -> Resul
         opts.steps,
         opts.out.display()
     ))
-}
-
-/// `img` enlarged `k` times with nearest-neighbour.
-fn zoom(img: &image::RgbImage, k: u32) -> image::RgbImage {
-    image::imageops::resize(
-        img,
-        img.width() * k,
-        img.height() * k,
-        image::imageops::FilterType::Nearest,
-    )
 }
 
 /// Writes `interp.png` and `interp.gif` into `out_dir`.

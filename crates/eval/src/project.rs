@@ -21,7 +21,7 @@ use burn::module::Module;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
 use facegan_common::charts::{write_line_chart, Line};
-use facegan_common::images::{chw_to_rgb_images, grid, save_png};
+use facegan_common::images::{chw_to_rgb_images, grid, save_png, zoom};
 use facegan_model::layers::as_at_inference;
 use facegan_rundir::networks;
 use facegan_shard::{Shard, Split};
@@ -380,13 +380,7 @@ fn write_outputs<B: AutodiffBackend>(
     save_png(&dir.join("target.png"), &target_img)?;
     save_png(&dir.join("reconstruction.png"), &recon_img)?;
     let pair = grid(&[target_img, recon_img], 2);
-    let zoomed = image::imageops::resize(
-        &pair,
-        pair.width() * 4,
-        pair.height() * 4,
-        image::imageops::FilterType::Nearest,
-    );
-    save_png(&dir.join("side_by_side.png"), &zoomed)?;
+    save_png(&dir.join("side_by_side.png"), &zoom(&pair, 4))?;
     let points: Vec<(f64, f64)> = p
         .loss_curve
         .iter()

@@ -29,34 +29,39 @@ pub struct TruncationScore {
 }
 
 /// Scores `n` fakes per PSI of [`SWEEP_PSI`] (the eval's latents, seeded by `seed`) against
-/// `reference`, and writes `truncation.png` into `out_dir`.
+/// `reference`, and writes `truncation.png` into `out_dir`. PSI 1 is the eval's own fakes
+/// (`untruncated`, `[n, 3, h, w]`) with the scores it already has (`untruncated_scores`):
+/// they are not generated or scored again.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn sweep<B: Backend>(
     models: &Models<B>,
     reference: &Reference,
     (h, w): (usize, usize),
-    n: usize,
+    untruncated: &[f32],
+    untruncated_scores: (&SwdResult, Option<&InceptionScores>),
     seed: u64,
     inception: Option<(&InceptionSetup, &Path)>,
     out_dir: &Path,
     device: &B::Device,
 ) -> Result<Vec<TruncationScore>> {
     let per_image = 3 * h * w;
-    let n = n.min(reference.n);
+    let n = (untruncated.len() / per_image).min(reference.n);
+    let grid_faces =
+        |fakes: &[f32]| chw_to_rgb_images(&fakes[..GRID_COLUMNS.min(n) * per_image], h, w);
+    let mut rows = grid_faces(untruncated);
+    let mut scores = vec![TruncationScore {
+        psi: 1.0,
+        swd: untruncated_scores.0.clone(),
+        inception: untruncated_scores.1.cloned(),
+    }];
     let real = &reference.images[..n * per_image];
     let pyr_ref = swd::pyramids(&to_planes(real, h, w));
     let z = latents::<B>(n, models.latent, seed, device);
-    let mut scores = Vec::with_capacity(SWEEP_PSI.len());
-    let mut rows = Vec::new();
-    for psi in SWEEP_PSI {
+    for psi in SWEEP_PSI.into_iter().filter(|&psi| psi != 1.0) {
         let mut zt = z.clone();
         truncate(&mut zt, psi);
         let fakes = generate(&models.g, &zt, models.latent, device);
-        rows.extend(chw_to_rgb_images(
-            &fakes[..GRID_COLUMNS.min(n) * per_image],
-            h,
-            w,
-        ));
+        rows.extend(grid_faces(&fakes));
         let pyr = swd::pyramids(&to_planes(&fakes, h, w));
         let swd = swd::swd_with_spread(&pyr, &pyr_ref, seed, swd::SPREAD_ROUNDS);
         let inception = match inception {

@@ -94,7 +94,7 @@ pub(crate) fn plan_run(opts: &TrainOptions, shard: &Shard) -> Result<RunPlan> {
 }
 
 /// The checkpoint `--init-from` names, refused unless its model is `cfg`'s (the message names
-/// each setting that differs) and its networks load.
+/// each setting that differs) and its networks load as the run will load them.
 fn init_source(
     source: &Path,
     choice: facegan_rundir::CheckpointChoice,
@@ -112,8 +112,9 @@ fn init_source(
             state.config.preset
         );
     }
+    // What the run will load (the networks, not the source's optimizers), on the CPU.
     type Cpu = crate::device::CpuBackend;
-    checkpoint::load_gan::<Cpu>(&info.dir, &state.config, &Default::default())
+    checkpoint::load_networks_fresh_optimizers::<Cpu>(&info.dir, cfg, &Default::default())
         .with_context(|| format!("--init-from {}", info.dir.display()))?;
     Ok((info, state))
 }

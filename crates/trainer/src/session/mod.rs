@@ -207,9 +207,8 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             if let Some(h) = &self.heartbeat {
                 h.feed();
             }
-            let images_before = self.state.images_seen;
             self.advance(batch.index);
-            let keep = self.keep_count_crossed(images_before);
+            let keep = self.keep_count_crossed();
             let last = self.state.batch_in_epoch == nb;
             let stop =
                 self.stop_requested(last || self.state.step.is_multiple_of(cfg.sync_every as u64));
@@ -282,10 +281,11 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         }))
     }
 
-    /// The `--keep-at` count the step that took the run from `images_before` to its current
-    /// image count crossed (the largest, should one step cross several).
-    fn keep_count_crossed(&self, images_before: u64) -> Option<u64> {
+    /// The `--keep-at` count the step just taken crossed (the largest, should one step cross
+    /// several): one at or below the images shown now and above those before the step.
+    fn keep_count_crossed(&self) -> Option<u64> {
         let now = self.state.images_seen;
+        let images_before = now - self.cfg.batch as u64;
         self.opts
             .keep_at_images
             .iter()
