@@ -33,7 +33,7 @@ help:
 	@echo "make build                      release build (CPU)"
 	@echo "make build-cuda                 release build with burn-cuda (target/cuda)"
 	@echo "make test                       the whole test suite"
-	@echo "make check                      rustfmt and clippy, as CI runs them"
+	@echo "make check                      rustfmt and clippy (the cuda feature on), as CI runs them"
 	@echo "make preprocess DATA=DIR [SHARD=$(SHARD)] [SIZE=$(SIZE)] [CROP=$(CROP)]"
 	@echo "make train [SHARD=..] [RUN=$(RUN)] [PRESET=..] [EPOCHS=..] [MINUTES=..] [DEVICE=$(DEVICE)]"
 	@echo "                                 PRESET defaults to the recommended preset for the shard's size"
@@ -105,9 +105,11 @@ bench-fid:
 	$(CARGO) build --release -q -p facegan-inception --example fid_check
 	"$$(bash tools/venv.sh torch torchvision pytorch-fid clean-fid scipy)" tools/bench_fid.py $(FID_CHECK_DIR) target/release/examples/fid_check $(BENCH_FID_N)
 
+# clippy with the `cuda` feature on: the CPU code and the CUDA backend's code both type-check and
+# lint, without build-cuda's separate release build of every crate (target/cuda).
 check:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+	CUDARC_CUDA_VERSION=$(CUDARC_CUDA_VERSION) $(CARGO) clippy --release --workspace --all-targets --features facegan/cuda -- -D warnings
 
 preprocess: build
 	@if [ -z "$(DATA)" ]; then echo "usage: make preprocess DATA=path/to/img_align_celeba [SHARD=$(SHARD)] [SIZE=$(SIZE)]"; exit 2; fi

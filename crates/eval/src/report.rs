@@ -287,7 +287,7 @@ fn metrics_rows(r: &EvalReport) -> String {
                 "{:.3}{} ({:.3}){pr}",
                 t.swd.average,
                 pm(t.swd.spread.as_ref().map(|s| s.average)),
-                t.swd.per_level.last().copied().unwrap_or_default()
+                t.swd.finest()
             ),
         );
     }

@@ -97,7 +97,7 @@ pub fn summary(scores: &[TruncationScore]) -> Vec<String> {
                 .spread
                 .as_ref()
                 .map_or(String::new(), |p| format!(" ± {:.2}", p.average));
-            let finest = s.swd.per_level.last().copied().unwrap_or_default();
+            let finest = s.swd.finest();
             let pr = s.inception.as_ref().map_or(String::new(), |i| {
                 format!(
                     ", FID {:.2}, precision {:.3}, recall {:.3}",

@@ -337,6 +337,14 @@ pub struct SwdResult {
     pub spread: Option<SwdSpread>,
 }
 
+impl SwdResult {
+    /// The score at the finest level (the image's own size): `per_level` lists levels finest
+    /// first.
+    pub fn finest(&self) -> f64 {
+        self.per_level.first().copied().unwrap_or_default()
+    }
+}
+
 /// How much an SWD moves with both of its sources of noise: the random directions and patch
 /// positions, and which images were drawn. The standard deviation over `rounds` bootstrap
 /// rounds, each resampling both sides' images with replacement and drawing fresh directions and

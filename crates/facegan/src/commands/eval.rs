@@ -15,7 +15,8 @@ pub struct EvalArgs {
     /// Shard (default: the one the run was trained on, from its config).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// `latest`, `best` (the best quality probe) or an epoch number.
+    /// Which checkpoint: `latest`, `best` (the best quality probe), an epoch number, or
+    /// `images:COUNT` (one kept by `train --keep-at`).
     #[arg(long, default_value = "latest")]
     checkpoint: String,
     /// Images per side for SWD, FID and D accuracy (capped by the size of the reference set:
@@ -96,6 +97,8 @@ pub struct SampleArgs {
     /// `faces.png` for a grid, or a folder path ending in `/` for one PNG per face.
     #[arg(long)]
     out: PathBuf,
+    /// Which checkpoint: `latest`, `best` (the best quality probe), an epoch number, or
+    /// `images:COUNT` (one kept by `train --keep-at`).
     #[arg(long, default_value = "latest")]
     checkpoint: String,
     #[arg(long, default_value = "auto")]
@@ -126,6 +129,8 @@ pub struct SampleArgs {
 pub struct InterpArgs {
     #[arg(long, default_value = "runs/default")]
     run: PathBuf,
+    /// Which checkpoint: `latest`, `best` (the best quality probe), an epoch number, or
+    /// `images:COUNT` (one kept by `train --keep-at`).
     #[arg(long, default_value = "latest")]
     checkpoint: String,
     /// Key latents: one per seed (the first face `facegan sample --seed S` draws), in order.
@@ -154,6 +159,8 @@ pub struct InterpArgs {
 pub struct ProjectArgs {
     #[arg(long, default_value = "runs/default")]
     run: PathBuf,
+    /// Which checkpoint: `latest`, `best` (the best quality probe), an epoch number, or
+    /// `images:COUNT` (one kept by `train --keep-at`).
     #[arg(long, default_value = "latest")]
     checkpoint: String,
     /// Real faces, aligned and framed like the training set (CelebA's aligned crops for a
@@ -287,6 +294,8 @@ pub struct ExportArgs {
     /// File to write; a folder (existing, or a path ending in `/`) gets `generator.safetensors`.
     #[arg(long)]
     out: PathBuf,
+    /// Which checkpoint: `latest`, `best` (the best quality probe), an epoch number, or
+    /// `images:COUNT` (one kept by `train --keep-at`).
     #[arg(long, default_value = "latest")]
     checkpoint: String,
 }
