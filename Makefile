@@ -130,11 +130,11 @@ bench-preprocess: build
 bench-train: $(BUILD)
 	@DEVICE=$(if $(filter auto,$(DEVICE)),cpu,$(DEVICE)) FACEGAN_BIN=$(FACEGAN) bash tools/bench-train.sh
 
-# Quiet-machine training speed of each preset (img/s): what turns images shown into minutes
+# Quiet-machine training speed of each preset (img/s; a growing preset also per phase): what turns images shown into minutes
 # when runs that shared the CPU are compared (docs/results.md).
 bench-presets: build
-	@for p in $(or $(PRESETS),seed seed48 celeba48 faces48 faces96 demo); do \
-	  $(BIN) bench-train --preset $$p --warmup 2 --steps 15 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({"preset": d["preset"], "batch": d["batch"], "img_per_s": round(d["img_per_s"], 1)}))'; \
+	@for p in $(or $(PRESETS),seed seed48 celeba48 faces48 faces96 grow96 demo); do \
+	  $(BIN) bench-train --preset $$p --warmup 2 --steps 15 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({"preset": d["preset"], "batch": d["batch"], "img_per_s": round(d["img_per_s"], 1), **({"phases": [{"size": p["size"], "fading": p["fading"], "img_per_s": round(p["img_per_s"], 1)} for p in d["phases"]]} if "phases" in d else {})}))'; \
 	done
 
 bench-swd: build

@@ -9,12 +9,14 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, Tensor};
 use facegan_model::layers::{leaky_relu, BatchNorm2d};
-use facegan_model::{ops, Discriminator, Generator, ModelConfig};
+use facegan_model::{ops, Discriminator, Generator, Level, ModelConfig};
 
 use facegan_trainer::gan::Gan;
 use facegan_trainer::TrainConfig;
 
-/// Runs `warmup + steps` training steps and returns a JSON object with img/s.
+/// Runs `warmup + steps` training steps and returns a JSON object with img/s. A growing config
+/// (progressive growing) is timed at every phase too: each size as it runs alone, and each
+/// fade-in (at alpha 0.5), under `phases`; the top-level numbers are the full size's.
 pub fn bench_steps<B: AutodiffBackend>(
     cfg: &TrainConfig,
     warmup: usize,
@@ -24,12 +26,79 @@ pub fn bench_steps<B: AutodiffBackend>(
     let mut gan = Gan::<B>::new(cfg, device);
     let (g, d) = (gan.g.param_counts(), gan.d.param_counts());
     let m = &cfg.model;
+    let mut phases = Vec::new();
+    if let Some(grow) = &cfg.grow {
+        for (i, &[h, w]) in grow.sizes.iter().enumerate() {
+            let steps_at = m.g_channels.len() - (m.height / h).trailing_zeros() as usize;
+            let mut levels = vec![Level {
+                steps: steps_at,
+                alpha: 1.0,
+            }];
+            if i > 0 && grow.fade > 0 {
+                levels.insert(
+                    0,
+                    Level {
+                        steps: steps_at,
+                        alpha: 0.5,
+                    },
+                );
+            }
+            for level in levels {
+                let t = time_level(&mut gan, cfg, level, warmup, steps, device);
+                phases.push(serde_json::json!({
+                    "size": format!("{h}x{w}"),
+                    "fading": level.fading(),
+                    "img_per_s": t.img_per_s,
+                    "ms_per_step_median": t.median_s * 1e3,
+                }));
+            }
+        }
+    }
+    let t = time_level(&mut gan, cfg, Level::full(m), warmup, steps, device);
+    let mut out = serde_json::json!({
+        "impl": format!("facegan-{}", env!("CARGO_PKG_VERSION")),
+        "preset": cfg.preset,
+        "batch": cfg.batch,
+        "steps": steps,
+        "warmup": warmup,
+        "img_per_s": t.img_per_s,
+        "ms_per_step_median": t.median_s * 1e3,
+        "ms_per_step_mean": t.mean_s * 1e3,
+        "first_step_s": t.first_step_s,
+        "loss_d": t.last[0],
+        "loss_g": t.last[1],
+        "params_g": g.total,
+        "params_d": d.total,
+    });
+    if !phases.is_empty() {
+        out["phases"] = serde_json::Value::Array(phases);
+    }
+    Ok(out)
+}
+
+/// Timings of `warmup + steps` steps at one level.
+struct LevelTiming {
+    img_per_s: f64,
+    median_s: f64,
+    mean_s: f64,
+    first_step_s: f64,
+    last: [f32; 4],
+}
+
+/// Times `warmup + steps` steps of `gan` at `level` on a fixed uniform [0, 1) batch of the
+/// level's size; each step ends with a read-back of the losses.
+fn time_level<B: AutodiffBackend>(
+    gan: &mut Gan<B>,
+    cfg: &TrainConfig,
+    level: Level,
+    warmup: usize,
+    steps: usize,
+    device: &B::Device,
+) -> LevelTiming {
+    gan.level = level;
+    let (h, w) = level.size(&cfg.model);
     B::seed(device, 1);
-    let real = Tensor::<B, 4>::random(
-        [cfg.batch, 3, m.height, m.width],
-        Distribution::Default,
-        device,
-    );
+    let real = Tensor::<B, 4>::random([cfg.batch, 3, h, w], Distribution::Default, device);
     let mut times = Vec::new();
     let mut last = [0f32; 4];
     let first = Instant::now();
@@ -44,8 +113,9 @@ pub fn bench_steps<B: AutodiffBackend>(
             first_step_s = first.elapsed().as_secs_f64();
         }
         eprintln!(
-            "{} {step}: {:.2} ms  loss_d {:.5}  loss_g {:.5}",
+            "{} {step} ({h}x{w}{}): {:.2} ms  loss_d {:.5}  loss_g {:.5}",
             if step < warmup { "warmup" } else { "step" },
+            if level.fading() { ", fading" } else { "" },
             dt * 1e3,
             v[0],
             v[1]
@@ -57,22 +127,13 @@ pub fn bench_steps<B: AutodiffBackend>(
     let total: f64 = times.iter().sum();
     let mut sorted = times.clone();
     sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
-    Ok(serde_json::json!({
-        "impl": format!("facegan-{}", env!("CARGO_PKG_VERSION")),
-        "preset": cfg.preset,
-        "batch": cfg.batch,
-        "steps": steps,
-        "warmup": warmup,
-        "img_per_s": (cfg.batch * steps) as f64 / total,
-        "ms_per_step_median": median * 1e3,
-        "ms_per_step_mean": total * 1e3 / steps as f64,
-        "first_step_s": first_step_s,
-        "loss_d": last[0],
-        "loss_g": last[1],
-        "params_g": g.total,
-        "params_d": d.total,
-    }))
+    LevelTiming {
+        img_per_s: (cfg.batch * steps) as f64 / total,
+        median_s: sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN),
+        mean_s: total / steps as f64,
+        first_step_s,
+        last,
+    }
 }
 
 /// Data-parallel step throughput (`bench-parallel`): `peers` peers (threads) on `devices`

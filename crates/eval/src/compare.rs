@@ -32,8 +32,8 @@ const PALETTE: [(u8, u8, u8); 8] = [
     (180, 120, 60),
 ];
 
-/// Reads each run's `quality.csv` (and its preset from `config.toml`); a run without a curve is
-/// an error that names it.
+/// Reads each run's `quality.csv` (its full-size points) and its preset from `config.toml`; a
+/// run without a curve is an error that names it.
 pub fn read_curves(runs: &[PathBuf]) -> Result<Vec<RunCurve>> {
     runs.iter()
         .map(|run| {
@@ -44,9 +44,14 @@ pub fn read_curves(runs: &[PathBuf]) -> Result<Vec<RunCurve>> {
                     run.display()
                 );
             }
-            let points = read_quality(&path)?;
+            // The full size only: a growing run's smaller phases score other images.
+            let mut points = read_quality(&path)?;
+            points.retain(|p| p.at_full_size());
             if points.is_empty() {
-                bail!("{}: its quality curve has no points yet", path.display());
+                bail!(
+                    "{}: its quality curve has no points at the full size yet",
+                    path.display()
+                );
             }
             let preset = std::fs::read_to_string(run.join("config.toml"))
                 .ok()

@@ -16,6 +16,7 @@ fn point(images: u64, swd: f64, std: f64) -> QualityPoint {
         swd_std: std,
         swd_finest_std: std,
         floor_std: 1.5,
+        size: String::new(),
     }
 }
 

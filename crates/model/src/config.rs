@@ -79,6 +79,12 @@ pub struct ModelConfig {
     /// (PyTorch's, the default) or `keras` (the tutorial's "same": 0 before, 1 after).
     #[serde(default)]
     pub padding: Padding,
+    /// Progressive growing's extra layers (see [`crate::grow`]): an RGB output (3x3 conv) after
+    /// each of G's resolution steps but the last, and an RGB input (1x1 conv, LeakyReLU) before
+    /// each of D's but the first, so training can run the networks at a fraction of the size
+    /// and grow them. The full-size networks are the same as without it.
+    #[serde(default)]
+    pub progressive: bool,
 }
 
 impl ModelConfig {
@@ -103,6 +109,7 @@ impl ModelConfig {
             g_upsample: Upsample::Transposed3,
             residual: false,
             padding: Padding::Keras,
+            progressive: false,
         }
     }
 
@@ -166,6 +173,7 @@ impl ModelConfig {
             g_upsample: Upsample::Transposed3,
             residual: false,
             padding: Padding::Symmetric,
+            progressive: false,
         }
     }
 
@@ -193,6 +201,7 @@ impl ModelConfig {
             g_upsample: Upsample::Resize,
             residual: false,
             padding: Padding::Symmetric,
+            progressive: false,
         }
     }
 
@@ -210,6 +219,15 @@ impl ModelConfig {
         }
     }
 
+    /// `faces96`'s networks with progressive growing's extra layers ([`crate::grow`]): the
+    /// `grow96` preset trains them from a quarter of the size up to 96x80.
+    pub fn grow96() -> Self {
+        ModelConfig {
+            progressive: true,
+            ..Self::faces96()
+        }
+    }
+
     /// Looks up a preset by name.
     pub fn preset(name: &str) -> Option<Self> {
         match name {
@@ -220,12 +238,13 @@ impl ModelConfig {
             "celeba48" => Some(Self::celeba48()),
             "faces48" => Some(Self::faces48()),
             "faces96" => Some(Self::faces96()),
+            "grow96" => Some(Self::grow96()),
             _ => None,
         }
     }
 
     pub const PRESETS: &'static [&'static str] = &[
-        "seed", "tiny", "demo", "seed48", "faces48", "faces96", "celeba48",
+        "seed", "tiny", "demo", "seed48", "faces48", "faces96", "grow96", "celeba48",
     ];
 
     /// Spatial size of D's last feature map and of G's first one.

@@ -3,14 +3,19 @@
 //! input when `residual` is set), then an optional
 //! minibatch-stddev channel, then Flatten -> Dropout -> LeakyReLU -> Linear -> one logit per
 //! image. With `spectral_norm`, every weight is divided by its largest singular value.
-//! For the seed preset: 3->32->64->128->128 channels, 96x80 -> 6x5, 3840 features.
+//! For the seed preset: 3->32->64->128->128 channels, 96x80 -> 6x5, 3840 features. A
+//! progressive model ([`crate::grow`]) also has a 1x1 RGB input before every resolution step but
+//! the first, and [`Discriminator::forward_at`] runs its last steps only on smaller images.
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::tensor::{backend::Backend, Tensor};
 
-use crate::layers::{conv3x3, dense, leaky_relu, minibatch_stddev, BatchNorm2d, SpectralNorm};
+use crate::grow::Level;
+use crate::layers::{
+    conv1x1, conv3x3, dense, leaky_relu, minibatch_stddev, BatchNorm2d, SpectralNorm,
+};
 use crate::ops;
 use crate::ModelConfig;
 
@@ -57,6 +62,10 @@ pub struct Discriminator<B: Backend> {
     pub slope: f64,
     pub mbstd_group: usize,
     pub residual: bool,
+    /// Progressive growing's RGB inputs: `from_rgb[s - 1]` feeds resolution step `s` when the
+    /// images enter there (every step but the first; 1x1 conv, then LeakyReLU; no spectral
+    /// norm). Empty unless the model is progressive.
+    pub from_rgb: Vec<Conv2d<B>>,
 }
 
 impl<B: Backend> Discriminator<B> {
@@ -72,16 +81,28 @@ impl<B: Backend> Discriminator<B> {
         }
         let (bh, bw) = cfg.bottom_size();
         let features = (cin + usize::from(cfg.mbstd_group > 0)) * bh * bw;
+        let head = dense(features, 1, true, device);
+        let head_sn = cfg
+            .spectral_norm
+            .then(|| SpectralNorm::new(features, device));
+        // Drawn last, so a progressive model's other layers start as the plain model's do.
+        let steps = cfg.d_channels.len();
+        let from_rgb = match cfg.progressive {
+            true => cfg.d_channels[..steps - 1]
+                .iter()
+                .map(|&c| conv1x1(3, c, device))
+                .collect(),
+            false => Vec::new(),
+        };
         Discriminator {
             blocks,
             dropout: DropoutConfig::new(cfg.d_dropout).init(),
-            head: dense(features, 1, true, device),
-            head_sn: cfg
-                .spectral_norm
-                .then(|| SpectralNorm::new(features, device)),
+            head,
+            head_sn,
             slope: cfg.leaky_slope,
             mbstd_group: cfg.mbstd_group,
             residual: cfg.residual,
+            from_rgb,
         }
     }
 
@@ -130,6 +151,75 @@ impl<B: Backend> Discriminator<B> {
         for block in &self.blocks {
             x = self.block_forward(block, x);
         }
+        self.head_forward(x)
+    }
+
+    /// Resolution steps (each starts with a stride-2 convolution).
+    pub fn steps(&self) -> usize {
+        self.blocks
+            .iter()
+            .filter(|b| b.conv.stride == [2, 2])
+            .count()
+    }
+
+    /// Convolutions per resolution step (`block_convs + 1`).
+    fn per_step(&self) -> usize {
+        self.blocks.len() / self.steps()
+    }
+
+    /// Whether the network has progressive growing's RGB inputs.
+    pub fn grows(&self) -> bool {
+        !self.from_rgb.is_empty()
+    }
+
+    /// `images` at `level`'s size -> logits: the last `level.steps` resolution steps, entered
+    /// through that step's RGB input; while the first of them fades in, its output is blended
+    /// with the images downsampled (2x2 mean) through the next step's RGB input.
+    /// `level` must suit the network ([`Level::validate`]).
+    pub fn forward_at(&self, images: Tensor<B, 4>, level: Level) -> Tensor<B, 2> {
+        let n = self.steps();
+        assert!(
+            (1..=n).contains(&level.steps) && (level.steps == n || self.grows()),
+            "level {level:?} does not suit this discriminator"
+        );
+        if level.steps == n && !level.fading() {
+            return self.forward(images);
+        }
+        let first = n - level.steps;
+        let mut x = self.step_forward(first, self.enter(first, images.clone()));
+        if level.fading() {
+            let a = f64::from(level.alpha);
+            let smaller =
+                burn::tensor::module::avg_pool2d(images, [2, 2], [2, 2], [0, 0], true, false);
+            let previous = self.enter(first + 1, smaller);
+            x = x.mul_scalar(a) + previous.mul_scalar(1.0 - a);
+        }
+        for s in first + 1..n {
+            x = self.step_forward(s, x);
+        }
+        self.head_forward(x)
+    }
+
+    /// The input of resolution step `s` from images at its size: the images themselves for
+    /// the first step, else its RGB input and LeakyReLU.
+    fn enter(&self, s: usize, images: Tensor<B, 4>) -> Tensor<B, 4> {
+        match s {
+            0 => images,
+            _ => leaky_relu(ops::conv2d(&self.from_rgb[s - 1], images), self.slope),
+        }
+    }
+
+    /// Resolution step `s`'s convolutions.
+    fn step_forward(&self, s: usize, mut x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let per_step = self.per_step();
+        for block in &self.blocks[s * per_step..(s + 1) * per_step] {
+            x = self.block_forward(block, x);
+        }
+        x
+    }
+
+    /// Minibatch stddev (if on), flatten, dropout, LeakyReLU, the dense layer: `[N, 1]` logits.
+    fn head_forward(&self, mut x: Tensor<B, 4>) -> Tensor<B, 2> {
         if self.mbstd_group > 0 {
             x = minibatch_stddev(x, self.mbstd_group);
         }

@@ -1,7 +1,9 @@
 //! The generator: Linear (no bias) -> LeakyReLU -> reshape to C0 x H0 x W0, then x2 upsampling
 //! layers ([`UpConv`]: 3x3 or 4x4 transposed convolutions, or resize-convolutions; optional
 //! BatchNorm, LeakyReLU each, plus `block_convs` stride-1 3x3 convolutions per resolution step,
-//! residual when `residual` is set), then a 3x3 conv to RGB and a sigmoid.
+//! residual when `residual` is set), then a 3x3 conv to RGB and a sigmoid. A progressive model
+//! ([`crate::grow`]) also has a 3x3 RGB conv after every step but the last, and
+//! [`Generator::forward_at`] runs its first steps only, fading the newest in.
 //! For the seed preset: 64 -> 64x6x5 -> 256 -> 128 -> 128 -> 64 -> 3 at 96x80.
 
 use burn::module::Module;
@@ -10,6 +12,7 @@ use burn::nn::Linear;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{backend::Backend, Distribution, Tensor, TensorData};
 
+use crate::grow::Level;
 use crate::layers::{conv3x3, dense, leaky_relu, BatchNorm2d, UpConv};
 use crate::ops;
 use crate::ModelConfig;
@@ -38,6 +41,9 @@ pub struct Generator<B: Backend> {
     pub start: [usize; 3],
     pub slope: f64,
     pub residual: bool,
+    /// Progressive growing's RGB outputs: `to_rgb_steps[i]` after step `i`, for every step but
+    /// the last (whose output is `to_rgb`); empty unless the model is progressive.
+    pub to_rgb_steps: Vec<Conv2d<B>>,
 }
 
 fn norm_and_act<B: Backend>(
@@ -78,38 +84,105 @@ impl<B: Backend> Generator<B> {
                 block
             })
             .collect();
+        let project = dense(cfg.latent, c0 * h0 * w0, false, device);
+        let to_rgb = conv3x3(cin, 3, 1, cfg.padding, device);
+        // Drawn last, so a progressive model's other layers start as the plain model's do.
+        let steps = cfg.g_channels.len();
+        let to_rgb_steps = match cfg.progressive {
+            true => cfg.g_channels[..steps - 1]
+                .iter()
+                .map(|&c| conv3x3(c, 3, 1, cfg.padding, device))
+                .collect(),
+            false => Vec::new(),
+        };
         Generator {
-            project: dense(cfg.latent, c0 * h0 * w0, false, device),
+            project,
             blocks,
-            to_rgb: conv3x3(cin, 3, 1, cfg.padding, device),
+            to_rgb,
             start: [c0, h0, w0],
             slope: cfg.leaky_slope,
             residual: cfg.residual,
+            to_rgb_steps,
         }
     }
 
     /// Noise `[N, latent]` -> images in [0, 1], `[N, 3, H, W]`.
     pub fn forward(&self, z: Tensor<B, 2>) -> Tensor<B, 4> {
+        self.forward_at(z, self.full_level())
+    }
+
+    /// The whole network at the full size.
+    pub fn full_level(&self) -> Level {
+        Level {
+            steps: self.blocks.len(),
+            alpha: 1.0,
+        }
+    }
+
+    /// Noise -> images in [0, 1] at `level`'s size: the first `level.steps` resolution steps,
+    /// then that step's RGB layer; while the step fades in, blended with the previous step's
+    /// image upsampled x2 (nearest), so at `alpha` 0 the output is exactly the previous
+    /// level's, upsampled. `level` must suit the network ([`Level::validate`]).
+    pub fn forward_at(&self, z: Tensor<B, 2>, level: Level) -> Tensor<B, 4> {
+        let k = level.steps;
+        assert!(
+            (1..=self.blocks.len()).contains(&k) && (k == self.blocks.len() || self.grows()),
+            "level {level:?} does not suit this generator"
+        );
         let n = z.dims()[0];
         let [c0, h0, w0] = self.start;
         let x = leaky_relu(self.project.forward(z), self.slope);
         let mut x: Tensor<B, 4> = x.reshape([n, c0, h0, w0]);
-        for block in &self.blocks {
-            x = match &block.norm {
-                Some(norm) => norm.forward_act(block.conv.forward_act(x, None), Some(self.slope)),
-                None => block.conv.forward_act(x, Some(self.slope)),
-            };
-            for refine in &block.refine {
-                let y = norm_and_act(
-                    ops::conv2d(&refine.conv, x.clone()),
-                    &refine.norm,
-                    self.slope,
-                );
-                x = if self.residual { x + y } else { y };
-            }
+        for block in &self.blocks[..k - 1] {
+            x = self.block_forward(block, x);
         }
-        sigmoid(ops::conv2d(&self.to_rgb, x))
+        let previous = x;
+        let x = self.block_forward(&self.blocks[k - 1], previous.clone());
+        let image = sigmoid(ops::conv2d(self.rgb_layer(k), x));
+        if !level.fading() {
+            return image;
+        }
+        let a = f64::from(level.alpha);
+        let upsampled = upsample2(sigmoid(ops::conv2d(self.rgb_layer(k - 1), previous)));
+        image.mul_scalar(a) + upsampled.mul_scalar(1.0 - a)
     }
+
+    /// Whether the network has progressive growing's RGB layers.
+    pub fn grows(&self) -> bool {
+        !self.to_rgb_steps.is_empty()
+    }
+
+    /// The RGB layer after step `k` (1-based): `to_rgb` after the last.
+    fn rgb_layer(&self, k: usize) -> &Conv2d<B> {
+        match k == self.blocks.len() {
+            true => &self.to_rgb,
+            false => &self.to_rgb_steps[k - 1],
+        }
+    }
+
+    /// One resolution step: upsampling layer, norm, LeakyReLU, then the extra convolutions.
+    fn block_forward(&self, block: &GeneratorBlock<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let mut x = match &block.norm {
+            Some(norm) => norm.forward_act(block.conv.forward_act(x, None), Some(self.slope)),
+            None => block.conv.forward_act(x, Some(self.slope)),
+        };
+        for refine in &block.refine {
+            let y = norm_and_act(
+                ops::conv2d(&refine.conv, x.clone()),
+                &refine.norm,
+                self.slope,
+            );
+            x = if self.residual { x + y } else { y };
+        }
+        x
+    }
+}
+
+/// `[N, C, H, W]` -> `[N, C, 2H, 2W]`, each pixel repeated in a 2x2 block (nearest neighbour).
+pub fn upsample2<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    let x: Tensor<B, 6> = x.reshape([n, c, h, 1, w, 1]);
+    x.expand([n, c, h, 2, w, 2]).reshape([n, c, 2 * h, 2 * w])
 }
 
 /// Seeded standard-normal latents `[n, latent]`, row-major (reseeds the backend RNG with `seed`).
@@ -161,6 +234,18 @@ pub fn generate_batched<B: Backend>(
     batch: usize,
     device: &B::Device,
 ) -> Vec<f32> {
+    generate_batched_at(g, z, latent, batch, g.full_level(), device)
+}
+
+/// [`generate_batched`] at `level` (progressive growing): images at that level's size.
+pub fn generate_batched_at<B: Backend>(
+    g: &Generator<B>,
+    z: &[f32],
+    latent: usize,
+    batch: usize,
+    level: Level,
+    device: &B::Device,
+) -> Vec<f32> {
     in_batches(
         z,
         latent,
@@ -168,7 +253,7 @@ pub fn generate_batched<B: Backend>(
         |m| [m, latent],
         device,
         |zt| {
-            g.forward(zt)
+            g.forward_at(zt, level)
                 .into_data()
                 .to_vec::<f32>()
                 .expect("f32 images")

@@ -63,6 +63,14 @@ pub fn conv3x3<B: Backend>(
     conv
 }
 
+/// A 1x1 convolution (stride 1, no padding), Glorot kernel, zero bias: progressive growing's RGB
+/// input to a discriminator step.
+pub fn conv1x1<B: Backend>(cin: usize, cout: usize, device: &B::Device) -> Conv2d<B> {
+    let mut conv = Conv2dConfig::new([cin, cout], [1, 1]).init(device);
+    (conv.weight, conv.bias) = glorot_kernel_zero_bias([cout, cin, 1, 1], [cin, cout], device);
+    conv
+}
+
 /// A 3x3 stride-2 transposed convolution that doubles H and W, Glorot kernel, zero bias.
 /// [`Padding::Symmetric`]: padding 1, output padding 1 (PyTorch's). [`Padding::Keras`]: padding
 /// 0, so the output is `2H+1 x 2W+1`, and [`UpConv`] crops its last row and column: the transpose
@@ -163,21 +171,32 @@ impl<B: Backend> UpConv<B> {
     pub fn forward_act(&self, x: Tensor<B, 4>, slope: Option<f64>) -> Tensor<B, 4> {
         match (&self.transposed, &self.resize) {
             (Some(t), _) => ops::conv_transpose2d_act(t, x, self.crop_end, slope),
-            (None, Some(c)) => ops::conv_transpose2d_weighted(
-                x,
-                resize_conv_kernel(c.weight.val()),
-                c.bias.as_ref().expect("conv3x3 has a bias").val(),
-                ops::TransposedGeometry {
-                    stride: [2, 2],
-                    padding: [1, 1],
-                    padding_out: [0, 0],
-                    crop_end: 0,
-                },
-                slope,
-            ),
+            (None, Some(c)) => resize_conv(c, x, slope),
             (None, None) => unreachable!("an UpConv has one of its two layers"),
         }
     }
+}
+
+/// `conv` (a 3x3 convolution, padding 1) applied to `x` upsampled x2 by nearest neighbour, then
+/// LeakyReLU(`slope`) when given: one transposed convolution with [`resize_conv_kernel`] (see
+/// [`UpConv`]), on the CPU fast path.
+pub fn resize_conv<B: Backend>(
+    conv: &Conv2d<B>,
+    x: Tensor<B, 4>,
+    slope: Option<f64>,
+) -> Tensor<B, 4> {
+    ops::conv_transpose2d_weighted(
+        x,
+        resize_conv_kernel(conv.weight.val()),
+        conv.bias.as_ref().expect("conv3x3 has a bias").val(),
+        ops::TransposedGeometry {
+            stride: [2, 2],
+            padding: [1, 1],
+            padding_out: [0, 0],
+            crop_end: 0,
+        },
+        slope,
+    )
 }
 
 /// The 4x4 transposed-convolution kernel `[ci, co, 4, 4]` equal to nearest x2 upsampling

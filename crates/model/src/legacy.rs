@@ -6,10 +6,15 @@
 //!
 //! - **v1** (before the seed's Keras padding, 2026-11-30 morning): [`UpConv`] had no `crop_end`
 //!   field. Only the generator differs; the discriminator and both optimizer states are as now.
-//! - **v2** (now): [`UpConv`] records `crop_end` (a constant, written as an empty record).
+//! - **v2** (before progressive growing, 2026-12-07): [`UpConv`] records `crop_end` (a constant,
+//!   written as an empty record); the generator has no `to_rgb_steps` and the discriminator no
+//!   `from_rgb`.
+//! - **v3** (now): both networks end with progressive growing's extra layers (empty lists
+//!   unless the model is progressive).
 //!
-//! A v1 record converts to today's [`GeneratorRecord`] field by field; `crop_end` is not data
-//! (it follows from the config), so nothing is invented. `tests/e2e.rs`
+//! An older record converts to today's field by field; `crop_end` is not data (it follows from
+//! the config) and the extra layers of a model that does not grow are empty lists, so nothing is
+//! invented. `tests/e2e.rs`
 //! (`checkpoints_of_earlier_layouts_sample_the_same_faces_and_resume`) loads real v1 checkpoints
 //! written by that older binary (`tests/fixtures/checkpoints/`).
 
@@ -19,8 +24,11 @@ use burn::nn::Linear;
 use burn::record::Record;
 use burn::tensor::backend::Backend;
 
+use burn::nn::Dropout;
+
+use crate::discriminator::{DiscriminatorBlock, DiscriminatorRecord};
 use crate::generator::{GeneratorBlockRecord, GeneratorRecord, GeneratorRefine};
-use crate::layers::{BatchNorm2d, UpConvRecord};
+use crate::layers::{BatchNorm2d, SpectralNorm, UpConvRecord};
 
 /// [`UpConv`](crate::layers::UpConv)'s v1 record: the two optional layers, no `crop_end`.
 #[derive(Record)]
@@ -69,6 +77,59 @@ impl<B: Backend> From<GeneratorRecordV1<B>> for GeneratorRecord<B> {
             start: v1.start,
             slope: v1.slope,
             residual: v1.residual,
+            to_rgb_steps: Vec::new(),
+        }
+    }
+}
+
+/// The generator's v2 record: today's without `to_rgb_steps`.
+#[derive(Record)]
+pub struct GeneratorRecordV2<B: Backend> {
+    pub project: <Linear<B> as Module<B>>::Record,
+    pub blocks: Vec<GeneratorBlockRecord<B>>,
+    pub to_rgb: <Conv2d<B> as Module<B>>::Record,
+    pub start: EmptyRecord,
+    pub slope: <f64 as Module<B>>::Record,
+    pub residual: <bool as Module<B>>::Record,
+}
+
+impl<B: Backend> From<GeneratorRecordV2<B>> for GeneratorRecord<B> {
+    fn from(v2: GeneratorRecordV2<B>) -> Self {
+        GeneratorRecord {
+            project: v2.project,
+            blocks: v2.blocks,
+            to_rgb: v2.to_rgb,
+            start: v2.start,
+            slope: v2.slope,
+            residual: v2.residual,
+            to_rgb_steps: Vec::new(),
+        }
+    }
+}
+
+/// The discriminator's v1 and v2 record: today's without `from_rgb`.
+#[derive(Record)]
+pub struct DiscriminatorRecordV2<B: Backend> {
+    pub blocks: <Vec<DiscriminatorBlock<B>> as Module<B>>::Record,
+    pub dropout: <Dropout as Module<B>>::Record,
+    pub head: <Linear<B> as Module<B>>::Record,
+    pub head_sn: <Option<SpectralNorm<B>> as Module<B>>::Record,
+    pub slope: <f64 as Module<B>>::Record,
+    pub mbstd_group: <usize as Module<B>>::Record,
+    pub residual: <bool as Module<B>>::Record,
+}
+
+impl<B: Backend> From<DiscriminatorRecordV2<B>> for DiscriminatorRecord<B> {
+    fn from(v2: DiscriminatorRecordV2<B>) -> Self {
+        DiscriminatorRecord {
+            blocks: v2.blocks,
+            dropout: v2.dropout,
+            head: v2.head,
+            head_sn: v2.head_sn,
+            slope: v2.slope,
+            mbstd_group: v2.mbstd_group,
+            residual: v2.residual,
+            from_rgb: Vec::new(),
         }
     }
 }

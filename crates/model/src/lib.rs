@@ -7,6 +7,7 @@
 //! - [`Discriminator`]: images in [0, 1] -> one logit each. The seed's sigmoid is applied by the
 //!   loss (see the trainer), so the same network serves logit losses too.
 //! - [`Generator`]: noise -> images in [0, 1].
+//! - [`grow`]: progressive growing's [`Level`] (which part of the networks runs, and its fade).
 //! - [`layers`]: their building blocks (Glorot init, BatchNorm, spectral norm, G's upsampling).
 //! - [`ops`]: the hot ops the networks call, generic over the backend: on the CPU backends they
 //!   run the hand-written kernels of the private `cpu` module, elsewhere Burn's ops.
@@ -24,6 +25,7 @@ pub mod config;
 mod cpu;
 pub mod discriminator;
 pub mod generator;
+pub mod grow;
 pub mod layers;
 pub mod legacy;
 pub mod ops;
@@ -31,6 +33,7 @@ pub mod ops;
 pub use config::{ModelConfig, Padding, Upsample};
 pub use discriminator::Discriminator;
 pub use generator::Generator;
+pub use grow::Level;
 
 use burn::module::Module;
 use burn::tensor::backend::Backend;

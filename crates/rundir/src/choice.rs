@@ -105,5 +105,30 @@ pub fn find_checkpoint(
     };
     // `latest`, `best` and `by_epoch` return only checkpoints that pass their checksums.
     let state = state::load_state(&info.dir)?;
+    refuse_a_growing_checkpoint(&info, &state)?;
     Ok((info, state))
+}
+
+/// A checkpoint of a growing run (progressive growing) from before its full size runs alone:
+/// its full-size layers are untrained, so sampling, scoring or exporting it would show noise.
+fn refuse_a_growing_checkpoint(info: &CheckpointInfo, state: &TrainState) -> Result<()> {
+    let cfg = &state.config;
+    let level = cfg.level_at(state.images_seen);
+    if level.is_full(&cfg.model) {
+        return Ok(());
+    }
+    let (h, w) = level.size(&cfg.model);
+    let grown_at = cfg.grow.as_ref().map_or(0, |g| g.images_to_full_size());
+    bail!(
+        "{}: this checkpoint ({} images shown) is still growing: it trains at {h}x{w}{}, and the          full {}x{} runs alone from {grown_at} images on. Train on past that count, or choose a          later checkpoint (its quality.csv scores the smaller sizes)",
+        info.dir.display(),
+        state.images_seen,
+        if level.fading() {
+            format!(" (fading in, {:.0}%)", 100.0 * level.alpha)
+        } else {
+            String::new()
+        },
+        cfg.model.height,
+        cfg.model.width
+    )
 }

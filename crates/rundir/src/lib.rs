@@ -13,6 +13,8 @@
 //!   checkpoint by what it holds (`best`, after an epoch).
 //! - [`networks`]: a checkpoint's generator (or its EMA) and discriminator loaded onto any
 //!   backend, older record layouts included, shapes checked against the config.
+//! - [`grow`]: progressive growing's schedule, and the level the networks run at after a
+//!   number of images.
 //! - [`disk`]: the file-system calls a checkpoint write makes, counted, so a test can make any
 //!   one of them fail.
 //! - [`history`]: what an earlier run left in a directory (so nothing is overwritten without
@@ -30,6 +32,7 @@ pub mod checkpoint;
 pub mod choice;
 pub mod config;
 pub mod disk;
+pub mod grow;
 pub mod history;
 pub mod lock;
 pub mod networks;

@@ -1,16 +1,17 @@
 //! The networks of a checkpoint, loaded onto any backend: Burn bin records in today's layout or
-//! an earlier one ([`facegan_model::legacy`]), every tensor's shape checked against the run's
+//! an earlier one ([`facegan_model::legacy`], G and D), every tensor's shape checked against the run's
 //! config. (Writing them, and the optimizers, is the trainer's.)
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use facegan_model::discriminator::DiscriminatorRecord;
 use facegan_model::generator::GeneratorRecord;
-use facegan_model::legacy::GeneratorRecordV1;
+use facegan_model::legacy::{DiscriminatorRecordV2, GeneratorRecordV1, GeneratorRecordV2};
 use facegan_model::{Discriminator, Generator};
 
 use crate::config::TrainConfig;
@@ -20,24 +21,6 @@ pub type Rec = BinFileRecorder<FullPrecisionSettings>;
 
 /// File stem of the EMA generator in a checkpoint (present when `ema_beta > 0`).
 pub const EMA_FILE: &str = "generator_ema";
-
-/// Loads the record `stem` of a checkpoint into a freshly built module; `what` names it in the
-/// error.
-pub fn load_module<B: Backend, M: Module<B>>(
-    dir: &Path,
-    stem: &str,
-    what: &str,
-    fresh: M,
-    device: &B::Device,
-) -> Result<M> {
-    let shapes = param_shapes(&fresh);
-    let record = Rec::new()
-        .load(dir.join(stem), device)
-        .with_context(|| format!("{}: cannot load {what}", dir.display()))?;
-    let module = fresh.load_record(record);
-    check_shapes(dir, what, &shapes, &param_shapes(&module))?;
-    Ok(module)
-}
 
 /// Loads a generator record in today's layout, else in an earlier one (see
 /// [`facegan_model::legacy`]), so runs trained by an older facegan still resume, sample and
@@ -53,12 +36,15 @@ pub fn load_generator_file<B: Backend>(
     let path = dir.join(stem);
     let record: GeneratorRecord<B> = match Rec::new().load(path.clone(), device) {
         Ok(record) => record,
-        Err(current) => match Rec::new().load::<GeneratorRecordV1<B>>(path, device) {
-            Ok(v1) => v1.into(),
-            Err(_) => {
-                return Err(anyhow::Error::new(current)
-                    .context(format!("{}: cannot load {stem}", dir.display())))
-            }
+        Err(current) => match Rec::new().load::<GeneratorRecordV2<B>>(path.clone(), device) {
+            Ok(v2) => v2.into(),
+            Err(_) => match Rec::new().load::<GeneratorRecordV1<B>>(path, device) {
+                Ok(v1) => v1.into(),
+                Err(_) => {
+                    return Err(anyhow::Error::new(current)
+                        .context(format!("{}: cannot load {stem}", dir.display())))
+                }
+            },
         },
     };
     let g = fresh.load_record(record);
@@ -129,5 +115,19 @@ pub fn load_discriminator<B: Backend>(
     device: &B::Device,
 ) -> Result<Discriminator<B>> {
     let fresh = Discriminator::new(&cfg.model, device);
-    load_module(dir, "discriminator", "the discriminator", fresh, device)
+    let shapes = param_shapes(&fresh);
+    let path = dir.join("discriminator");
+    let record: DiscriminatorRecord<B> = match Rec::new().load(path.clone(), device) {
+        Ok(record) => record,
+        Err(current) => match Rec::new().load::<DiscriminatorRecordV2<B>>(path, device) {
+            Ok(v2) => v2.into(),
+            Err(_) => {
+                return Err(anyhow::Error::new(current)
+                    .context(format!("{}: cannot load the discriminator", dir.display())))
+            }
+        },
+    };
+    let d = fresh.load_record(record);
+    check_shapes(dir, "the discriminator", &shapes, &param_shapes(&d))?;
+    Ok(d)
 }

@@ -1,6 +1,7 @@
 //! `quality.csv`: the run's live quality curve, one row per probe (written by the trainer,
 //! read by it on resume, by `facegan compare` and by the charts). Rows written before the
-//! spread columns existed still load (their spreads are 0).
+//! spread columns existed still load (their spreads are 0), and so do rows without a size
+//! (they are at the run's full size).
 
 use std::path::Path;
 
@@ -31,10 +32,15 @@ pub struct QualityPoint {
     pub swd_finest_std: f64,
     #[serde(default)]
     pub floor_std: f64,
+    /// `HxW` of a probe below the full size (progressive growing scores against the holdout at
+    /// the size it trains at); empty at the full size. Curves, charts and `best` use only the
+    /// full-size points.
+    #[serde(default)]
+    pub size: String,
 }
 
 impl QualityPoint {
-    pub const CSV_COLUMNS: [&'static str; 11] = [
+    pub const CSV_COLUMNS: [&'static str; 12] = [
         "step",
         "images_seen",
         "train_minutes",
@@ -46,10 +52,16 @@ impl QualityPoint {
         "swd_std",
         "swd_finest_std",
         "floor_std",
+        "size",
     ];
 
+    /// Whether the probe scored the run's full size (not a smaller phase of progressive growing).
+    pub fn at_full_size(&self) -> bool {
+        self.size.is_empty()
+    }
+
     /// The row's fields as written: minutes and probe seconds to 3 decimals, scores in full.
-    fn csv_fields(&self) -> [String; 11] {
+    fn csv_fields(&self) -> [String; 12] {
         [
             self.step.to_string(),
             self.images_seen.to_string(),
@@ -62,6 +74,7 @@ impl QualityPoint {
             self.swd_std.to_string(),
             self.swd_finest_std.to_string(),
             self.floor_std.to_string(),
+            self.size.clone(),
         ]
     }
 }

@@ -70,8 +70,11 @@ pub fn write_loss_plot(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
 }
 
 /// Draws the quality curve (SWD and its floor against training minutes, each with the band of
-/// its spread when measured) as `quality.png`.
+/// its spread when measured) as `quality.png`: the full-size points (a growing run's smaller
+/// phases score other images).
 pub fn write_quality_plot(path: &Path, rows: &[QualityPoint]) -> Result<()> {
+    let rows: Vec<QualityPoint> = rows.iter().filter(|r| r.at_full_size()).cloned().collect();
+    let rows = rows.as_slice();
     let max_x = rows.iter().map(|r| r.train_minutes).fold(0.1f64, f64::max);
     let max_y = y_max(
         rows.iter()

@@ -102,3 +102,61 @@ impl Drop for Prefetcher {
 pub fn train_indices(shard: &Shard) -> Vec<usize> {
     shard.indices(Split::Train)
 }
+
+/// A `[N, 3, H, W]` u8 batch as floats in [0, 1] at `factor` times smaller in each dimension
+/// (the mean of each `factor x factor` block): progressive growing's real images at a smaller
+/// size. Also returns the smaller height and width.
+pub fn shrink_chw(
+    pixels: &[u8],
+    n: usize,
+    h: usize,
+    w: usize,
+    factor: usize,
+) -> (Vec<f32>, usize, usize) {
+    let (sh, sw) = (h / factor, w / factor);
+    let scale = 1.0 / (255.0 * (factor * factor) as f32);
+    let mut out = vec![0f32; n * 3 * sh * sw];
+    for (dst, src) in out
+        .chunks_exact_mut(sh * sw)
+        .zip(pixels.chunks_exact(h * w))
+    {
+        for (y, row) in dst.chunks_exact_mut(sw).enumerate() {
+            for (x, v) in row.iter_mut().enumerate() {
+                let mut sum = 0u32;
+                for dy in 0..factor {
+                    let line = &src[(y * factor + dy) * w + x * factor..][..factor];
+                    sum += line.iter().map(|&p| u32::from(p)).sum::<u32>();
+                }
+                *v = sum as f32 * scale;
+            }
+        }
+    }
+    (out, sh, sw)
+}
+
+/// The real images progressive growing trains on at one level: the batch shrunk to the level's
+/// size and, while that size fades in, blended with the next smaller size upsampled (nearest),
+/// `alpha x sharp + (1 - alpha) x coarse`, as G's images are blended. `factor` is the level's
+/// shrink factor (1: the full size). Returns `[N, 3, h, w]` floats and `h`, `w`.
+pub fn real_images_at(
+    pixels: &[u8],
+    n: usize,
+    [h, w]: [usize; 2],
+    factor: usize,
+    alpha: f32,
+) -> (Vec<f32>, usize, usize) {
+    let (mut sharp, sh, sw) = shrink_chw(pixels, n, h, w, factor);
+    if alpha < 1.0 {
+        let (coarse, _, cw) = shrink_chw(pixels, n, h, w, 2 * factor);
+        for (plane, coarse) in sharp
+            .chunks_exact_mut(sh * sw)
+            .zip(coarse.chunks_exact(sh * sw / 4))
+        {
+            for (i, v) in plane.iter_mut().enumerate() {
+                let c = coarse[(i / sw / 2) * cw + (i % sw) / 2];
+                *v = alpha * *v + (1.0 - alpha) * c;
+            }
+        }
+    }
+    (sharp, sh, sw)
+}

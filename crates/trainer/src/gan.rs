@@ -10,7 +10,7 @@ use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::activation::{sigmoid, softplus};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{DType, Distribution, Int, Tensor, TensorData};
-use facegan_model::{Discriminator, Generator};
+use facegan_model::{Discriminator, Generator, Level};
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -106,6 +106,10 @@ pub struct Gan<B: AutodiffBackend> {
     /// Fraction of the run done, in [0, 1]; set by the loop before each step (anneals the
     /// instance noise, decays the learning rates: [`TrainConfig::lr_scale`]).
     pub progress: f64,
+    /// The part of the networks that trains (progressive growing; the whole networks
+    /// otherwise): set by the loop before each step from the images shown
+    /// ([`TrainConfig::level_at`]). The real batch must be at its size.
+    pub level: Level,
     augment: DiffAugment,
     /// D updates made by this process's `step` calls since the step counter was last set (the
     /// R1 schedule); `step` sets it from the global step, so resume keeps the schedule.
@@ -183,6 +187,7 @@ impl<B: AutodiffBackend> Gan<B> {
             g_ema,
             cfg: cfg.clone(),
             progress: 0.0,
+            level: Level::full(&cfg.model),
             augment: DiffAugment::parse(&cfg.diffaugment).unwrap_or_default(),
             aug_rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             d_steps_done: 0,
@@ -201,6 +206,7 @@ impl<B: AutodiffBackend> Gan<B> {
             g_ema: self.g_ema.clone().map(|e| e.fork(device)),
             cfg: self.cfg.clone(),
             progress: self.progress,
+            level: self.level,
             augment: self.augment,
             d_steps_done: self.d_steps_done,
             aug_rng: self.aug_rng.clone(),
@@ -259,7 +265,7 @@ impl<B: AutodiffBackend> Gan<B> {
         z: Tensor<B, 2>,
         step: u64,
     ) -> StepStats<B> {
-        let fake = self.g.forward(z);
+        let fake = self.g.forward_at(z, self.level);
         let [loss_d, loss_g, d_real, d_fake] = match self.cfg.step {
             StepKind::Simultaneous => self.simultaneous_step(real, fake),
             StepKind::Alternating => {
@@ -294,19 +300,19 @@ impl<B: AutodiffBackend> Gan<B> {
         let device = real.device();
         let plain_real = real.clone().inner();
         let real = self.d_input(real);
-        let out_real = self.d.forward(real);
+        let out_real = self.d.forward_at(real, self.level);
         // One seed for the fake pass, so that D's and G's copies of it draw the same masks.
         let fake_pass_seed = self.aug_rng.next_u64();
         let aug_state = self.aug_rng.clone();
         B::seed(&device, fake_pass_seed);
         let fake_for_d = self.d_input(fake.clone().detach());
-        let out_fake = self.d.forward(fake_for_d);
+        let out_fake = self.d.forward_at(fake_for_d, self.level);
         let (grads_d, loss_d) = self.d_gradients(out_real.clone(), out_fake, plain_real);
 
         self.aug_rng = aug_state;
         B::seed(&device, fake_pass_seed);
         let fake_for_g = self.d_input(fake);
-        let out_g = self.d.frozen().forward(fake_for_g);
+        let out_g = self.d.frozen().forward_at(fake_for_g, self.level);
         let loss_g = g_loss(self.cfg.loss, out_g.clone());
         let grads_g = GradientsParams::from_grads(loss_g.backward(), &self.g);
 
@@ -331,8 +337,8 @@ impl<B: AutodiffBackend> Gan<B> {
         let plain_real = real.clone().inner();
         let real = self.d_input(real);
         let fake = self.d_input(fake.detach());
-        let out_real = self.d.forward(real);
-        let out_fake = self.d.forward(fake);
+        let out_real = self.d.forward_at(real, self.level);
+        let out_fake = self.d.forward_at(fake, self.level);
         let (grads, loss) = self.d_gradients(out_real.clone(), out_fake, plain_real);
         self.d = self.opt_d.step(self.lr_d(), self.d.clone(), grads);
         (loss, sigmoid(out_real.inner()).mean())
@@ -367,7 +373,7 @@ impl<B: AutodiffBackend> Gan<B> {
         fake: Tensor<B, 4>,
     ) -> (Tensor<B::InnerBackend, 1>, Tensor<B::InnerBackend, 1>) {
         let fake = self.d_input(fake);
-        let out = self.d.forward(fake);
+        let out = self.d.forward_at(fake, self.level);
         let loss = g_loss(self.cfg.loss, out.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &self.g);
         let grads = parallel::mean_gradients(self.peer, grads, &self.g);

@@ -6,19 +6,26 @@
 //! `facegan eval` reports for the same weights (the end-to-end test checks this).
 //!
 //! The holdout's pyramids and the train-vs-holdout floor are computed once, when training starts;
-//! each probe then costs one batched G forward, the fakes' pyramids and one SWD.
+//! each probe then costs one batched G forward, the fakes' pyramids and one SWD. A growing run
+//! (progressive growing) is scored below its full size against the holdout shrunk to that size
+//! (2x2-block means, as its real images), with a floor at that size, each made on first use.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use burn::tensor::backend::Backend;
 use facegan_metrics::swd::{self, sample_ids, to_planes, Planes, SwdResult};
-use facegan_model::generator::{generate_batched, seeded_latents};
-use facegan_model::Generator;
+use facegan_model::generator::{generate_batched_at, seeded_latents};
+use facegan_model::{Generator, Level, ModelConfig};
 pub use facegan_rundir::quality_csv::{read_quality, write_quality, QualityPoint};
 use facegan_shard::{Shard, Split};
 
 /// `facegan eval`'s default seed: the probe uses the same holdout sample and latents.
 pub const EVAL_SEED: u64 = 7;
+
+/// The holdout's pyramids at one size, and the train-vs-holdout floor there.
+type Reference = (Vec<Vec<Planes>>, SwdResult);
 
 /// What the probe compares against, prepared once per training process.
 pub struct QualityProbe {
@@ -28,6 +35,39 @@ pub struct QualityProbe {
     latent: usize,
     h: usize,
     w: usize,
+    shard: Arc<Shard>,
+    holdout_ids: Vec<usize>,
+    train_ids: Vec<usize>,
+    /// The holdout's pyramids and the floor at smaller sizes, by shrink factor (made on first
+    /// use).
+    smaller: Mutex<HashMap<usize, Arc<Reference>>>,
+}
+
+/// One probe's result: the score, the floor it is measured against, and the size it scored
+/// (`None`: the full size).
+pub struct ProbeScore {
+    pub swd: SwdResult,
+    pub floor: SwdResult,
+    pub size: Option<(usize, usize)>,
+    pub seconds: f64,
+}
+
+/// `[3, H, W]` planes of `pixels` (HWC u8) shrunk `factor` times (means of `factor x factor`
+/// blocks), on the [0, 255] scale.
+fn shrunk_planes(pixels: &[u8], h: usize, w: usize, factor: usize) -> Planes {
+    let (sh, sw) = (h / factor, w / factor);
+    let mut data = vec![0f32; 3 * sh * sw];
+    for y in 0..sh * factor {
+        for x in 0..sw * factor {
+            for c in 0..3 {
+                data[(c * sh + y / factor) * sw + x / factor] +=
+                    f32::from(pixels[(y * w + x) * 3 + c]);
+            }
+        }
+    }
+    let scale = 1.0 / (factor * factor) as f32;
+    data.iter_mut().for_each(|v| *v *= scale);
+    Planes::new(sh, sw, data)
 }
 
 impl QualityProbe {
@@ -35,7 +75,7 @@ impl QualityProbe {
     /// Reseeds the backend RNG (for the latents): call it before training steps, which reseed
     /// it themselves every step.
     pub fn new<B: Backend>(
-        shard: &Shard,
+        shard: &Arc<Shard>,
         latent: usize,
         max_images: usize,
         device: &B::Device,
@@ -47,16 +87,9 @@ impl QualityProbe {
             return None;
         }
         let (h, w) = (shard.height(), shard.width());
-        let pyramids_of = |ids: &[usize]| {
-            let planes: Vec<Planes> = ids
-                .iter()
-                .map(|&i| Planes::from_hwc_u8(h, w, shard.image(i)))
-                .collect();
-            swd::pyramids(&planes)
-        };
-        let holdout = pyramids_of(&sample_ids(&holdout, n, EVAL_SEED ^ 1));
-        let train = pyramids_of(&sample_ids(&train, n, EVAL_SEED ^ 2));
-        let floor = swd::swd_with_spread(&train, &holdout, EVAL_SEED, swd::SPREAD_ROUNDS);
+        let holdout_ids = sample_ids(&holdout, n, EVAL_SEED ^ 1);
+        let train_ids = sample_ids(&train, n, EVAL_SEED ^ 2);
+        let (holdout, floor) = pyramids_and_floor(shard, &holdout_ids, &train_ids, 1);
         Some(QualityProbe {
             holdout,
             floor,
@@ -64,6 +97,10 @@ impl QualityProbe {
             latent,
             h,
             w,
+            shard: shard.clone(),
+            holdout_ids,
+            train_ids,
+            smaller: Mutex::new(HashMap::new()),
         })
     }
 
@@ -79,13 +116,78 @@ impl QualityProbe {
 
     /// Scores `g` (use an inference-mode generator) against the holdout, with the score's spread.
     pub fn score<B: Backend>(&self, g: &Generator<B>, device: &B::Device) -> (SwdResult, f64) {
-        let t = Instant::now();
-        let fakes = generate_batched(g, &self.latents, self.latent, 64, device);
-        let fake = swd::pyramids(&to_planes(&fakes, self.h, self.w));
-        let result =
-            swd::swd_with_spread(&fake, &self.holdout, EVAL_SEED, swd::PROBE_SPREAD_ROUNDS);
-        (result, t.elapsed().as_secs_f64())
+        let s = self.score_at(g, g.full_level(), None, device);
+        (s.swd, s.seconds)
     }
+
+    /// Scores `g` at `level` (`model` gives its size; `None` or the full level: the full
+    /// size) against the holdout at that size, with the score's spread and that size's floor.
+    pub fn score_at<B: Backend>(
+        &self,
+        g: &Generator<B>,
+        level: Level,
+        model: Option<&ModelConfig>,
+        device: &B::Device,
+    ) -> ProbeScore {
+        let t = Instant::now();
+        let (h, w) = model.map_or((self.h, self.w), |m| level.size(m));
+        let factor = self.h / h;
+        let smaller = (factor > 1).then(|| self.smaller_size(factor));
+        let (holdout, floor) = match &smaller {
+            Some(s) => (&s.0, &s.1),
+            None => (&self.holdout, &self.floor),
+        };
+        let fakes = generate_batched_at(g, &self.latents, self.latent, 64, level, device);
+        let fake = swd::pyramids(&to_planes(&fakes, h, w));
+        let swd = swd::swd_with_spread(&fake, holdout, EVAL_SEED, swd::PROBE_SPREAD_ROUNDS);
+        ProbeScore {
+            swd,
+            floor: floor.clone(),
+            size: (factor > 1 || level.fading()).then_some((h, w)),
+            seconds: t.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// The holdout's pyramids and the floor at `factor` times smaller, made once.
+    fn smaller_size(&self, factor: usize) -> Arc<Reference> {
+        let mut cache = self.smaller.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry(factor)
+            .or_insert_with(|| {
+                Arc::new(pyramids_and_floor(
+                    &self.shard,
+                    &self.holdout_ids,
+                    &self.train_ids,
+                    factor,
+                ))
+            })
+            .clone()
+    }
+}
+
+/// The holdout images' pyramids and the train-vs-holdout floor (with its spread), at the
+/// shard's size shrunk `factor` times.
+fn pyramids_and_floor(
+    shard: &Shard,
+    holdout_ids: &[usize],
+    train_ids: &[usize],
+    factor: usize,
+) -> Reference {
+    let (h, w) = (shard.height(), shard.width());
+    let pyramids_of = |ids: &[usize]| {
+        let planes: Vec<Planes> = ids
+            .iter()
+            .map(|&i| match factor {
+                1 => Planes::from_hwc_u8(h, w, shard.image(i)),
+                f => shrunk_planes(shard.image(i), h, w, f),
+            })
+            .collect();
+        swd::pyramids(&planes)
+    };
+    let holdout = pyramids_of(holdout_ids);
+    let train = pyramids_of(train_ids);
+    let floor = swd::swd_with_spread(&train, &holdout, EVAL_SEED, swd::SPREAD_ROUNDS);
+    (holdout, floor)
 }
 
 /// When the next probe is due: every `every` images, postponed while the time trained since the

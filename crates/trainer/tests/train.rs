@@ -931,3 +931,65 @@ fn damaged_checkpoints_are_skipped_and_damaged_shards_refused() {
     let err = train::<AD>(&o, &Default::default()).unwrap_err();
     assert!(err.to_string().contains("checksum"), "{err}");
 }
+
+/// A growing model's schedule (8x8 for 24 images, then 16x16 fading in over 40): a run stopped
+/// mid-fade (32 images) resumes bit-exactly.
+#[test]
+fn resume_is_bit_exact_mid_fade_of_a_growing_run() {
+    let mut cfg = TrainConfig::preset("tiny").unwrap();
+    cfg.model.progressive = true;
+    cfg.ema_beta = 0.99;
+    cfg.grow = Some(facegan_trainer::config::GrowSchedule {
+        sizes: vec![[8, 8], [16, 16]],
+        images: vec![24],
+        fade: 40,
+    });
+    let level = cfg.level_at(32);
+    assert_eq!((level.steps, level.alpha), (2, 0.2));
+    check_resume_is_bit_exact(cfg);
+}
+
+/// A growing run's probes score each phase at its own size against the holdout at that size
+/// (`size` in `quality.csv`), only full-size probes compete for `best`, and a checkpoint from
+/// before the full size runs alone is refused by the commands that sample it, naming the size.
+#[test]
+fn a_growing_run_probes_each_size_and_refuses_to_sample_before_it_has_grown() {
+    let _turn = rng_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let shard = tiny_shard(dir.path(), 60);
+    let mut cfg = TrainConfig::preset("tiny").unwrap();
+    cfg.model.progressive = true;
+    cfg.epochs = 3;
+    cfg.batch = 8;
+    cfg.eval_every = 8;
+    cfg.grow = Some(facegan_trainer::config::GrowSchedule {
+        sizes: vec![[8, 8], [16, 16]],
+        images: vec![48],
+        fade: 48,
+    });
+    let run = dir.path().join("run");
+    let mut o = opts(&shard, &run, cfg.clone());
+    o.max_steps = Some(2);
+    train::<AD>(&o, &Default::default()).unwrap();
+    let e = facegan_rundir::find_checkpoint(&run, facegan_rundir::CheckpointChoice::Latest)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("still growing") && e.contains("8x8") && e.contains("96 images"),
+        "{e}"
+    );
+    o.max_steps = None;
+    let summary = train::<AD>(&o, &Default::default()).unwrap();
+    let curve = facegan_trainer::quality::read_quality(&run.join("quality.csv")).unwrap();
+    assert_eq!(curve[0].size, "8x8", "{curve:?}");
+    let last = curve.last().unwrap();
+    assert!(last.at_full_size() && last.images_seen == summary.state.images_seen);
+    assert!(curve.iter().all(|q| q.swd > 0.0 && q.floor > 0.0));
+    let best = summary.state.best.expect("a full-size best");
+    assert!(curve
+        .iter()
+        .any(|q| q.at_full_size() && q.images_seen == best.images_seen));
+    assert!(
+        facegan_rundir::find_checkpoint(&run, facegan_rundir::CheckpointChoice::Latest).is_ok()
+    );
+}

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
 use facegan_common::images::{grid_from_chw, save_png};
 use facegan_common::progress::{progress_bar, ProgressBar};
 use facegan_shard::Shard;
@@ -23,7 +23,7 @@ use facegan_shard::Shard;
 use crate::artifacts;
 use crate::checkpoint::{self, EpochSums, TrainState};
 use crate::config::TrainConfig;
-use crate::data::{epoch_order, Prefetcher};
+use crate::data::{epoch_order, real_images_at, Prefetcher};
 use crate::gan::{upload_images, Gan};
 use crate::metrics_csv::{write_metrics, EpochMetrics};
 use crate::options::{TrainOptions, TrainOutcome, TrainSummary, GRID_SIZE, TIME_BOUND_EPOCHS};
@@ -192,6 +192,9 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             self.state.batch_in_epoch,
         );
         for batch in batches {
+            // Progressive growing: the size and fade the networks train at, from the images
+            // shown (the full networks when the config does not grow).
+            self.gan.level = cfg.level_at(self.state.images_seen);
             let real = self.upload_own_rows(batch.pixels);
             // A test seam, empty in normal use: faults a test injects at this step.
             let real = self
@@ -241,9 +244,11 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         self.checkpoint_after_epoch(epoch)
     }
 
-    /// This peer's rows of a batch (all of them on one device), uploaded as `[n, 3, h, w]`.
+    /// This peer's rows of a batch (all of them on one device), uploaded as `[n, 3, h, w]` at
+    /// the size of the level the networks train at (see [`real_images_at`]).
     fn upload_own_rows(&self, pixels: Vec<u8>) -> Tensor<B, 4> {
-        let (h, w) = (self.cfg.model.height, self.cfg.model.width);
+        let model = &self.cfg.model;
+        let (h, w) = (model.height, model.width);
         let rows = self.gan.peer.rows(self.cfg.batch);
         let pixels = if self.gan.peer.is_solo() {
             pixels
@@ -251,7 +256,16 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             let image_bytes = 3 * h * w;
             pixels[rows.start * image_bytes..rows.end * image_bytes].to_vec()
         };
-        upload_images::<B>(pixels, rows.len(), h, w, self.device)
+        let level = self.gan.level;
+        if level.is_full(model) {
+            return upload_images::<B>(pixels, rows.len(), h, w, self.device);
+        }
+        let factor = h / level.size(model).0;
+        let (images, sh, sw) = real_images_at(&pixels, rows.len(), [h, w], factor, level.alpha);
+        Tensor::from_data(
+            TensorData::new(images, [rows.len(), 3, sh, sw]),
+            self.device,
+        )
     }
 
     /// After an epoch: a checkpoint when one is due or training stops; `Some` when it stops.
@@ -488,27 +502,43 @@ fn lr_note(cfg: &TrainConfig, progress: f64) -> String {
     }
 }
 
-/// Renders the 8x8 grid of the fixed noise with the generator in eval mode.
+/// Renders the 8x8 grid of the fixed noise with the generator in eval mode, at the level it
+/// trains at: a growing run's smaller images are drawn at the full size (each pixel a block),
+/// so every grid of the run, and `progress.gif`, has one size.
 pub fn sample_grid<B: AutodiffBackend>(
     gan: &Gan<B>,
     fixed: &[f32],
     device: &B::Device,
 ) -> image::RgbImage {
     let g = gan.generator_eval();
-    let data = facegan_model::generator::generate_batched(
+    let model = &gan.cfg.model;
+    let data = facegan_model::generator::generate_batched_at(
         &g,
         fixed,
-        gan.cfg.model.latent,
+        model.latent,
         GRID_SIZE,
+        gan.level,
         device,
     );
-    grid_from_chw(
-        &data,
-        GRID_SIZE,
-        gan.cfg.model.height,
-        gan.cfg.model.width,
-        8,
-    )
+    let (h, w) = gan.level.size(model);
+    let data = upsample_chw(&data, h, w, model.height / h);
+    grid_from_chw(&data, GRID_SIZE, model.height, model.width, 8)
+}
+
+/// `[N, C, h, w]` floats with every pixel repeated in a `factor x factor` block.
+fn upsample_chw(data: &[f32], h: usize, w: usize, factor: usize) -> Vec<f32> {
+    if factor == 1 {
+        return data.to_vec();
+    }
+    let (bh, bw) = (h * factor, w * factor);
+    let mut out = Vec::with_capacity(data.len() * factor * factor);
+    for plane in data.chunks_exact(h * w) {
+        for y in 0..bh {
+            let row = &plane[(y / factor) * w..][..w];
+            out.extend((0..bw).map(|x| row[x / factor]));
+        }
+    }
+    out
 }
 
 /// "/EPOCHS" after an epoch number, or the time budget when time, not epochs, ends the run.

@@ -45,8 +45,10 @@ impl<B: AutodiffBackend> Session<'_, B> {
     }
 }
 
-/// Scores the sampling generator, appends the point to `quality.csv` and `train.log`, and keeps
-/// `checkpoints/best/` when the score is the run's best so far. Returns the new point.
+/// Scores the sampling generator (at the level it trains at: a growing run's smaller phases
+/// against the holdout at that size, said in the point's `size`), appends the point to
+/// `quality.csv` and `train.log`, and keeps `checkpoints/best/` when a full-size score is the
+/// run's best so far. Returns the new point.
 fn run_probe<B: AutodiffBackend>(
     run: &Path,
     probe: &QualityProbe,
@@ -56,8 +58,15 @@ fn run_probe<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<QualityPoint> {
     let g = gan.generator_eval();
-    let (score, seconds) = probe.score::<B::InnerBackend>(&g, device);
-    let floor = probe.floor();
+    let level = gan.level;
+    let scored = probe.score_at::<B::InnerBackend>(&g, level, Some(&gan.cfg.model), device);
+    let (score, floor, seconds) = (&scored.swd, &scored.floor, scored.seconds);
+    let size = scored
+        .size
+        .map_or(String::new(), |(h, w)| match level.fading() {
+            true => format!("{h}x{w} fading {:.2}", level.alpha),
+            false => format!("{h}x{w}"),
+        });
     let every = state.config.eval_every.max(1);
     state.next_probe_at = (state.images_seen / every + 1) * every;
     let point = QualityPoint {
@@ -72,11 +81,13 @@ fn run_probe<B: AutodiffBackend>(
         swd_std: score.spread.as_ref().map_or(0.0, |s| s.average),
         swd_finest_std: score.spread.as_ref().map_or(0.0, |s| s.per_level[0]),
         floor_std: floor.spread.as_ref().map_or(0.0, |s| s.average),
+        size,
     };
     curve.retain(|q| q.images_seen != point.images_seen);
     curve.push(point.clone());
     quality::write_quality(&run.join("quality.csv"), curve)?;
-    if is_new_best(point.swd, state.best.as_ref()) {
+    // Only the full size competes for `best`: a smaller phase scores other images.
+    if point.at_full_size() && is_new_best(point.swd, state.best.as_ref()) {
         state.best = Some(BestScore {
             swd: point.swd,
             step: point.step,
@@ -97,9 +108,13 @@ fn is_new_best(swd: f64, best: Option<&BestScore>) -> bool {
 fn probe_line(q: &QualityPoint, state: &TrainState) -> String {
     let best = state.best.as_ref();
     format!(
-        "quality at {} images ({:.1} min): SWD {:.1} (finest {:.1}), {:.2}x the floor {:.1}{}",
+        "quality at {} images ({:.1} min){}: SWD {:.1} (finest {:.1}), {:.2}x the floor {:.1}{}",
         q.images_seen,
         q.train_minutes,
+        match q.at_full_size() {
+            true => String::new(),
+            false => format!(" at {}", q.size),
+        },
         q.swd,
         q.swd_finest,
         q.swd / q.floor.max(1e-9),
