@@ -114,14 +114,9 @@ impl QualityProbe {
         &self.floor
     }
 
-    /// Scores `g` (use an inference-mode generator) against the holdout, with the score's spread.
-    pub fn score<B: Backend>(&self, g: &Generator<B>, device: &B::Device) -> (SwdResult, f64) {
-        let s = self.score_at(g, g.full_level(), None, device);
-        (s.swd, s.seconds)
-    }
-
-    /// Scores `g` at `level` (`model` gives its size; `None` or the full level: the full
-    /// size) against the holdout at that size, with the score's spread and that size's floor.
+    /// Scores `g` (use an inference-mode generator) at `level` (`model` gives its size; `None`
+    /// or the full level: the full size) against the holdout at that size, with the score's
+    /// spread and that size's floor.
     pub fn score_at<B: Backend>(
         &self,
         g: &Generator<B>,
