@@ -7,20 +7,22 @@
 #     scored against 2,000 other synthetic faces.
 # The source run is faces48 trained on the source part; every small-set run trains faces48 for
 # the same number of images, from scratch or `--init-from` the source (G, its EMA and D; fresh
-# optimizers). IMAGES defaults to 15 quiet minutes of faces48 on a 2-core CPU (126.3 img/s x 900 s
-# = 113,700), for the source and for each small-set run. Two single-thread jobs at a time. Stop it
+# optimizers). The source trains for SOURCE_IMAGES (default 15 quiet minutes of faces48 on a
+# 2-core CPU: 126.3 img/s x 900 s = 113,700) on both cores; then the four small-set runs train for
+# IMAGES each (default 10 quiet minutes, 75,800), two single-thread jobs at a time. Stop it
 # at any time: rerunning it resumes every run from its last checkpoint, and a finished run trains
 # nothing. Each small-set run is then scored by `facegan eval` (its held-out set, 2,000 per side,
 # with the memorisation check), and `facegan compare` draws their quality curves.
 #
 #   experiments/finetune.sh [CELEBA_8K_DIR]      (default ../shared/datasets/celeba-8k)
-#   IMAGES=37900 experiments/finetune.sh          (5 quiet minutes per run)
+#   IMAGES=37900 experiments/finetune.sh          (5 quiet minutes per small-set run)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 bin="${FACEGAN_BIN:-target/release/facegan}"
 celeba="$(cd "${1:-../shared/datasets/celeba-8k}" && pwd)"
-images="${IMAGES:-113700}"
+images="${IMAGES:-75800}"
+source_images="${SOURCE_IMAGES:-113700}"
 data=data/finetune
 runs=runs/finetune
 [ -x "$bin" ] || { echo "finetune: no binary at $bin (make build, or set FACEGAN_BIN)" >&2; exit 1; }
@@ -62,26 +64,26 @@ shard "$data/photos-source" "$data/photos-source.shard"
 shard "$data/photos-small" "$data/photos-small.shard"
 shard "$data/synth-small" "$data/synth-small.shard"
 
-# One run to IMAGES (faces48, seed 0, one rayon thread), keeping the checkpoints at a third, two
-# thirds and all of the budget for the grids.
-train() { # RUN SHARD [ARGS...]
-  local run=$1 shard=$2; shift 2
-  echo "$(date +%T) $run: faces48 to $images images $*"
+# One run (faces48, seed 0) to COUNT images on THREADS rayon threads, keeping the checkpoints at
+# a third, two thirds and all of the budget for the grids.
+train() { # RUN SHARD COUNT THREADS [ARGS...]
+  local run=$1 shard=$2 count=$3 threads=$4; shift 4
+  echo "$(date +%T) $run: faces48 to $count images $*"
   echo "== $(date '+%F %T') $bin" >>"$run.log"
-  RAYON_NUM_THREADS=1 nice -n 10 "$bin" train --data "$shard" --run "$run" --preset faces48 \
-    --epochs 100000 --seed 0 --max-images "$images" \
-    --keep-at "$((images / 300 * 100)),$((images * 2 / 300 * 100)),$images" "$@" >>"$run.log" 2>&1 \
+  RAYON_NUM_THREADS=$threads nice -n 10 "$bin" train --data "$shard" --run "$run" --preset faces48 \
+    --epochs 100000 --seed 0 --max-images "$count" \
+    --keep-at "$((count / 300 * 100)),$((count * 2 / 300 * 100)),$count" "$@" >>"$run.log" 2>&1 \
     || { echo "$(date +%T) $run: failed (see $run.log)" >&2; return 1; }
   echo "$(date +%T) $run: done"
 }
 
-from="$runs/source:images:$images"
-(train "$runs/source" "$data/photos-source.shard" &&
-  train "$runs/photos-tuned" "$data/photos-small.shard" --init-from "$from" &&
-  train "$runs/synth-tuned" "$data/synth-small.shard" --init-from "$from") &
+from="$runs/source:images:$source_images"
+train "$runs/source" "$data/photos-source.shard" "$source_images" 2
+(train "$runs/photos-tuned" "$data/photos-small.shard" "$images" 1 --init-from "$from" &&
+  train "$runs/synth-tuned" "$data/synth-small.shard" "$images" 1 --init-from "$from") &
 lane=$!
-train "$runs/photos-scratch" "$data/photos-small.shard"
-train "$runs/synth-scratch" "$data/synth-small.shard"
+train "$runs/photos-scratch" "$data/photos-small.shard" "$images" 1
+train "$runs/synth-scratch" "$data/synth-small.shard" "$images" 1
 wait "$lane"
 
 for r in photos-scratch photos-tuned synth-scratch synth-tuned; do

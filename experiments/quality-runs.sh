@@ -17,7 +17,9 @@
 # A JOBFILE line is: RUN_DIR SHARD PRESET SEED IMAGES [IMG_PER_S [LABEL]], where PRESET may be a
 # config file (*.toml; its `epochs` should cover IMAGES); `#` starts a comment line. Each job
 # trains with `--max-images IMAGES` (at any batch size) and keeps the checkpoints at 15, 30, 60
-# and 180 quiet minutes (`--keep-at`, from IMG_PER_S). LABEL is for the report.
+# and 180 quiet minutes (`--keep-at`, from IMG_PER_S). A recipe whose speed changes during the
+# run (a growing one) gives those four image counts instead of one speed, comma-separated
+# (A,B,C,D). LABEL is for the report.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -47,7 +49,9 @@ one() { # RUN SHARD PRESET SEED IMAGES [IMG_PER_S [LABEL]]
   # The checkpoints the results pages show are kept for good: those at 15, 30, 60 and 180
   # quiet minutes (IMG_PER_S x 60 x minutes, rounded to the hundred) within the budget.
   local keep=() speed=${6:-} m k rc
-  if [ -n "$speed" ]; then
+  if [[ $speed == *,* ]]; then
+    for k in ${speed//,/ }; do [ "$k" -le "$images" ] && keep+=("$k"); done
+  elif [ -n "$speed" ]; then
     for m in 15 30 60 180; do
       k=$(python3 -c "print(round($speed * 60 * $m / 100) * 100)")
       [ "$k" -le "$images" ] && keep+=("$k")

@@ -52,12 +52,39 @@ def read_protocol(path):
                 continue
             fields = line.split()
             run, shard, preset, seed, images, speed = fields[:6]
+            # One quiet speed, or (a growing recipe) the image counts of 15, 30, 60, 180 minutes.
+            counts = [int(c) for c in speed.split(",")] if "," in speed else None
             runs.append(
                 dict(run=run, shard=shard, preset=preset, seed=int(seed),
-                     images=int(images), speed=float(speed),
-                     label=fields[6] if len(fields) > 6 else None)
+                     images=int(images), speed=None if counts else float(speed),
+                     counts=counts, label=fields[6] if len(fields) > 6 else None)
             )
     return runs
+
+
+KEPT_MINUTES = (15, 30, 60, 180)
+
+
+def images_at(r, minutes):
+    """Images the run shows in MINUTES quiet minutes."""
+    if r["speed"] is not None:
+        return r["speed"] * 60 * minutes
+    return _interpolate(minutes, (0,) + KEPT_MINUTES, [0] + r["counts"])
+
+
+def quiet_minutes(r, images):
+    """Quiet minutes the run takes to show IMAGES (a growing recipe: interpolated between the
+    counts its job line gives)."""
+    if r["speed"] is not None:
+        return images / r["speed"] / 60
+    return _interpolate(images, [0] + r["counts"], (0,) + KEPT_MINUTES)
+
+
+def _interpolate(x, xs, ys):
+    """Piecewise-linear y(x) through (xs, ys), extended past the last two points."""
+    for i in range(1, len(xs)):
+        if x <= xs[i] or i == len(xs) - 1:
+            return ys[i - 1] + (ys[i] - ys[i - 1]) * (x - xs[i - 1]) / (xs[i] - xs[i - 1])
 
 
 def latest_checkpoint(run):
@@ -119,7 +146,7 @@ def row(r, rep, note=""):
     images = rep["checkpoint"]["images_seen"]
     acc = rep["d_accuracy_holdout"]
     finest, finest_floor = fake["per_level"][0], floor["per_level"][0]  # level 0: full size
-    return (f"| {os.path.basename(r['run'])} | {images:,} | {images / r['speed'] / 60:.1f} | "
+    return (f"| {os.path.basename(r['run'])} | {images:,} | {quiet_minutes(r, images):.1f} | "
             f"**{fake['average']:.2f}** | {fake['average'] / floor['average']:.2f} | "
             f"{finest:.2f} | {finest / finest_floor:.2f} | {acc['balanced']:.3f} | {note} |")
 
@@ -155,7 +182,7 @@ def grids(py, r, results, minutes_list=(15, 30, 60)):
     with open(os.path.join(r["run"], "metrics.csv")) as f:
         per_epoch = int(f.readlines()[1].split(",")[2])  # images_seen after epoch 1
     for minutes in minutes_list:
-        epoch = round(r["speed"] * 60 * minutes / per_epoch)
+        epoch = round(images_at(r, minutes) / per_epoch)
         # A run stopped by --max-images mid-epoch has no sample for its last, partial epoch.
         while epoch > 0 and not os.path.exists(sample(r, epoch)):
             epoch -= 1

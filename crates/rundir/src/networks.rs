@@ -2,11 +2,11 @@
 //! an earlier one ([`facegan_model::legacy`], G and D), every tensor's shape checked against the run's
 //! config. (Writing them, and the optimizers, is the trainer's.)
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
+use burn::record::{BinFileRecorder, FullPrecisionSettings, Record, Recorder};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use facegan_model::discriminator::DiscriminatorRecord;
@@ -31,25 +31,51 @@ pub fn load_generator_file<B: Backend>(
     cfg: &TrainConfig,
     device: &B::Device,
 ) -> Result<Generator<B>> {
+    let older: [OlderLayout<B, GeneratorRecord<B>>; 2] = [
+        load_older::<B, GeneratorRecordV2<B>, _>,
+        load_older::<B, GeneratorRecordV1<B>, _>,
+    ];
     let fresh = Generator::new(&cfg.model, device);
+    load_in_any_layout(dir, stem, stem, fresh, &older, device)
+}
+
+/// Reads a record file written in one earlier layout and converts it to today's; `None` when
+/// the file is not in that layout.
+type OlderLayout<B, R> = fn(PathBuf, &burn::tensor::Device<B>) -> Option<R>;
+
+fn load_older<B: Backend, Old: Record<B> + Into<New>, New>(
+    path: PathBuf,
+    device: &B::Device,
+) -> Option<New> {
+    Rec::new().load::<Old>(path, device).ok().map(Into::into)
+}
+
+/// Loads `dir/stem` into `fresh`: a record in today's layout, else the first of `older` that
+/// reads it; then checks every tensor's shape against `fresh`'s. An error names `what` and
+/// today's layout's reason when no layout reads the file.
+fn load_in_any_layout<B: Backend, M: Module<B>>(
+    dir: &Path,
+    stem: &str,
+    what: &str,
+    fresh: M,
+    older: &[OlderLayout<B, M::Record>],
+    device: &B::Device,
+) -> Result<M> {
     let shapes = param_shapes(&fresh);
     let path = dir.join(stem);
-    let record: GeneratorRecord<B> = match Rec::new().load(path.clone(), device) {
+    let record = match Rec::new().load::<M::Record>(path.clone(), device) {
         Ok(record) => record,
-        Err(current) => match Rec::new().load::<GeneratorRecordV2<B>>(path.clone(), device) {
-            Ok(v2) => v2.into(),
-            Err(_) => match Rec::new().load::<GeneratorRecordV1<B>>(path, device) {
-                Ok(v1) => v1.into(),
-                Err(_) => {
-                    return Err(anyhow::Error::new(current)
-                        .context(format!("{}: cannot load {stem}", dir.display())))
-                }
-            },
+        Err(current) => match older.iter().find_map(|load| load(path.clone(), device)) {
+            Some(record) => record,
+            None => {
+                return Err(anyhow::Error::new(current)
+                    .context(format!("{}: cannot load {what}", dir.display())))
+            }
         },
     };
-    let g = fresh.load_record(record);
-    check_shapes(dir, stem, &shapes, &param_shapes(&g))?;
-    Ok(g)
+    let module = fresh.load_record(record);
+    check_shapes(dir, what, &shapes, &param_shapes(&module))?;
+    Ok(module)
 }
 
 /// The shape of every parameter and buffer of a module, in visiting order.
@@ -108,26 +134,21 @@ pub fn load_sampling_generator<B: Backend>(
     }
 }
 
-/// Loads the discriminator of a checkpoint onto any backend.
+/// Loads the discriminator of a checkpoint (today's layout or v2) onto any backend.
 pub fn load_discriminator<B: Backend>(
     dir: &Path,
     cfg: &TrainConfig,
     device: &B::Device,
 ) -> Result<Discriminator<B>> {
+    let older: [OlderLayout<B, DiscriminatorRecord<B>>; 1] =
+        [load_older::<B, DiscriminatorRecordV2<B>, _>];
     let fresh = Discriminator::new(&cfg.model, device);
-    let shapes = param_shapes(&fresh);
-    let path = dir.join("discriminator");
-    let record: DiscriminatorRecord<B> = match Rec::new().load(path.clone(), device) {
-        Ok(record) => record,
-        Err(current) => match Rec::new().load::<DiscriminatorRecordV2<B>>(path, device) {
-            Ok(v2) => v2.into(),
-            Err(_) => {
-                return Err(anyhow::Error::new(current)
-                    .context(format!("{}: cannot load the discriminator", dir.display())))
-            }
-        },
-    };
-    let d = fresh.load_record(record);
-    check_shapes(dir, "the discriminator", &shapes, &param_shapes(&d))?;
-    Ok(d)
+    load_in_any_layout(
+        dir,
+        "discriminator",
+        "the discriminator",
+        fresh,
+        &older,
+        device,
+    )
 }
