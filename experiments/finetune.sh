@@ -12,7 +12,8 @@
 # IMAGES each (default 10 quiet minutes, 75,800), two single-thread jobs at a time. Stop it
 # at any time: rerunning it resumes every run from its last checkpoint, and a finished run trains
 # nothing. Each small-set run is then scored by `facegan eval` (its held-out set, 2,000 per side,
-# with the memorisation check), and `facegan compare` draws their quality curves.
+# with the memorisation check), `facegan compare` draws their quality curves, and
+# experiments/side_by_side.py puts each pair's samples (the same latents) side by side.
 #
 #   experiments/finetune.sh [CELEBA_8K_DIR]      (default ../shared/datasets/celeba-8k)
 #   IMAGES=37900 experiments/finetune.sh          (5 quiet minutes per small-set run)
@@ -91,4 +92,18 @@ for r in photos-scratch photos-tuned synth-scratch synth-tuned; do
 done
 "$bin" compare "$runs/photos-scratch" "$runs/photos-tuned" --out "$runs/compare-photos"
 "$bin" compare "$runs/synth-scratch" "$runs/synth-tuned" --out "$runs/compare-synth"
-echo "finetune: scored; the reports are $runs/*/eval/report.html, the curves $runs/compare-*"
+# The pictures of docs/results.md: the same 32 latents (seed 7) from scratch and fine-tuned, at a
+# third of the budget and at its end, side by side.
+py="$(tools/venv.sh pillow)"
+for set in photos synth; do
+  for at in "$((images / 300 * 100))" "$images"; do
+    for r in scratch tuned; do
+      "$bin" sample --run "$runs/$set-$r" --checkpoint "images:$at" --n 32 --seed 7 \
+        --out "$runs/$set-$r/sample-$at.png" >/dev/null
+    done
+    "$py" experiments/side_by_side.py "$runs/compare-$set/grids-$at.png" \
+      "from scratch, $at images=$runs/$set-scratch/sample-$at.png" \
+      "fine-tuned, $at images=$runs/$set-tuned/sample-$at.png"
+  done
+done
+echo "finetune: scored; the reports are $runs/*/eval/report.html, the curves and grids $runs/compare-*"
