@@ -11,9 +11,10 @@
 # 2-core CPU: 126.3 img/s x 900 s = 113,700) on both cores; then the four small-set runs train for
 # IMAGES each (default 10 quiet minutes, 75,800), two single-thread jobs at a time. Stop it
 # at any time: rerunning it resumes every run from its last checkpoint, and a finished run trains
-# nothing. Each small-set run is then scored by `facegan eval` (its held-out set, 2,000 per side,
-# with the memorisation check), `facegan compare` draws their quality curves, and
-# experiments/side_by_side.py puts each pair's samples (the same latents) side by side.
+# nothing. Each small-set run is then scored by `facegan eval` at the checkpoints it kept (its
+# held-out set, 2,000 per side, with the memorisation check), `facegan compare` and
+# experiments/finetune_chart.py draw their quality curves, and experiments/side_by_side.py puts
+# each pair's samples (the same latents) side by side.
 #
 #   experiments/finetune.sh [CELEBA_8K_DIR]      (default ../shared/datasets/celeba-8k)
 #   IMAGES=37900 experiments/finetune.sh          (5 quiet minutes per small-set run)
@@ -87,15 +88,34 @@ train "$runs/photos-scratch" "$data/photos-small.shard" "$images" 1
 train "$runs/synth-scratch" "$data/synth-small.shard" "$images" 1
 wait "$lane"
 
-for r in photos-scratch photos-tuned synth-scratch synth-tuned; do
-  [ -f "$runs/$r/eval/report.json" ] || "$bin" eval --run "$runs/$r" --n 2000 >>"$runs/$r.log" 2>&1
-done
+# Scores: each small-set run at the checkpoints it kept (a third, two thirds and all of the
+# budget), 2,000 faces per side against its evaluation set, with the memorisation check; the
+# report of each count goes to RUN/eval-COUNT. Two runs are scored at a time.
+score() { # RUN
+  local run=$1 at
+  for at in "$((images / 300 * 100))" "$((images * 2 / 300 * 100))" "$images"; do
+    [ -f "$run/eval-$at/report.json" ] && continue
+    rm -rf "$run/eval"
+    RAYON_NUM_THREADS=1 "$bin" eval --run "$run" --checkpoint "images:$at" --n 2000 >>"$run.log" 2>&1 \
+      || { echo "$(date +%T) $run: eval at $at images failed (see $run.log)" >&2; return 1; }
+    mv "$run/eval" "$run/eval-$at"
+  done
+}
+(score "$runs/photos-scratch" && score "$runs/synth-scratch") &
+lane=$!
+score "$runs/photos-tuned"
+score "$runs/synth-tuned"
+wait "$lane"
 "$bin" compare "$runs/photos-scratch" "$runs/photos-tuned" --out "$runs/compare-photos"
 "$bin" compare "$runs/synth-scratch" "$runs/synth-tuned" --out "$runs/compare-synth"
-# The pictures of docs/results.md: the same 32 latents (seed 7) from scratch and fine-tuned, at a
-# third of the budget and at its end, side by side.
-py="$(tools/venv.sh pillow)"
+
+# The pictures of docs/results.md: each pair's curves (the live probes and the scores at the
+# kept checkpoints, with their spread), and the same 32 latents (seed 7) from scratch and
+# fine-tuned, at a third of the budget and at its end, side by side.
+py="$(tools/venv.sh matplotlib pillow)"
 for set in photos synth; do
+  "$py" experiments/finetune_chart.py "$runs/compare-$set/curves.png" \
+    "from scratch=$runs/$set-scratch" "fine-tuned=$runs/$set-tuned"
   for at in "$((images / 300 * 100))" "$images"; do
     for r in scratch tuned; do
       "$bin" sample --run "$runs/$set-$r" --checkpoint "images:$at" --n 32 --seed 7 \
@@ -106,4 +126,4 @@ for set in photos synth; do
       "fine-tuned, $at images=$runs/$set-tuned/sample-$at.png"
   done
 done
-echo "finetune: scored; the reports are $runs/*/eval/report.html, the curves and grids $runs/compare-*"
+echo "finetune: scored; the reports are $runs/*/eval-*/report.html, the curves and grids $runs/compare-*"
