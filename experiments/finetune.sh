@@ -110,7 +110,7 @@ wait "$lane"
 "$bin" compare "$runs/synth-scratch" "$runs/synth-tuned" --out "$runs/compare-synth"
 
 # The pictures of docs/results.md: each pair's curves (the live probes and the scores at the
-# kept checkpoints, with their spread), and the same 32 latents (seed 7) from scratch and
+# kept checkpoints, with their spread), and the same 36 latents (seed 7) from scratch and
 # fine-tuned, at a third of the budget and at its end, side by side.
 py="$(tools/venv.sh matplotlib pillow)"
 for set in photos synth; do
@@ -118,7 +118,7 @@ for set in photos synth; do
     "from scratch=$runs/$set-scratch" "fine-tuned=$runs/$set-tuned"
   for at in "$((images / 300 * 100))" "$images"; do
     for r in scratch tuned; do
-      "$bin" sample --run "$runs/$set-$r" --checkpoint "images:$at" --n 32 --seed 7 \
+      "$bin" sample --run "$runs/$set-$r" --checkpoint "images:$at" --n 36 --seed 7 \
         --out "$runs/$set-$r/sample-$at.png" >/dev/null
     done
     "$py" experiments/side_by_side.py "$runs/compare-$set/grids-$at.png" \
