@@ -12,7 +12,8 @@
 # IMAGES each (default 10 quiet minutes, 75,800), two single-thread jobs at a time. Stop it
 # at any time: rerunning it resumes every run from its last checkpoint, and a finished run trains
 # nothing. Each small-set run is then scored by `facegan eval` at the checkpoints it kept (its
-# held-out set, 2,000 per side, with the memorisation check), `facegan compare` and
+# held-out set with `--n 2000`, which scores 1,000 per side: the small set's size; with the
+# memorisation check), `facegan compare` and
 # experiments/finetune_chart.py draw their quality curves, and experiments/side_by_side.py puts
 # each pair's samples (the same latents) side by side.
 #
@@ -89,7 +90,7 @@ train "$runs/synth-scratch" "$data/synth-small.shard" "$images" 1
 wait "$lane"
 
 # Scores: each small-set run at the checkpoints it kept (a third, two thirds and all of the
-# budget), 2,000 faces per side against its evaluation set, with the memorisation check; the
+# budget), against its evaluation set (1,000 faces per side), with the memorisation check; the
 # report of each count goes to RUN/eval-COUNT. Two runs are scored at a time.
 score() { # RUN
   local run=$1 at
