@@ -100,9 +100,18 @@ pub struct TrainConfig {
     #[serde(default)]
     pub r1_gamma: f64,
     /// Score the sampling generator against the holdout (SWD, see the trainer's `quality` module) every
-    /// this many images (0 = off); probes are postponed to stay under 5% of training time.
+    /// this many images (0 = off); probes are postponed to stay under `eval_time_share` of
+    /// training time.
     #[serde(default = "default_eval_every")]
     pub eval_every: u64,
+    /// The most of the training time probes may take (default 0.05): a probe is postponed while
+    /// the time trained since the last one is under `1 / share - 1` times what that one cost.
+    /// 1 never postpones: a probe every `eval_every` images exactly, on any machine.
+    #[serde(
+        default = "default_eval_time_share",
+        skip_serializing_if = "is_default_eval_time_share"
+    )]
+    pub eval_time_share: f64,
     /// Images per side in those probes (at most the holdout's size).
     #[serde(default = "default_eval_images")]
     pub eval_images: usize,
@@ -146,6 +155,14 @@ fn is_zero(v: &f64) -> bool {
 
 fn default_eval_every() -> u64 {
     10_000
+}
+
+fn default_eval_time_share() -> f64 {
+    0.05
+}
+
+fn is_default_eval_time_share(v: &f64) -> bool {
+    *v == default_eval_time_share()
 }
 
 fn default_eval_images() -> usize {
@@ -206,6 +223,7 @@ impl TrainConfig {
             lr_decay: 0.0,
             r1_gamma: 0.0,
             eval_every: default_eval_every(),
+            eval_time_share: default_eval_time_share(),
             eval_images: default_eval_images(),
             minutes: None,
             init_from: None,
@@ -437,6 +455,12 @@ impl TrainConfig {
         }
         if !(0.0..1.0).contains(&self.ema_beta) {
             bail!("ema_beta must be in [0, 1)");
+        }
+        if !(self.eval_time_share > 0.0 && self.eval_time_share <= 1.0) {
+            bail!(
+                "eval_time_share must be in (0, 1] (got {})",
+                self.eval_time_share
+            );
         }
         if self.minutes.is_some_and(|m| !(m > 0.0 && m.is_finite())) {
             bail!("minutes must be a positive number");

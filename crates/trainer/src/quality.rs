@@ -186,18 +186,21 @@ fn pyramids_and_floor(
 }
 
 /// When the next probe is due: every `every` images, postponed while the time trained since the
-/// last probe is under 19x what that probe cost (so probes stay under 5% of training time).
+/// last probe is under `1 / share - 1` times what that probe cost (so probes stay under `share`
+/// of training time: 19x at the default 0.05; share 1 never postpones).
 #[derive(Debug, Clone, Default)]
 pub struct ProbeSchedule {
     pub every: u64,
+    share: f64,
     last_cost: f64,
     since_last: Option<Instant>,
 }
 
 impl ProbeSchedule {
-    pub fn new(every: u64) -> Self {
+    pub fn new(every: u64, share: f64) -> Self {
         ProbeSchedule {
             every,
+            share,
             ..Default::default()
         }
     }
@@ -209,7 +212,7 @@ impl ProbeSchedule {
             return false;
         }
         match self.since_last {
-            Some(t) => t.elapsed().as_secs_f64() >= 19.0 * self.last_cost,
+            Some(t) => t.elapsed().as_secs_f64() >= (1.0 / self.share - 1.0) * self.last_cost,
             None => true,
         }
     }
@@ -227,13 +230,23 @@ mod tests {
 
     #[test]
     fn schedule_waits_for_the_image_count_and_keeps_probes_under_5_percent() {
-        let mut s = ProbeSchedule::new(100);
+        let mut s = ProbeSchedule::new(100, 0.05);
         assert!(s.due(0, 0), "the first probe runs at once");
         assert!(!s.due(99, 100) && s.due(100, 100) && s.due(150, 100));
         s.done(0.0); // a free probe: never postponed
         assert!(s.due(100, 100));
         s.done(3600.0); // an hour-long probe: the next one waits 19 hours of training
         assert!(!s.due(1_000_000, 100));
-        assert!(!ProbeSchedule::new(0).due(1_000_000, 0), "0 = off");
+        assert!(!ProbeSchedule::new(0, 0.05).due(1_000_000, 0), "0 = off");
+    }
+
+    #[test]
+    fn a_time_share_of_1_probes_at_every_count_however_long_a_probe_takes() {
+        let mut s = ProbeSchedule::new(100, 1.0);
+        s.done(3600.0);
+        assert!(!s.due(199, 200) && s.due(200, 200));
+        let mut half = ProbeSchedule::new(100, 0.5);
+        half.done(3600.0); // waits as long as the probe took
+        assert!(!half.due(200, 200));
     }
 }

@@ -87,7 +87,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         if let Some(p) = &probe {
             announce_probe(run, p, cfg.eval_every);
         }
-        let schedule = ProbeSchedule::new(cfg.eval_every);
+        let schedule = ProbeSchedule::new(cfg.eval_every, cfg.eval_time_share);
         let loaded = (gan, state, resumed_from);
         let mut session = Self::assemble(
             opts,
@@ -145,7 +145,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             run: opts.run.as_path(),
             device,
             shard,
-            schedule: ProbeSchedule::new(0),
+            schedule: ProbeSchedule::new(0, 1.0),
             train_ids,
             batches_per_epoch,
             gan,
@@ -207,7 +207,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             metrics: Vec::new(),
             curve: Vec::new(),
             probe: None,
-            schedule: ProbeSchedule::new(0),
+            schedule: ProbeSchedule::new(0, 1.0),
             clock: self.clock,
             seconds_before: self.seconds_before,
             budget_s: self.budget_s,
@@ -305,13 +305,17 @@ fn announce_start(
             state.step
         ),
         None => format!(
-            "new run {}: preset {}, {} train images, {} batches of {} per epoch (last partial batch dropped), {} epochs",
+            "new run {}: preset {}, {} train images, {} batches of {} per epoch (last partial batch dropped), {} epochs{}",
             run.display(),
             cfg.preset,
             train_images,
             nb,
             cfg.batch,
-            cfg.epochs
+            cfg.epochs,
+            match &cfg.grow {
+                Some(g) => format!("; grown: {}", g.describe()),
+                None => String::new(),
+            }
         ),
     };
     print_and_log(run, &line);
