@@ -465,6 +465,30 @@ fn quality_probe_writes_a_curve_and_keeps_the_best_checkpoint() {
     assert!(run.join("quality.png").is_file());
 }
 
+/// `eval_time_share = 1` never postpones a probe: one lands every `eval_every` images from the
+/// first step to the last, however long each probe takes against the training steps.
+#[test]
+fn a_time_share_of_1_probes_at_every_eval_every_images() {
+    let _turn = rng_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let shard = tiny_shard(dir.path(), 60);
+    let mut cfg = TrainConfig::preset("tiny").unwrap();
+    cfg.epochs = 2;
+    cfg.batch = 8;
+    cfg.eval_every = 16; // every 2 steps
+    cfg.eval_time_share = 1.0;
+    let run = dir.path().join("run");
+    let summary = train::<AD>(&opts(&shard, &run, cfg), &Default::default()).unwrap();
+    let curve = facegan_trainer::quality::read_quality(&run.join("quality.csv")).unwrap();
+    let seen: Vec<u64> = curve.iter().map(|q| q.images_seen).collect();
+    assert_eq!(seen.first(), Some(&8), "{seen:?}");
+    assert_eq!(seen.last(), Some(&summary.state.images_seen), "{seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[1] > w[0] && w[1] - w[0] <= 16),
+        "a probe was postponed: {seen:?}"
+    );
+}
+
 /// A `quality.csv` written before the spread was measured (eight columns) still loads, its
 /// spreads 0.
 #[test]
