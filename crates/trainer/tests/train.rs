@@ -4,14 +4,15 @@
 mod common;
 use common::{rng_turn, tiny_shard, train_options as opts, values};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::module::AutodiffModule;
 use burn::tensor::{Tensor, TensorData};
 use facegan_trainer::checkpoint;
 use facegan_trainer::device::{CpuBackend, CpuInference};
 use facegan_trainer::gan::{noise, Gan};
-use facegan_trainer::{train, TrainConfig, TrainOutcome};
+use facegan_trainer::quality::QualityPoint;
+use facegan_trainer::{train, TrainConfig, TrainOutcome, TrainSummary};
 
 type AD = CpuBackend;
 
@@ -413,20 +414,33 @@ fn resume_is_bit_exact_with_resize_upsampling_and_residual_blocks() {
     check_resume_is_bit_exact(cfg);
 }
 
+/// Trains the tiny preset for `epochs` on a 60-image shard in `dir` (batch 8, a probe due every
+/// 16 images, probes allowed `time_share` of the training time); returns the run directory, the
+/// summary and the quality curve it wrote.
+fn probed_tiny_run(
+    dir: &Path,
+    epochs: usize,
+    time_share: f64,
+) -> (PathBuf, TrainSummary, Vec<QualityPoint>) {
+    let shard = tiny_shard(dir, 60);
+    let mut cfg = TrainConfig::preset("tiny").unwrap();
+    cfg.epochs = epochs;
+    cfg.batch = 8;
+    cfg.eval_every = 16; // every 2 steps
+    cfg.eval_time_share = time_share;
+    let run = dir.join("run");
+    let summary = train::<AD>(&opts(&shard, &run, cfg), &Default::default()).unwrap();
+    let curve = facegan_trainer::quality::read_quality(&run.join("quality.csv")).unwrap();
+    (run, summary, curve)
+}
+
 /// The live quality curve: probes land in `quality.csv` (and the per-epoch `swd` column), the
 /// best one is kept as `checkpoints/best/` with its score in the state, and `quality.png` exists.
 #[test]
 fn quality_probe_writes_a_curve_and_keeps_the_best_checkpoint() {
     let _turn = rng_turn();
     let dir = tempfile::tempdir().unwrap();
-    let shard = tiny_shard(dir.path(), 60);
-    let mut cfg = TrainConfig::preset("tiny").unwrap();
-    cfg.epochs = 3;
-    cfg.batch = 8;
-    cfg.eval_every = 16; // every 2 steps
-    let run = dir.path().join("run");
-    let summary = train::<AD>(&opts(&shard, &run, cfg), &Default::default()).unwrap();
-    let curve = facegan_trainer::quality::read_quality(&run.join("quality.csv")).unwrap();
+    let (run, summary, curve) = probed_tiny_run(dir.path(), 3, 0.05);
     // One probe at the start and one at the end; those in between are due every 16 images but
     // postponed while they would cost over 5% of training time (`ProbeSchedule`'s own test).
     assert!(curve.len() >= 2, "{curve:?}");
@@ -471,15 +485,7 @@ fn quality_probe_writes_a_curve_and_keeps_the_best_checkpoint() {
 fn a_time_share_of_1_probes_at_every_eval_every_images() {
     let _turn = rng_turn();
     let dir = tempfile::tempdir().unwrap();
-    let shard = tiny_shard(dir.path(), 60);
-    let mut cfg = TrainConfig::preset("tiny").unwrap();
-    cfg.epochs = 2;
-    cfg.batch = 8;
-    cfg.eval_every = 16; // every 2 steps
-    cfg.eval_time_share = 1.0;
-    let run = dir.path().join("run");
-    let summary = train::<AD>(&opts(&shard, &run, cfg), &Default::default()).unwrap();
-    let curve = facegan_trainer::quality::read_quality(&run.join("quality.csv")).unwrap();
+    let (_, summary, curve) = probed_tiny_run(dir.path(), 2, 1.0);
     let seen: Vec<u64> = curve.iter().map(|q| q.images_seen).collect();
     assert_eq!(seen.first(), Some(&8), "{seen:?}");
     assert_eq!(seen.last(), Some(&summary.state.images_seen), "{seen:?}");
