@@ -26,6 +26,8 @@ bin="${FACEGAN_BIN:-target/release/facegan}"
 celeba="$(cd "${1:-../shared/datasets/celeba-8k}" && pwd)"
 images="${IMAGES:-75800}"
 source_images="${SOURCE_IMAGES:-113700}"
+# The small-set runs' kept checkpoints, scored and drawn below: a third, two thirds and all.
+kept=("$((images / 300 * 100))" "$((images * 2 / 300 * 100))" "$images")
 data=data/finetune
 runs=runs/finetune
 [ -x "$bin" ] || { echo "finetune: no binary at $bin (make build, or set FACEGAN_BIN)" >&2; exit 1; }
@@ -94,7 +96,7 @@ wait "$lane"
 # report of each count goes to RUN/eval-COUNT. Two runs are scored at a time.
 score() { # RUN
   local run=$1 at
-  for at in "$((images / 300 * 100))" "$((images * 2 / 300 * 100))" "$images"; do
+  for at in "${kept[@]}"; do
     [ -f "$run/eval-$at/report.json" ] && continue
     rm -rf "$run/eval"
     RAYON_NUM_THREADS=1 "$bin" eval --run "$run" --checkpoint "images:$at" --n 2000 >>"$run.log" 2>&1 \
@@ -117,7 +119,7 @@ py="$(tools/venv.sh matplotlib pillow)"
 for set in photos synth; do
   "$py" experiments/finetune_chart.py "$runs/compare-$set/curves.png" \
     "from scratch=$runs/$set-scratch" "fine-tuned=$runs/$set-tuned"
-  for at in "$((images / 300 * 100))" "$images"; do
+  for at in "${kept[0]}" "${kept[2]}"; do
     for r in scratch tuned; do
       "$bin" sample --run "$runs/$set-$r" --checkpoint "images:$at" --n 36 --seed 7 \
         --out "$runs/$set-$r/sample-$at.png" >/dev/null
