@@ -8,7 +8,9 @@
 //! The holdout's pyramids and the train-vs-holdout floor are computed once, when training starts;
 //! each probe then costs one batched G forward, the fakes' pyramids and one SWD. A growing run
 //! (progressive growing) is scored below its full size against the holdout shrunk to that size
-//! (2x2-block means, as its real images), with a floor at that size, each made on first use.
+//! (2x2-block means, as its real images), with a floor at that size, each made on first use. A
+//! probe's cost ([`ProbeScore::seconds`], which spaces the next probe) is the scoring alone: that
+//! one-time preparation is timed apart ([`ProbeScore::prepared_seconds`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -49,7 +51,11 @@ pub struct ProbeScore {
     pub swd: SwdResult,
     pub floor: SwdResult,
     pub size: Option<(usize, usize)>,
+    /// The scoring's seconds: G's forward, the fakes' pyramids and the SWD.
     pub seconds: f64,
+    /// Seconds spent making this size's holdout pyramids and floor, on the first probe at a
+    /// smaller size (0 once made, and always 0 at the full size, prepared with the probe).
+    pub prepared_seconds: f64,
 }
 
 /// `[3, H, W]` planes of `pixels` (HWC u8) shrunk `factor` times (means of `factor x factor`
@@ -124,14 +130,20 @@ impl QualityProbe {
         model: Option<&ModelConfig>,
         device: &B::Device,
     ) -> ProbeScore {
-        let t = Instant::now();
         let (h, w) = model.map_or((self.h, self.w), |m| level.size(m));
         let factor = self.h / h;
+        let prepare = Instant::now();
         let smaller = (factor > 1).then(|| self.smaller_size(factor));
+        let prepared = smaller.as_ref().is_some_and(|(_, made)| *made);
+        let prepared_seconds = match prepared {
+            true => prepare.elapsed().as_secs_f64(),
+            false => 0.0,
+        };
         let (holdout, floor) = match &smaller {
-            Some(s) => (&s.0, &s.1),
+            Some((s, _)) => (&s.0, &s.1),
             None => (&self.holdout, &self.floor),
         };
+        let t = Instant::now();
         let fakes = generate_batched_at(g, &self.latents, self.latent, 64, level, device);
         let fake = swd::pyramids(&to_planes(&fakes, h, w));
         let swd = swd::swd_with_spread(&fake, holdout, EVAL_SEED, swd::PROBE_SPREAD_ROUNDS);
@@ -140,23 +152,25 @@ impl QualityProbe {
             floor: floor.clone(),
             size: (factor > 1 || level.fading()).then_some((h, w)),
             seconds: t.elapsed().as_secs_f64(),
+            prepared_seconds,
         }
     }
 
-    /// The holdout's pyramids and the floor at `factor` times smaller, made once.
-    fn smaller_size(&self, factor: usize) -> Arc<Reference> {
+    /// The holdout's pyramids and the floor at `factor` times smaller, made once; `true` when
+    /// this call made them.
+    fn smaller_size(&self, factor: usize) -> (Arc<Reference>, bool) {
         let mut cache = self.smaller.lock().unwrap_or_else(|e| e.into_inner());
-        cache
-            .entry(factor)
-            .or_insert_with(|| {
-                Arc::new(pyramids_and_floor(
-                    &self.shard,
-                    &self.holdout_ids,
-                    &self.train_ids,
-                    factor,
-                ))
-            })
-            .clone()
+        if let Some(made) = cache.get(&factor) {
+            return (made.clone(), false);
+        }
+        let made = Arc::new(pyramids_and_floor(
+            &self.shard,
+            &self.holdout_ids,
+            &self.train_ids,
+            factor,
+        ));
+        cache.insert(factor, made.clone());
+        (made, true)
     }
 }
 

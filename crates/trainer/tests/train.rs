@@ -1023,3 +1023,48 @@ fn a_growing_run_probes_each_size_and_refuses_to_sample_before_it_has_grown() {
         facegan_rundir::find_checkpoint(&run, facegan_rundir::CheckpointChoice::Latest).is_ok()
     );
 }
+
+/// The first probe at a smaller size makes the holdout and floor at that size and times it apart
+/// from its own cost (the cost that spaces the next probe); later probes at that size reuse them,
+/// and full-size probes never prepare anything (their reference is made with the probe).
+#[test]
+fn a_smaller_sizes_reference_is_made_once_and_timed_apart_from_the_probe() {
+    use facegan_model::{Generator, Level};
+    use facegan_trainer::quality::QualityProbe;
+    let _turn = rng_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let shard =
+        std::sync::Arc::new(facegan_shard::Shard::open(tiny_shard(dir.path(), 60)).unwrap());
+    let mut cfg = TrainConfig::preset("tiny").unwrap();
+    cfg.model.progressive = true;
+    cfg.grow = Some(facegan_trainer::config::GrowSchedule {
+        sizes: vec![[8, 8], [16, 16]],
+        images: vec![48],
+        fade: 48,
+    });
+    let device = Default::default();
+    let probe = QualityProbe::new::<CpuInference>(&shard, cfg.model.latent, 64, &device)
+        .expect("a holdout");
+    let g = Generator::<CpuInference>::new(&cfg.model, &device);
+    let small = cfg.level_at(0);
+    let first = probe.score_at(&g, small, Some(&cfg.model), &device);
+    let second = probe.score_at(&g, small, Some(&cfg.model), &device);
+    assert_eq!((first.size, second.size), (Some((8, 8)), Some((8, 8))));
+    assert!(
+        first.prepared_seconds > 0.0,
+        "the first 8x8 probe makes the 8x8 reference"
+    );
+    assert_eq!(second.prepared_seconds, 0.0, "the second reuses it");
+    assert_eq!(first.floor.average, second.floor.average);
+    assert_eq!(
+        first.swd.average, second.swd.average,
+        "the same weights score the same"
+    );
+    let full = probe.score_at(&g, Level::full(&cfg.model), Some(&cfg.model), &device);
+    assert_eq!((full.size, full.prepared_seconds), (None, 0.0));
+    assert_eq!(full.floor.average, probe.floor().average);
+    assert_ne!(
+        full.floor.average, first.floor.average,
+        "each size has its own floor"
+    );
+}

@@ -27,7 +27,7 @@ impl<B: AutodiffBackend> Session<'_, B> {
         {
             return Ok(());
         }
-        let q = run_probe(
+        let (q, line) = run_probe(
             self.run,
             p,
             &self.gan,
@@ -37,9 +37,9 @@ impl<B: AutodiffBackend> Session<'_, B> {
         )?;
         self.schedule.done(q.probe_seconds);
         if self.opts.progress {
-            pb.println(probe_line(&q, &self.state));
+            pb.println(line);
         } else {
-            println!("{}", probe_line(&q, &self.state));
+            println!("{line}");
         }
         Ok(())
     }
@@ -48,7 +48,8 @@ impl<B: AutodiffBackend> Session<'_, B> {
 /// Scores the sampling generator (at the level it trains at: a growing run's smaller phases
 /// against the holdout at that size, said in the point's `size`), appends the point to
 /// `quality.csv` and `train.log`, and keeps `checkpoints/best/` when a full-size score is the
-/// run's best so far. Returns the new point.
+/// run's best so far. Returns the new point and the line logged for it (which says so when this
+/// probe first prepared a smaller size's holdout and floor, timed apart from its own cost).
 fn run_probe<B: AutodiffBackend>(
     run: &Path,
     probe: &QualityProbe,
@@ -56,7 +57,7 @@ fn run_probe<B: AutodiffBackend>(
     state: &mut TrainState,
     curve: &mut Vec<QualityPoint>,
     device: &B::Device,
-) -> Result<QualityPoint> {
+) -> Result<(QualityPoint, String)> {
     let g = gan.generator_eval();
     let level = gan.level;
     let scored = probe.score_at::<B::InnerBackend>(&g, level, Some(&gan.cfg.model), device);
@@ -95,8 +96,15 @@ fn run_probe<B: AutodiffBackend>(
         });
         checkpoint::save_best(run, gan, state)?;
     }
-    artifacts::log_line(run, &probe_line(&point, state));
-    Ok(point)
+    let mut line = probe_line(&point, state);
+    if scored.prepared_seconds > 0.0 {
+        line += &format!(
+            " (the holdout and floor at {} first prepared in {:.0} s, apart from the probe's {:.0} s)",
+            point.size, scored.prepared_seconds, point.probe_seconds
+        );
+    }
+    artifacts::log_line(run, &line);
+    Ok((point, line))
 }
 
 /// Whether a probe's score beats the run's best so far. A non-finite score (a diverged run) is
