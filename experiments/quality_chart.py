@@ -6,8 +6,9 @@ Usage:
 
 Each SERIES is LABEL@IMG_PER_S=SOURCE, where IMG_PER_S is the preset's quiet-machine speed from
 `facegan bench-train --preset P` (it turns images shown into minutes, so runs trained side by side
-on a shared CPU compare fairly), and SOURCE is either a run directory (its quality.csv: the
-trainer's live SWD curve) or `points:IMAGES:SWD,IMAGES:SWD,...` for runs scored only by
+on a shared CPU compare fairly) or, for a growing recipe, its image counts at 15, 30, 60 and 180
+quiet minutes (`87000,173900,315100,867800`, as in the job list), and SOURCE is either a run
+directory (its quality.csv: the trainer's live SWD curve, full-size probes only) or `points:IMAGES:SWD,IMAGES:SWD,...` for runs scored only by
 `facegan eval` at a few checkpoints. The train-vs-holdout floor is drawn from the newest probe
 of the first run directory given (the build that scored it last). Series whose LABELs start with
 the same word share a colour, and each further one of them gets its own line style (use it for
@@ -23,6 +24,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from quality_report import quiet_minutes  # noqa: E402
+
 
 def load(source):
     if source.startswith("points:"):
@@ -30,8 +34,10 @@ def load(source):
         return [(int(i), float(s)) for i, s in pts], None
     with open(os.path.join(source, "quality.csv")) as f:
         rows = list(csv.DictReader(f))
+    # A growing run's probes below its full size score other images: not on this curve.
+    rows = [r for r in rows if not r.get("size")]
     pts = [(int(r["images_seen"]), float(r["swd"])) for r in rows]
-    return pts, float(rows[-1]["floor"])
+    return pts, float(rows[-1]["floor"]) if rows else None
 
 
 def main():
@@ -51,7 +57,11 @@ def main():
         nth = per_colour.get(group, 0)  # how many series of this colour came before
         per_colour[group] = nth + 1
         style = styles[nth % len(styles)]
-        xs = [i / float(speed) / 60.0 for i, _ in pts]
+        if "," in speed:
+            run = dict(speed=None, counts=[int(c) for c in speed.split(",")])
+        else:
+            run = dict(speed=float(speed), counts=None)
+        xs = [quiet_minutes(run, i) for i, _ in pts]
         ys = [s for _, s in pts]
         ax.plot(xs, ys, style, marker="o" if len(pts) < 8 else None, color=colour,
                 markersize=4, label=label, linewidth=1.6)
