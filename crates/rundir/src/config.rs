@@ -179,6 +179,19 @@ impl TrainConfig {
         }
     }
 
+    /// The step the G EMA's warm-up (the trainer's `beta_t = min(ema_beta, (1 + t) / (10 + t))`)
+    /// counts from, at global step `step` after `images_seen` images: the step itself, or once a
+    /// growing run has reached its second size, the steps shown since the current size began.
+    /// A new size's layers start from their random weights; without the restart the EMA would
+    /// average them in for thousands of steps (at `ema_beta` 0.999), and the generator that
+    /// samples would trail the trained one long after the fade.
+    pub fn ema_warmup_step(&self, step: u64, images_seen: u64) -> u64 {
+        match self.grow.as_ref().map(|g| g.size_began_at(images_seen)) {
+            Some(began) if began > 0 => (images_seen - began) / self.batch.max(1) as u64,
+            _ => step,
+        }
+    }
+
     /// The learning rates' factor at `progress` (the fraction of the run done, in [0, 1]): 1,
     /// then over the last `lr_decay` of the run linearly down to 0 (see [`Self::lr_decay`]).
     pub fn lr_scale(&self, progress: f64) -> f64 {

@@ -40,6 +40,19 @@ impl GrowSchedule {
         Level::full(model)
     }
 
+    /// Images shown before the size trained at `images_seen` began (its fade-in included): 0
+    /// in the first phase.
+    pub fn size_began_at(&self, images_seen: u64) -> u64 {
+        let mut start = 0;
+        for &n in &self.images {
+            if images_seen < start + n {
+                break;
+            }
+            start += n;
+        }
+        start
+    }
+
     /// Images shown before the full size starts fading in.
     pub fn images_before_full_size(&self) -> u64 {
         self.images.iter().sum()
@@ -150,6 +163,12 @@ mod tests {
         assert_eq!(at(110_000), ((96, 80), 1.0));
         assert_eq!(at(10_000_000), ((96, 80), 1.0));
         assert_eq!(g.images_to_full_size(), 110_000);
+        let began = |n| g.size_began_at(n);
+        assert_eq!((began(0), began(29_999), began(30_000)), (0, 0, 30_000));
+        assert_eq!(
+            (began(89_999), began(90_000), began(10_000_000)),
+            (30_000, 90_000, 90_000)
+        );
     }
 
     /// A schedule that does not fit the model is refused, saying what to fix.

@@ -2,8 +2,10 @@
 //! 2019): `ema = beta_t * ema + (1 - beta_t) * g` after every G update, for every float tensor of
 //! the module (weights, biases and BatchNorm running statistics alike). `beta_t =
 //! min(beta, (1 + t) / (10 + t))` warms up over the first steps, so a short run is not dominated
-//! by the random initial weights. The EMA generator draws the samples, is what eval scores,
-//! and is saved in checkpoints (`generator_ema.bin`).
+//! by the random initial weights; a growing run restarts the warm-up when each new size begins
+//! (`TrainConfig::ema_warmup_step`), so a new size's layers are not averaged with their random
+//! start for thousands of steps. The EMA generator draws the samples, is what eval scores, and
+//! is saved in checkpoints (`generator_ema.bin`).
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::backend::Backend;

@@ -110,6 +110,10 @@ pub struct Gan<B: AutodiffBackend> {
     /// otherwise): set by the loop before each step from the images shown
     /// ([`TrainConfig::level_at`]). The real batch must be at its size.
     pub level: Level,
+    /// The step the EMA's warm-up counts from ([`TrainConfig::ema_warmup_step`]), set by the
+    /// loop before each step (a growing run restarts it when a new size begins); `None`: the
+    /// global step `step` is given.
+    pub ema_step: Option<u64>,
     augment: DiffAugment,
     /// D updates made by this process's `step` calls since the step counter was last set (the
     /// R1 schedule); `step` sets it from the global step, so resume keeps the schedule.
@@ -188,6 +192,7 @@ impl<B: AutodiffBackend> Gan<B> {
             cfg: cfg.clone(),
             progress: 0.0,
             level: Level::full(&cfg.model),
+            ema_step: None,
             augment: DiffAugment::parse(&cfg.diffaugment).unwrap_or_default(),
             aug_rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             d_steps_done: 0,
@@ -207,6 +212,7 @@ impl<B: AutodiffBackend> Gan<B> {
             cfg: self.cfg.clone(),
             progress: self.progress,
             level: self.level,
+            ema_step: self.ema_step,
             augment: self.augment,
             d_steps_done: self.d_steps_done,
             aug_rng: self.aug_rng.clone(),
@@ -279,7 +285,7 @@ impl<B: AutodiffBackend> Gan<B> {
             }
         };
         if let Some(ema) = self.g_ema.take() {
-            let decay = ema_decay(self.cfg.ema_beta, step);
+            let decay = ema_decay(self.cfg.ema_beta, self.ema_step.unwrap_or(step));
             self.g_ema = Some(ema_update(ema, &self.g.valid(), decay));
         }
         Tensor::cat(vec![loss_d, loss_g, d_real, d_fake], 0)

@@ -195,6 +195,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             // Progressive growing: the size and fade the networks train at, from the images
             // shown (the full networks when the config does not grow).
             self.gan.level = cfg.level_at(self.state.images_seen);
+            self.gan.ema_step = Some(cfg.ema_warmup_step(self.state.step, self.state.images_seen));
             let real = self.upload_own_rows(batch.pixels);
             // A test seam, empty in normal use: faults a test injects at this step.
             let real = self
