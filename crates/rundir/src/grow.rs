@@ -23,34 +23,36 @@ pub struct GrowSchedule {
 impl GrowSchedule {
     /// The level the networks run at once `images_seen` images have been shown.
     pub fn level_at(&self, model: &ModelConfig, images_seen: u64) -> Level {
-        let mut start = 0;
-        for (phase, &[h, _]) in self.sizes.iter().enumerate() {
-            let steps = model.g_channels.len() - (model.height / h).trailing_zeros() as usize;
-            let end = self.images.get(phase).map(|&n| start + n);
-            if end.is_none_or(|end| images_seen < end) {
-                let into = images_seen - start;
-                let alpha = match phase == 0 || into >= self.fade {
-                    true => 1.0,
-                    false => (into as f64 / self.fade as f64) as f32,
-                };
-                return Level { steps, alpha };
-            }
-            start = end.unwrap_or(start);
-        }
-        Level::full(model)
+        let (phase, start) = self.phase_at(images_seen);
+        let Some(&[h, _]) = self.sizes.get(phase) else {
+            return Level::full(model);
+        };
+        let steps = model.g_channels.len() - (model.height / h).trailing_zeros() as usize;
+        let into = images_seen - start;
+        let alpha = if phase == 0 || into >= self.fade {
+            1.0
+        } else {
+            (into as f64 / self.fade as f64) as f32
+        };
+        Level { steps, alpha }
     }
 
     /// Images shown before the size trained at `images_seen` began (its fade-in included): 0
     /// in the first phase.
     pub fn size_began_at(&self, images_seen: u64) -> u64 {
+        self.phase_at(images_seen).1
+    }
+
+    /// The phase (an index into `sizes`) at `images_seen`, and the images shown before it began.
+    fn phase_at(&self, images_seen: u64) -> (usize, u64) {
         let mut start = 0;
-        for &n in &self.images {
+        for (phase, &n) in self.images.iter().enumerate() {
             if images_seen < start + n {
-                break;
+                return (phase, start);
             }
             start += n;
         }
-        start
+        (self.images.len(), start)
     }
 
     /// Images shown before the full size starts fading in.

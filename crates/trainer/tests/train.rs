@@ -128,7 +128,8 @@ fn a_resumed_run_removes_checkpoint_temps_of_dead_processes() {
 
 /// `--max-images` stops at the first step that reaches the count (rounded up to a whole batch),
 /// with a checkpoint; rerun with the same count, the run trains nothing, not even one step (a
-/// resumable queue may rerun a finished job); a larger count extends it. `--max-steps` too.
+/// resumable queue may rerun a finished job) and prepares no quality probe (its holdout floor
+/// takes minutes at full size); a larger count extends it. `--max-steps` too.
 #[test]
 fn max_images_stops_at_the_count_and_a_rerun_trains_nothing() {
     let _turn = rng_turn();
@@ -147,14 +148,19 @@ fn max_images_stops_at_the_count_and_a_rerun_trains_nothing() {
         log.contains("rerun the same command with a larger --max-images"),
         "{log}"
     );
+    let probes_announced = |log: &str| log.matches("quality probe:").count();
+    assert_eq!(probes_announced(&log), 1, "{log}");
     let again = train::<AD>(&o, &Default::default()).unwrap();
     assert_eq!(again.outcome, TrainOutcome::Stopped { step: 3 });
     assert_eq!(again.state.images_seen, 3 * batch);
     let log = std::fs::read_to_string(run.join("train.log")).unwrap();
     assert!(log.contains("nothing to train"), "{log}");
+    assert_eq!(probes_announced(&log), 1, "the rerun prepared a probe: {log}");
     o.max_images = Some(4 * batch);
     let extended = train::<AD>(&o, &Default::default()).unwrap();
     assert_eq!(extended.state.step, 4);
+    let log = std::fs::read_to_string(run.join("train.log")).unwrap();
+    assert_eq!(probes_announced(&log), 2, "{log}");
     // The same for --max-steps, on a run of its own.
     let run = dir.path().join("steps");
     let mut o = opts(&shard, &run, TrainConfig::preset("tiny").unwrap());

@@ -73,21 +73,9 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             .into_iter()
             .filter(|q| q.images_seen <= state.images_seen)
             .collect();
-        let probe = (cfg.eval_every > 0)
-            .then(|| {
-                QualityProbe::new::<B::InnerBackend>(
-                    &shard,
-                    cfg.model.latent,
-                    cfg.eval_images,
-                    device,
-                )
-            })
-            .flatten();
         keep_the_saved_best(run, &mut state);
-        if let Some(p) = &probe {
-            announce_probe(run, p, cfg.eval_every);
-        }
         let schedule = ProbeSchedule::new(cfg.eval_every, cfg.eval_time_share);
+        let eval_images = cfg.eval_images;
         let loaded = (gan, state, resumed_from);
         let mut session = Self::assemble(
             opts,
@@ -98,8 +86,21 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             batches_per_epoch,
             loaded,
         );
-        (session.metrics, session.curve, session.probe) = (metrics, curve, probe);
+        (session.metrics, session.curve) = (metrics, curve);
         session.schedule = schedule;
+        // The probe's holdout pyramids and floor take minutes at 96x80: a rerun with nothing
+        // left to train goes without them.
+        if session.cfg.eval_every > 0 && !session.limit_reached() {
+            session.probe = QualityProbe::new::<B::InnerBackend>(
+                &session.shard,
+                session.cfg.model.latent,
+                eval_images,
+                device,
+            );
+            if let Some(p) = &session.probe {
+                announce_probe(run, p, session.cfg.eval_every);
+            }
+        }
         Ok(session)
     }
 
