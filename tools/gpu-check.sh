@@ -13,8 +13,8 @@
 #      NVRTC unless the cache has them, logged by CubeCL to cubecl-first.log) and a warm start
 #      (the kernel cache just written);
 #   3. `facegan bench-train`, seed preset, batch 64; then the 96x80 recipes: the presets faces96
-#      and grow96 and the config experiments/sweep-96x80/GROW48.toml (each growing one at each
-#      phase of its growth);
+#      and grow96 and the configs experiments/sweep-96x80/HALFG96.toml and GROW48.toml (each
+#      growing one at each phase of its growth);
 #   4. with FACES: preprocess, a short training run (EPOCHS, default 2), eval.
 # Kernel cache: KERNEL_CACHE_TGZ names a tarball of an earlier run's cache to start from; there
 # is no default, and without it the run starts cold (every kernel compiled, minutes). The
@@ -108,9 +108,10 @@ save_cache
 step facegan-bench 30 sh -c "'$bin' bench-train --preset seed --batch 64 --warmup 5 --steps 50 --device cuda > '$OUT/facegan-bench.json'"
 save_cache
 
-# The 96x80 recipes: faces96, and grow96 and GROW48 at each phase of their growth (each size,
-# each fade-in).
+# The 96x80 recipes: faces96, HALFG96 (its half-width G), and grow96 and GROW48 at each phase of
+# their growth (each size, each fade-in).
 step faces96-bench 40 sh -c "'$bin' bench-train --preset faces96 --warmup 3 --steps 20 --device cuda > '$OUT/faces96-bench.json'"
+step halfg96-bench 40 sh -c "'$bin' bench-train --config experiments/sweep-96x80/HALFG96.toml --warmup 3 --steps 20 --device cuda > '$OUT/halfg96-bench.json'"
 step grow96-bench 60 sh -c "'$bin' bench-train --preset grow96 --warmup 3 --steps 20 --device cuda > '$OUT/grow96-bench.json'"
 step grow48-bench 50 sh -c "'$bin' bench-train --config experiments/sweep-96x80/GROW48.toml --warmup 3 --steps 20 --device cuda > '$OUT/grow48-bench.json'"
 save_cache
@@ -138,7 +139,8 @@ f, te, ta = load("facegan-bench.json"), load("torch-eager.json"), load("torch-am
 summary = {"facegan": f, "torch_eager": te, "torch_amp": ta,
            "ref_eager": load("ref-eager.json"), "ref_amp": load("ref-amp.json"),
            "warmup_first": load("warmup-first.json"), "warmup_second": load("warmup-second.json"),
-           "faces96": load("faces96-bench.json"), "grow96": load("grow96-bench.json"),
+           "faces96": load("faces96-bench.json"), "halfg96": load("halfg96-bench.json"),
+           "grow96": load("grow96-bench.json"),
            "grow48": load("grow48-bench.json")}
 try:
     summary["steps"] = [json.loads(l) for l in open(os.path.join(out, "timings.jsonl"))]
