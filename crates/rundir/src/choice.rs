@@ -120,7 +120,7 @@ fn refuse_a_growing_checkpoint(info: &CheckpointInfo, state: &TrainState) -> Res
     let (h, w) = level.size(&cfg.model);
     let grown_at = cfg.grow.as_ref().map_or(0, |g| g.images_to_full_size());
     bail!(
-        "{}: this checkpoint ({} images shown) is still growing: it trains at {h}x{w}{}, and the          full {}x{} runs alone from {grown_at} images on. Train on past that count, or choose a          later checkpoint (its quality.csv scores the smaller sizes)",
+        "{}: this checkpoint ({} images shown) is still growing: it trains at {h}x{w}{}, and the full {}x{} runs alone from {grown_at} images on. Train on past that count, or choose a later checkpoint (its quality.csv scores the smaller sizes)",
         info.dir.display(),
         state.images_seen,
         if level.fading() {

@@ -155,7 +155,11 @@ fn max_images_stops_at_the_count_and_a_rerun_trains_nothing() {
     assert_eq!(again.state.images_seen, 3 * batch);
     let log = std::fs::read_to_string(run.join("train.log")).unwrap();
     assert!(log.contains("nothing to train"), "{log}");
-    assert_eq!(probes_announced(&log), 1, "the rerun prepared a probe: {log}");
+    assert_eq!(
+        probes_announced(&log),
+        1,
+        "the rerun prepared a probe: {log}"
+    );
     o.max_images = Some(4 * batch);
     let extended = train::<AD>(&o, &Default::default()).unwrap();
     assert_eq!(extended.state.step, 4);
@@ -1013,6 +1017,10 @@ fn a_growing_run_probes_each_size_and_refuses_to_sample_before_it_has_grown() {
     assert!(
         e.contains("still growing") && e.contains("8x8") && e.contains("96 images"),
         "{e}"
+    );
+    assert!(
+        !e.contains("  "),
+        "one sentence, no source indentation: {e}"
     );
     o.max_steps = None;
     let summary = train::<AD>(&o, &Default::default()).unwrap();
