@@ -90,6 +90,12 @@ pub struct TrainConfig {
     /// Decay of the exponential moving average of G's weights (0 = off; about 0.999).
     #[serde(default)]
     pub ema_beta: f64,
+    /// The EMA's warm-up: at step t the decay is `min(ema_beta, (1 + t) / (ema_warmup + t))`,
+    /// so until `ema_beta` caps it the sampling generator averages about the last
+    /// 1 / `ema_warmup` of the steps so far (10: the last tenth; at 0.999 the cap is reached
+    /// after about 9,000 steps). At least 1.
+    #[serde(default = "default_ema_warmup")]
+    pub ema_warmup: f64,
     /// Learning-rate decay: over the last `lr_decay` fraction of the run's epochs (0 = off, at
     /// most 1), both learning rates fall linearly to 0, so the run ends on a settled generator.
     /// Steps count, not time: `--max-images` / `--max-steps` pause a run without moving its
@@ -151,6 +157,10 @@ pub const MAX_D_STEPS: usize = 100;
 
 fn is_zero(v: &f64) -> bool {
     *v == 0.0
+}
+
+fn default_ema_warmup() -> f64 {
+    10.0
 }
 
 fn default_eval_every() -> u64 {
@@ -233,6 +243,7 @@ impl TrainConfig {
             instance_noise: 0.0,
             diffaugment: String::new(),
             ema_beta: 0.0,
+            ema_warmup: default_ema_warmup(),
             lr_decay: 0.0,
             r1_gamma: 0.0,
             eval_every: default_eval_every(),
@@ -468,6 +479,9 @@ impl TrainConfig {
         }
         if !(0.0..1.0).contains(&self.ema_beta) {
             bail!("ema_beta must be in [0, 1)");
+        }
+        if !(self.ema_warmup >= 1.0 && self.ema_warmup.is_finite()) {
+            bail!("ema_warmup must be at least 1 (10 is the default)");
         }
         if !(self.eval_time_share > 0.0 && self.eval_time_share <= 1.0) {
             bail!(

@@ -1,7 +1,7 @@
 //! An exponential moving average of the generator's weights (Karras et al. 2018; Yazıcı et al.
 //! 2019): `ema = beta_t * ema + (1 - beta_t) * g` after every G update, for every float tensor of
 //! the module (weights, biases and BatchNorm running statistics alike). `beta_t =
-//! min(beta, (1 + t) / (10 + t))` warms up over the first steps, so a short run is not dominated
+//! min(beta, (1 + t) / (warmup + t))` (warmup 10 unless configured) warms up over the first steps, so a short run is not dominated
 //! by the random initial weights; a growing run restarts the warm-up when each new size begins
 //! (`TrainConfig::ema_warmup_step`), so a new size's layers are not averaged with their random
 //! start for thousands of steps. The EMA generator draws the samples, is what eval scores, and
@@ -11,9 +11,10 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-/// The decay used at global step `step` (0-based) for a configured `beta`.
-pub fn ema_decay(beta: f64, step: u64) -> f64 {
-    beta.min((1.0 + step as f64) / (10.0 + step as f64))
+/// The decay used at step `step` (0-based) for a configured `beta` and warm-up constant
+/// `warmup` (`TrainConfig::ema_warmup`, 10 by default).
+pub fn ema_decay(beta: f64, warmup: f64, step: u64) -> f64 {
+    beta.min((1.0 + step as f64) / (warmup + step as f64))
 }
 
 /// Collects every float tensor of a module, flattened, in visiting order.

@@ -285,7 +285,11 @@ impl<B: AutodiffBackend> Gan<B> {
             }
         };
         if let Some(ema) = self.g_ema.take() {
-            let decay = ema_decay(self.cfg.ema_beta, self.ema_step.unwrap_or(step));
+            let decay = ema_decay(
+                self.cfg.ema_beta,
+                self.cfg.ema_warmup,
+                self.ema_step.unwrap_or(step),
+            );
             self.g_ema = Some(ema_update(ema, &self.g.valid(), decay));
         }
         Tensor::cat(vec![loss_d, loss_g, d_real, d_fake], 0)

@@ -283,8 +283,13 @@ fn ema_update_is_exact() {
             );
         }
     }
-    assert_eq!(ema_decay(0.999, 0), 0.1);
-    assert_eq!(ema_decay(0.999, 1_000_000), 0.999);
+    assert_eq!(ema_decay(0.999, 10.0, 0), 0.1);
+    assert_eq!(ema_decay(0.999, 10.0, 1_000_000), 0.999);
+    // A smaller warm-up constant averages over a longer stretch: at step 2,000 the default
+    // still forgets in about 222 steps, warm-up 3 in about 1,000.
+    assert_eq!(ema_decay(0.999, 3.0, 0), 1.0 / 3.0);
+    assert!(ema_decay(0.999, 3.0, 2_000) > ema_decay(0.999, 10.0, 2_000));
+    assert_eq!(ema_decay(0.999, 3.0, 1_000_000), 0.999);
 }
 
 #[test]
