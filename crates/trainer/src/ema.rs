@@ -1,11 +1,11 @@
 //! An exponential moving average of the generator's weights (Karras et al. 2018; Yazıcı et al.
 //! 2019): `ema = beta_t * ema + (1 - beta_t) * g` after every G update, for every float tensor of
 //! the module (weights, biases and BatchNorm running statistics alike). `beta_t =
-//! min(beta, (1 + t) / (warmup + t))` (warmup 10 unless configured) warms up over the first steps, so a short run is not dominated
-//! by the random initial weights; a growing run restarts the warm-up when each new size begins
-//! (`TrainConfig::ema_warmup_step`), so a new size's layers are not averaged with their random
-//! start for thousands of steps. The EMA generator draws the samples, is what eval scores, and
-//! is saved in checkpoints (`generator_ema.bin`).
+//! min(beta, (1 + t) / (warmup + t))` (warmup 10 unless configured) warms up over the first
+//! steps, so a short run is not dominated by the random initial weights; a growing run restarts
+//! the warm-up when each new size begins (`TrainConfig::ema_warmup_step`), so a new size's layers
+//! are not averaged with their random start for thousands of steps. The EMA generator draws the
+//! samples, is what eval scores, and is saved in checkpoints (`generator_ema.bin`).
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::backend::Backend;

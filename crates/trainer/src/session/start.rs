@@ -75,7 +75,6 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             .collect();
         keep_the_saved_best(run, &mut state);
         let schedule = ProbeSchedule::new(cfg.eval_every, cfg.eval_time_share);
-        let eval_images = cfg.eval_images;
         let loaded = (gan, state, resumed_from);
         let mut session = Self::assemble(
             opts,
@@ -94,7 +93,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             session.probe = QualityProbe::new::<B::InnerBackend>(
                 &session.shard,
                 session.cfg.model.latent,
-                eval_images,
+                session.cfg.eval_images,
                 device,
             );
             if let Some(p) = &session.probe {
