@@ -1152,13 +1152,23 @@ fn eval_scores_every_truncation_psi() {
     assert!(d.join("v2-tiny/eval/truncation.png").is_file());
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released for the child to take).
+/// A free TCP port on 127.0.0.1 (bound, then released for the child to take), never one this
+/// test process handed out before: tests run in parallel, and the kernel may offer a port again
+/// between its release here and the child's bind, so two tests' servers would share one port.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A `facegan` running in the background, its stderr going to `log`.
@@ -1515,7 +1525,7 @@ fn train_without_a_preset_trains_the_recommended_one_for_the_shard_size() {
 fn start_orchestrator(d: &Path) -> (Proc, u16) {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let orch = spawn(&["orchestrator", "--listen", &listen], d);
+    let mut orch = spawn(&["orchestrator", "--listen", &listen], d);
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -1523,6 +1533,17 @@ fn start_orchestrator(d: &Path) -> (Proc, u16) {
             "the orchestrator never listened on {listen}"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+    // The port answered; it must be this orchestrator that answers (another process may have
+    // taken the port first, and then this one ends with "cannot listen"): still running after
+    // a moment.
+    std::thread::sleep(Duration::from_millis(200));
+    if let Ok(Some(status)) = orch.child.try_wait() {
+        let log = std::fs::read_to_string(&orch.log).unwrap_or_default();
+        if log.contains("cannot listen") {
+            return start_orchestrator(d);
+        }
+        panic!("the orchestrator on {listen} ended ({status}): {log}");
     }
     (orch, port)
 }
