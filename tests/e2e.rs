@@ -1526,25 +1526,7 @@ fn start_orchestrator(d: &Path) -> (Proc, u16) {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut orch = spawn(&["orchestrator", "--listen", &listen], d);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the orchestrator never listened on {listen}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // The port answered; it must be this orchestrator that answers (another process may have
-    // taken the port first, and then this one ends with "cannot listen"): still running after
-    // a moment.
-    std::thread::sleep(Duration::from_millis(200));
-    if let Ok(Some(status)) = orch.child.try_wait() {
-        let log = std::fs::read_to_string(&orch.log).unwrap_or_default();
-        if log.contains("cannot listen") {
-            return start_orchestrator(d);
-        }
-        panic!("the orchestrator on {listen} ended ({status}): {log}");
-    }
+    wait_for_server(&mut orch, port, "the orchestrator");
     (orch, port)
 }
 
@@ -1645,6 +1627,19 @@ fn wait_for_port(port: u16, what: &str) {
     }
 }
 
+/// [`wait_for_port`] for a server `server` started on `port`, which must still be running a
+/// moment after the port answers: otherwise another process's server answered (the port was
+/// taken before `server` could listen), and the test stops with `server`'s log.
+#[cfg(target_os = "linux")]
+fn wait_for_server(server: &mut Proc, port: u16, what: &str) {
+    wait_for_port(port, what);
+    std::thread::sleep(Duration::from_millis(200));
+    if let Ok(Some(status)) = server.child.try_wait() {
+        let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+        panic!("{what} on port {port} ended ({status}): {log}");
+    }
+}
+
 /// Whether the server ends a connection after we sent it `bytes`: the next read is a close
 /// or an error, not a wait past the client's 15 s timeout.
 #[cfg(target_os = "linux")]
@@ -1736,7 +1731,7 @@ fn the_orchestrator_admits_only_the_runs_token_and_survives_garbage() {
         d,
         &[("FACEGAN_CLUSTER_TOKEN", TOKEN)],
     );
-    wait_for_port(port, "the orchestrator");
+    wait_for_server(&mut orch, port, "the orchestrator");
     for route in ["/request", "/response"] {
         assert_eq!(
             client_with_token(port, route, None).err().as_deref(),
