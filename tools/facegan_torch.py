@@ -122,8 +122,10 @@ class Stage(nn.Module):
 
 class Generator(nn.Module):
     """facegan's generator: Linear (no bias) -> LeakyReLU -> reshape to the bottom feature map,
-    one `Stage` per entry of `g_channels`, then a 3x3 convolution to RGB and a sigmoid.
-    Tensor names are facegan's (`project`, `blocks.N.conv...`, `to_rgb`)."""
+    one `Stage` per entry of `g_channels`, then a 3x3 convolution to RGB and a sigmoid. With
+    `g_skip`, a 3x3 RGB convolution after every stage but the last too (`to_rgb_steps.N`): each
+    stage's RGB is added to the running sum upsampled x2 (bilinear), the sigmoid taken of the
+    total. Tensor names are facegan's (`project`, `blocks.N.conv...`, `to_rgb`)."""
 
     def __init__(self, cfg: dict):
         super().__init__()
@@ -138,13 +140,25 @@ class Generator(nn.Module):
             for cin, cout, batchnorm in zip(channels, channels[1:], cfg["g_batchnorm"])
         )
         self.to_rgb = nn.Conv2d(channels[-1], 3, 3, padding=1)
+        self.skip = cfg.get("g_skip", False)
+        self.to_rgb_steps = nn.ModuleList(
+            nn.Conv2d(c, 3, 3, padding=1) for c in (channels[1:-1] if self.skip else [])
+        )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Latents `[N, latent]` -> images `[N, 3, H, W]`, RGB in [0, 1]."""
         x = F.leaky_relu(self.project(z), self.slope).reshape(-1, *self.start)
-        for stage in self.blocks:
+        rgb = None
+        for i, stage in enumerate(self.blocks):
             x = stage(x)
-        return torch.sigmoid(self.to_rgb(x))
+            last = i == len(self.blocks) - 1
+            if self.skip or last:
+                step_rgb = (self.to_rgb if last else self.to_rgb_steps[i])(x)
+                if rgb is not None:
+                    up = F.interpolate(rgb, scale_factor=2, mode="bilinear", align_corners=False)
+                    step_rgb = up + step_rgb
+                rgb = step_rgb
+        return torch.sigmoid(rgb)
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """`forward` in batches of `FACEGAN_BATCH`, as facegan generates (with batch statistics,

@@ -85,6 +85,12 @@ pub struct ModelConfig {
     /// and grow them. The full-size networks are the same as without it.
     #[serde(default)]
     pub progressive: bool,
+    /// Output skips in G (MSG-GAN, Karras et al. 2020's StyleGAN2 "skip" generator): a 3x3 RGB
+    /// conv after every resolution step, each step's RGB added to the previous sum upsampled x2
+    /// (bilinear), the sigmoid taken of the total. Early in training the coarse steps' outputs
+    /// carry the image, as in progressive growing, with no schedule.
+    #[serde(default)]
+    pub g_skip: bool,
 }
 
 impl ModelConfig {
@@ -110,6 +116,7 @@ impl ModelConfig {
             residual: false,
             padding: Padding::Keras,
             progressive: false,
+            g_skip: false,
         }
     }
 
@@ -174,6 +181,7 @@ impl ModelConfig {
             residual: false,
             padding: Padding::Symmetric,
             progressive: false,
+            g_skip: false,
         }
     }
 
@@ -202,6 +210,7 @@ impl ModelConfig {
             residual: false,
             padding: Padding::Symmetric,
             progressive: false,
+            g_skip: false,
         }
     }
 
@@ -297,6 +306,11 @@ impl ModelConfig {
                 "leaky_slope must be in [0, 1) (got {})",
                 self.leaky_slope
             ));
+        }
+        if self.g_skip && self.progressive {
+            return Err(
+                "g_skip and progressive are two ways to use G's RGB outputs: pick one".into(),
+            );
         }
         if self.mbstd_group == 1 {
             return Err("mbstd_group must be 0 (off) or >= 2".into());

@@ -3,13 +3,16 @@
 //! BatchNorm, LeakyReLU each, plus `block_convs` stride-1 3x3 convolutions per resolution step,
 //! residual when `residual` is set), then a 3x3 conv to RGB and a sigmoid. A progressive model
 //! ([`crate::grow`]) also has a 3x3 RGB conv after every step but the last, and
-//! [`Generator::forward_at`] runs its first steps only, fading the newest in.
+//! [`Generator::forward_at`] runs its first steps only, fading the newest in. A skip generator
+//! (`g_skip`) has the same RGB layers and sums them all ([`Generator::forward`]).
 //! For the seed preset: 64 -> 64x6x5 -> 256 -> 128 -> 128 -> 64 -> 3 at 96x80.
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::Linear;
 use burn::tensor::activation::sigmoid;
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{backend::Backend, Distribution, Tensor, TensorData};
 
 use crate::grow::Level;
@@ -42,8 +45,12 @@ pub struct Generator<B: Backend> {
     pub slope: f64,
     pub residual: bool,
     /// Progressive growing's RGB outputs: `to_rgb_steps[i]` after step `i`, for every step but
-    /// the last (whose output is `to_rgb`); empty unless the model is progressive.
+    /// the last (whose output is `to_rgb`); empty unless the model is progressive or skips.
     pub to_rgb_steps: Vec<Conv2d<B>>,
+    /// Output skips (`g_skip`): the image is the sigmoid of every step's RGB output summed,
+    /// each sum upsampled x2 before the next step's is added. A constant from the config (an
+    /// empty record: checkpoints written before it existed load unchanged).
+    pub skip: bool,
 }
 
 fn norm_and_act<B: Backend>(
@@ -88,7 +95,7 @@ impl<B: Backend> Generator<B> {
         let to_rgb = conv3x3(cin, 3, 1, cfg.padding, device);
         // Drawn last, so a progressive model's other layers start as the plain model's do.
         let steps = cfg.g_channels.len();
-        let to_rgb_steps = match cfg.progressive {
+        let to_rgb_steps = match cfg.progressive || cfg.g_skip {
             true => cfg.g_channels[..steps - 1]
                 .iter()
                 .map(|&c| conv3x3(c, 3, 1, cfg.padding, device))
@@ -103,6 +110,7 @@ impl<B: Backend> Generator<B> {
             slope: cfg.leaky_slope,
             residual: cfg.residual,
             to_rgb_steps,
+            skip: cfg.g_skip,
         }
     }
 
@@ -124,15 +132,20 @@ impl<B: Backend> Generator<B> {
     /// image upsampled x2 (nearest), so at `alpha` 0 the output is exactly the previous
     /// level's, upsampled. `level` must suit the network ([`Level::validate`]).
     pub fn forward_at(&self, z: Tensor<B, 2>, level: Level) -> Tensor<B, 4> {
+        if self.skip {
+            assert_eq!(
+                level,
+                self.full_level(),
+                "a skip generator runs at its full size"
+            );
+            return self.forward_skip(z);
+        }
         let k = level.steps;
         assert!(
             (1..=self.blocks.len()).contains(&k) && (k == self.blocks.len() || self.grows()),
             "level {level:?} does not suit this generator"
         );
-        let n = z.dims()[0];
-        let [c0, h0, w0] = self.start;
-        let x = leaky_relu(self.project.forward(z), self.slope);
-        let mut x: Tensor<B, 4> = x.reshape([n, c0, h0, w0]);
+        let mut x = self.bottom(z);
         for block in &self.blocks[..k - 1] {
             x = self.block_forward(block, x);
         }
@@ -147,9 +160,32 @@ impl<B: Backend> Generator<B> {
         image.mul_scalar(a) + upsampled.mul_scalar(1.0 - a)
     }
 
+    /// The skip generator: after each step its RGB layer's output is added to the running RGB
+    /// sum upsampled x2 (bilinear, half-pixel centres); the image is the sigmoid of the total.
+    fn forward_skip(&self, z: Tensor<B, 2>) -> Tensor<B, 4> {
+        let mut x = self.bottom(z);
+        let mut rgb: Option<Tensor<B, 4>> = None;
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = self.block_forward(block, x);
+            let step_rgb = ops::conv2d(self.rgb_layer(i + 1), x.clone());
+            rgb = Some(match rgb {
+                Some(sum) => upsample2_bilinear(sum) + step_rgb,
+                None => step_rgb,
+            });
+        }
+        sigmoid(rgb.expect("a generator has at least one step"))
+    }
+
+    /// The dense layer, LeakyReLU and reshape: the first feature map `[N, C0, H0, W0]`.
+    fn bottom(&self, z: Tensor<B, 2>) -> Tensor<B, 4> {
+        let n = z.dims()[0];
+        let [c0, h0, w0] = self.start;
+        leaky_relu(self.project.forward(z), self.slope).reshape([n, c0, h0, w0])
+    }
+
     /// Whether the network has progressive growing's RGB layers.
     pub fn grows(&self) -> bool {
-        !self.to_rgb_steps.is_empty()
+        !self.skip && !self.to_rgb_steps.is_empty()
     }
 
     /// The RGB layer after step `k` (1-based): `to_rgb` after the last.
@@ -183,6 +219,17 @@ pub fn upsample2<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     let [n, c, h, w] = x.dims();
     let x: Tensor<B, 6> = x.reshape([n, c, h, 1, w, 1]);
     x.expand([n, c, h, 2, w, 2]).reshape([n, c, 2 * h, 2 * w])
+}
+
+/// `[N, C, H, W]` -> `[N, C, 2H, 2W]` by bilinear interpolation with half-pixel centres
+/// (PyTorch's `F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)`).
+pub fn upsample2_bilinear<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [_, _, h, w] = x.dims();
+    let options = InterpolateOptions {
+        mode: InterpolateMode::Bilinear,
+        align_corners: false,
+    };
+    interpolate(x, [2 * h, 2 * w], options)
 }
 
 /// Seeded standard-normal latents `[n, latent]`, row-major (reseeds the backend RNG with `seed`).

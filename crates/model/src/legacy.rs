@@ -10,7 +10,10 @@
 //!   written as an empty record); the generator has no `to_rgb_steps` and the discriminator no
 //!   `from_rgb`.
 //! - **v3** (now): both networks end with progressive growing's extra layers (empty lists
-//!   unless the model is progressive).
+//!   unless the model is progressive or, for G, skips). The generator's last field, `skip`, is
+//!   a constant from the config: its empty record is one `None` byte, and a file written before
+//!   it existed ends where it would start, which `EmptyRecord`'s reader accepts, so those files
+//!   parse as v3 unchanged (`crates/model/tests/skip.rs` pins it).
 //!
 //! An older record converts to today's field by field; `crop_end` is not data (it follows from
 //! the config) and the extra layers of a model that does not grow are empty lists, so nothing is
@@ -78,6 +81,7 @@ impl<B: Backend> From<GeneratorRecordV1<B>> for GeneratorRecord<B> {
             slope: v1.slope,
             residual: v1.residual,
             to_rgb_steps: Vec::new(),
+            skip: EmptyRecord::new(),
         }
     }
 }
@@ -103,6 +107,7 @@ impl<B: Backend> From<GeneratorRecordV2<B>> for GeneratorRecord<B> {
             slope: v2.slope,
             residual: v2.residual,
             to_rgb_steps: Vec::new(),
+            skip: EmptyRecord::new(),
         }
     }
 }
