@@ -120,12 +120,29 @@ class Stage(nn.Module):
         return x
 
 
+class Excitation(nn.Module):
+    """FastGAN's skip-layer excitation, as facegan's `Excitation`: the coarse map average-pooled
+    to 4x4, a dense layer (`squeeze`, no bias), Swish, a dense layer (`excite`, no bias), a
+    sigmoid: one gate per channel of the fine map."""
+
+    def __init__(self, coarse: int, fine: int):
+        super().__init__()
+        self.squeeze = nn.Linear(coarse * 16, fine, bias=False)
+        self.excite = nn.Linear(fine, fine, bias=False)
+
+    def forward(self, coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
+        pooled = F.adaptive_avg_pool2d(coarse, 4).flatten(1)
+        gates = torch.sigmoid(self.excite(F.silu(self.squeeze(pooled))))
+        return fine * gates[:, :, None, None]
+
+
 class Generator(nn.Module):
     """facegan's generator: Linear (no bias) -> LeakyReLU -> reshape to the bottom feature map,
     one `Stage` per entry of `g_channels`, then a 3x3 convolution to RGB and a sigmoid. With
     `g_skip`, a 3x3 RGB convolution after every stage but the last too (`to_rgb_steps.N`): each
     stage's RGB is added to the running sum upsampled x2 (bilinear), the sigmoid taken of the
-    total. Tensor names are facegan's (`project`, `blocks.N.conv...`, `to_rgb`)."""
+    total. With `g_sle`, the output of stage `i + 3` is gated by stage `i`'s (0: the bottom map;
+    `excitations.N`). Tensor names are facegan's (`project`, `blocks.N.conv...`, `to_rgb`)."""
 
     def __init__(self, cfg: dict):
         super().__init__()
@@ -144,13 +161,21 @@ class Generator(nn.Module):
         self.to_rgb_steps = nn.ModuleList(
             nn.Conv2d(c, 3, 3, padding=1) for c in (channels[1:-1] if self.skip else [])
         )
+        self.excitations = nn.ModuleList(
+            Excitation(coarse, fine)
+            for coarse, fine in (zip(channels, channels[3:]) if cfg.get("g_sle", False) else [])
+        )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Latents `[N, latent]` -> images `[N, 3, H, W]`, RGB in [0, 1]."""
         x = F.leaky_relu(self.project(z), self.slope).reshape(-1, *self.start)
+        outputs = [x]
         rgb = None
         for i, stage in enumerate(self.blocks):
             x = stage(x)
+            if self.excitations and i + 1 >= 3:
+                x = self.excitations[i + 1 - 3](outputs[i + 1 - 3], x)
+            outputs.append(x)
             last = i == len(self.blocks) - 1
             if self.skip or last:
                 step_rgb = (self.to_rgb if last else self.to_rgb_steps[i])(x)

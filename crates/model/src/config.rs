@@ -91,6 +91,13 @@ pub struct ModelConfig {
     /// carry the image, as in progressive growing, with no schedule.
     #[serde(default)]
     pub g_skip: bool,
+    /// Skip-layer excitation in G (FastGAN, Liu et al. 2021): the output of every step from the
+    /// third on is multiplied channel-wise by gates computed from the feature map three steps
+    /// (8x) coarser: that map average-pooled to 4x4, a dense layer, Swish, a dense layer, a
+    /// sigmoid. A short gradient path from the high-resolution layers to the coarse ones, at
+    /// almost no compute. Needs at least 3 resolution steps.
+    #[serde(default)]
+    pub g_sle: bool,
 }
 
 impl ModelConfig {
@@ -117,6 +124,7 @@ impl ModelConfig {
             padding: Padding::Keras,
             progressive: false,
             g_skip: false,
+            g_sle: false,
         }
     }
 
@@ -182,6 +190,7 @@ impl ModelConfig {
             padding: Padding::Symmetric,
             progressive: false,
             g_skip: false,
+            g_sle: false,
         }
     }
 
@@ -211,6 +220,7 @@ impl ModelConfig {
             padding: Padding::Symmetric,
             progressive: false,
             g_skip: false,
+            g_sle: false,
         }
     }
 
@@ -311,6 +321,20 @@ impl ModelConfig {
             return Err(
                 "g_skip and progressive are two ways to use G's RGB outputs: pick one".into(),
             );
+        }
+        if self.g_sle && self.progressive {
+            return Err(
+                "g_sle and progressive cannot be combined: growing runs G's first steps \
+                 alone, and the excitations join steps three apart"
+                    .into(),
+            );
+        }
+        if self.g_sle && self.g_channels.len() < crate::generator::EXCITATION_SPAN {
+            return Err(format!(
+                "g_sle needs at least {} resolution steps in G (got {})",
+                crate::generator::EXCITATION_SPAN,
+                self.g_channels.len()
+            ));
         }
         if self.mbstd_group == 1 {
             return Err("mbstd_group must be 0 (off) or >= 2".into());

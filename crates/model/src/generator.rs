@@ -4,14 +4,17 @@
 //! residual when `residual` is set), then a 3x3 conv to RGB and a sigmoid. A progressive model
 //! ([`crate::grow`]) also has a 3x3 RGB conv after every step but the last, and
 //! [`Generator::forward_at`] runs its first steps only, fading the newest in. A skip generator
-//! (`g_skip`) has the same RGB layers and sums them all ([`Generator::forward`]).
+//! (`g_skip`) has the same RGB layers and sums them all ([`Generator::forward`]). With `g_sle`,
+//! each step's output from the third on is gated by the feature map three steps coarser
+//! ([`Excitation`], FastGAN's skip-layer excitation).
 //! For the seed preset: 64 -> 64x6x5 -> 256 -> 128 -> 128 -> 64 -> 3 at 96x80.
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::Linear;
 use burn::tensor::activation::sigmoid;
-use burn::tensor::module::interpolate;
+use burn::tensor::activation::silu;
+use burn::tensor::module::{adaptive_avg_pool2d, interpolate};
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{backend::Backend, Distribution, Tensor, TensorData};
 
@@ -36,6 +39,45 @@ pub struct GeneratorBlock<B: Backend> {
     pub refine: Vec<GeneratorRefine<B>>,
 }
 
+/// How many resolution steps an [`Excitation`] spans: step `i`'s output (counting the bottom
+/// feature map as output 0) gates the output of step `i + 3`, 8x finer.
+pub const EXCITATION_SPAN: usize = 3;
+
+/// The side of the grid a coarse feature map is average-pooled to before its gates are computed
+/// (FastGAN's 4x4).
+pub const EXCITATION_POOL: usize = 4;
+
+/// FastGAN's skip-layer excitation (Liu et al. 2021): gates for a fine feature map's channels
+/// from a coarse one. The coarse map is average-pooled to 4x4 (PyTorch's adaptive pooling), then
+/// `squeeze` (dense, no bias: FastGAN's 4x4 valid convolution), Swish, `excite` (dense, no bias:
+/// its 1x1 convolution) and a sigmoid give one gate in (0, 1) per fine channel.
+#[derive(Module, Debug)]
+pub struct Excitation<B: Backend> {
+    /// `[coarse channels x 16, fine channels]`.
+    pub squeeze: Linear<B>,
+    /// `[fine channels, fine channels]`.
+    pub excite: Linear<B>,
+}
+
+impl<B: Backend> Excitation<B> {
+    pub fn new(coarse: usize, fine: usize, device: &B::Device) -> Self {
+        let pooled = coarse * EXCITATION_POOL * EXCITATION_POOL;
+        Excitation {
+            squeeze: dense(pooled, fine, false, device),
+            excite: dense(fine, fine, false, device),
+        }
+    }
+
+    /// `fine * gates(coarse)`, the gates broadcast over the fine map's height and width.
+    pub fn forward(&self, coarse: Tensor<B, 4>, fine: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [n, c, _, _] = fine.dims();
+        let pooled = adaptive_avg_pool2d(coarse, [EXCITATION_POOL, EXCITATION_POOL]);
+        let pooled: Tensor<B, 2> = pooled.flatten(1, 3);
+        let gates = self.excite.forward(silu(self.squeeze.forward(pooled)));
+        fine * sigmoid(gates).reshape([n, c, 1, 1])
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct Generator<B: Backend> {
     pub project: Linear<B>,
@@ -51,6 +93,9 @@ pub struct Generator<B: Backend> {
     /// each sum upsampled x2 before the next step's is added. A constant from the config (an
     /// empty record: checkpoints written before it existed load unchanged).
     pub skip: bool,
+    /// Skip-layer excitations (`g_sle`): `excitations[i]` gates step `i + 3`'s output with the
+    /// feature map of step `i` (0: the bottom map); empty unless the config sets `g_sle`.
+    pub excitations: Vec<Excitation<B>>,
 }
 
 fn norm_and_act<B: Backend>(
@@ -102,6 +147,18 @@ impl<B: Backend> Generator<B> {
                 .collect(),
             false => Vec::new(),
         };
+        // Drawn after everything else too, so the rest starts as the plain model's.
+        let widths: Vec<usize> = std::iter::once(c0)
+            .chain(cfg.g_channels.iter().copied())
+            .collect();
+        let excitations = match cfg.g_sle {
+            true => widths
+                .iter()
+                .zip(&widths[EXCITATION_SPAN..])
+                .map(|(&coarse, &fine)| Excitation::new(coarse, fine, device))
+                .collect(),
+            false => Vec::new(),
+        };
         Generator {
             project,
             blocks,
@@ -111,6 +168,7 @@ impl<B: Backend> Generator<B> {
             residual: cfg.residual,
             to_rgb_steps,
             skip: cfg.g_skip,
+            excitations,
         }
     }
 
@@ -145,12 +203,13 @@ impl<B: Backend> Generator<B> {
             (1..=self.blocks.len()).contains(&k) && (k == self.blocks.len() || self.grows()),
             "level {level:?} does not suit this generator"
         );
-        let mut x = self.bottom(z);
-        for block in &self.blocks[..k - 1] {
-            x = self.block_forward(block, x);
+        let mut outputs = vec![self.bottom(z)];
+        for i in 0..k - 1 {
+            let x = self.step(i, &outputs);
+            outputs.push(x);
         }
-        let previous = x;
-        let x = self.block_forward(&self.blocks[k - 1], previous.clone());
+        let x = self.step(k - 1, &outputs);
+        let previous = outputs.pop().expect("the bottom map at least");
         let image = sigmoid(ops::conv2d(self.rgb_layer(k), x));
         if !level.fading() {
             return image;
@@ -163,10 +222,11 @@ impl<B: Backend> Generator<B> {
     /// The skip generator: after each step its RGB layer's output is added to the running RGB
     /// sum upsampled x2 (bilinear, half-pixel centres); the image is the sigmoid of the total.
     fn forward_skip(&self, z: Tensor<B, 2>) -> Tensor<B, 4> {
-        let mut x = self.bottom(z);
+        let mut outputs = vec![self.bottom(z)];
         let mut rgb: Option<Tensor<B, 4>> = None;
-        for (i, block) in self.blocks.iter().enumerate() {
-            x = self.block_forward(block, x);
+        for i in 0..self.blocks.len() {
+            let x = self.step(i, &outputs);
+            outputs.push(x.clone());
             let step_rgb = ops::conv2d(self.rgb_layer(i + 1), x.clone());
             rgb = Some(match rgb {
                 Some(sum) => upsample2_bilinear(sum) + step_rgb,
@@ -174,6 +234,19 @@ impl<B: Backend> Generator<B> {
             });
         }
         sigmoid(rgb.expect("a generator has at least one step"))
+    }
+
+    /// Step `i` (0-based) on the last of `outputs` (the bottom map, then each step's output so
+    /// far), its output gated by the output `EXCITATION_SPAN` steps back when G has excitations.
+    fn step(&self, i: usize, outputs: &[Tensor<B, 4>]) -> Tensor<B, 4> {
+        let x = outputs.last().expect("the bottom map at least").clone();
+        let x = self.block_forward(&self.blocks[i], x);
+        match (i + 1).checked_sub(EXCITATION_SPAN) {
+            Some(source) if !self.excitations.is_empty() => {
+                self.excitations[source].forward(outputs[source].clone(), x)
+            }
+            _ => x,
+        }
     }
 
     /// The dense layer, LeakyReLU and reshape: the first feature map `[N, C0, H0, W0]`.

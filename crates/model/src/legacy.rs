@@ -9,11 +9,13 @@
 //! - **v2** (before progressive growing, 2026-12-07): [`UpConv`] records `crop_end` (a constant,
 //!   written as an empty record); the generator has no `to_rgb_steps` and the discriminator no
 //!   `from_rgb`.
-//! - **v3** (now): both networks end with progressive growing's extra layers (empty lists
-//!   unless the model is progressive or, for G, skips). The generator's last field, `skip`, is
-//!   a constant from the config: its empty record is one `None` byte, and a file written before
-//!   it existed ends where it would start, which `EmptyRecord`'s reader accepts, so those files
-//!   parse as v3 unchanged (`crates/model/tests/skip.rs` pins it).
+//! - **v3** (before skip-layer excitation, 2026-12-07): both networks end with progressive
+//!   growing's extra layers (empty lists unless the model is progressive or, for G, skips). The
+//!   generator's last field, `skip`, is a constant from the config: its empty record is one
+//!   `None` byte, and a file written before it existed ends where it would start, which
+//!   `EmptyRecord`'s reader accepts, so those files parse as v3 unchanged
+//!   (`crates/model/tests/skip.rs` pins it).
+//! - **v4** (now): the generator ends with `excitations`, a list (empty unless `g_sle`).
 //!
 //! An older record converts to today's field by field; `crop_end` is not data (it follows from
 //! the config) and the extra layers of a model that does not grow are empty lists, so nothing is
@@ -82,6 +84,7 @@ impl<B: Backend> From<GeneratorRecordV1<B>> for GeneratorRecord<B> {
             residual: v1.residual,
             to_rgb_steps: Vec::new(),
             skip: EmptyRecord::new(),
+            excitations: Vec::new(),
         }
     }
 }
@@ -108,6 +111,36 @@ impl<B: Backend> From<GeneratorRecordV2<B>> for GeneratorRecord<B> {
             residual: v2.residual,
             to_rgb_steps: Vec::new(),
             skip: EmptyRecord::new(),
+            excitations: Vec::new(),
+        }
+    }
+}
+
+/// The generator's v3 record: today's without `excitations`.
+#[derive(Record)]
+pub struct GeneratorRecordV3<B: Backend> {
+    pub project: <Linear<B> as Module<B>>::Record,
+    pub blocks: Vec<GeneratorBlockRecord<B>>,
+    pub to_rgb: <Conv2d<B> as Module<B>>::Record,
+    pub start: EmptyRecord,
+    pub slope: <f64 as Module<B>>::Record,
+    pub residual: <bool as Module<B>>::Record,
+    pub to_rgb_steps: <Vec<Conv2d<B>> as Module<B>>::Record,
+    pub skip: EmptyRecord,
+}
+
+impl<B: Backend> From<GeneratorRecordV3<B>> for GeneratorRecord<B> {
+    fn from(v3: GeneratorRecordV3<B>) -> Self {
+        GeneratorRecord {
+            project: v3.project,
+            blocks: v3.blocks,
+            to_rgb: v3.to_rgb,
+            start: v3.start,
+            slope: v3.slope,
+            residual: v3.residual,
+            to_rgb_steps: v3.to_rgb_steps,
+            skip: v3.skip,
+            excitations: Vec::new(),
         }
     }
 }

@@ -11,7 +11,9 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use facegan_model::discriminator::DiscriminatorRecord;
 use facegan_model::generator::GeneratorRecord;
-use facegan_model::legacy::{DiscriminatorRecordV2, GeneratorRecordV1, GeneratorRecordV2};
+use facegan_model::legacy::{
+    DiscriminatorRecordV2, GeneratorRecordV1, GeneratorRecordV2, GeneratorRecordV3,
+};
 use facegan_model::{Discriminator, Generator};
 
 use crate::config::TrainConfig;
@@ -31,7 +33,8 @@ pub fn load_generator_file<B: Backend>(
     cfg: &TrainConfig,
     device: &B::Device,
 ) -> Result<Generator<B>> {
-    let older: [OlderLayout<B, GeneratorRecord<B>>; 2] = [
+    let older: [OlderLayout<B, GeneratorRecord<B>>; 3] = [
+        load_older::<B, GeneratorRecordV3<B>, _>,
         load_older::<B, GeneratorRecordV2<B>, _>,
         load_older::<B, GeneratorRecordV1<B>, _>,
     ];
