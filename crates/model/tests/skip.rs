@@ -76,12 +76,7 @@ fn bilinear_upsampling_matches_pytorch() {
         2.50, 2.75, 3.25, 3.50,
         3.00, 3.25, 3.75, 4.00,
     ];
-    for (i, (a, b)) in y.iter().zip(torch).enumerate() {
-        assert!(
-            (a - b).abs() < 1e-6,
-            "element {i}: {a} against PyTorch's {b}"
-        );
-    }
+    common::assert_matches_pytorch(&y, &torch, 1e-6);
 }
 
 /// The skip layers are drawn after all the others: from the same seed, a skip `faces96` whose
@@ -96,10 +91,8 @@ fn with_its_early_rgb_layers_at_zero_a_skip_generator_is_the_plain_one() {
         g_skip: true,
         ..ModelConfig::faces96()
     };
-    <B as burn::tensor::backend::Backend>::seed(&device, 5);
-    let plain = Generator::<B>::new(&plain_cfg, &device);
-    <B as burn::tensor::backend::Backend>::seed(&device, 5);
-    let mut skip = Generator::<B>::new(&skip_cfg, &device);
+    let [plain, mut skip] =
+        common::generators_from_one_seed::<B>(5, [&plain_cfg, &skip_cfg], &device);
     let extra = [256, 128, 64].iter().map(|c| c * 9 * 3 + 3).sum::<usize>();
     assert_eq!(
         skip.param_counts().total,

@@ -108,12 +108,7 @@ fn excitation_matches_pytorch() {
         0.273732, 0.267719, 0.249942, 0.221183, 0.198470, 0.147953,
         0.090935, 0.029921, -0.069870, -0.201180, -0.323650, -0.431899,
     ];
-    for (i, (a, b)) in got.iter().zip(torch).enumerate() {
-        assert!(
-            (a - b).abs() < 1e-5,
-            "element {i}: {a} against PyTorch's {b}"
-        );
-    }
+    common::assert_matches_pytorch(&got, &torch, 1e-5);
 }
 
 /// The excitations are drawn after all the other layers: from the same seed, an excited
@@ -127,10 +122,8 @@ fn excitations_are_drawn_after_the_plain_layers() {
         g_sle: true,
         ..ModelConfig::faces96()
     };
-    <B as burn::tensor::backend::Backend>::seed(&device, 7);
-    let plain = Generator::<B>::new(&ModelConfig::faces96(), &device);
-    <B as burn::tensor::backend::Backend>::seed(&device, 7);
-    let sle = Generator::<B>::new(&sle_cfg, &device);
+    let [plain, sle] =
+        common::generators_from_one_seed::<B>(7, [&ModelConfig::faces96(), &sle_cfg], &device);
     let extra = 256 * 16 * 64 + 64 * 64 + 256 * 16 * 32 + 32 * 32;
     assert_eq!(sle.param_counts().total, plain.param_counts().total + extra);
     assert_eq!(

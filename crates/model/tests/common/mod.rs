@@ -9,3 +9,30 @@ static BACKEND_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 pub fn rng_turn() -> std::sync::MutexGuard<'static, ()> {
     BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Asserts that `got` is a reference's numbers (`want`, computed by PyTorch) within
+/// `tolerance`, naming the first element that is not.
+#[allow(dead_code)] // not every test binary compares against PyTorch
+pub fn assert_matches_pytorch(got: &[f32], want: &[f32], tolerance: f32) {
+    assert_eq!(got.len(), want.len(), "element count");
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (a - b).abs() < tolerance,
+            "element {i}: {a} against PyTorch's {b}"
+        );
+    }
+}
+
+/// Two generators drawn from the same backend seed, one per config (the caller holds
+/// [`rng_turn`]): a variant's extra layers drawn last leave the others as the plain model's.
+#[allow(dead_code)] // used by the tests of G's optional layers
+pub fn generators_from_one_seed<B: burn::tensor::backend::Backend>(
+    seed: u64,
+    [first, second]: [&facegan_model::ModelConfig; 2],
+    device: &B::Device,
+) -> [facegan_model::Generator<B>; 2] {
+    [first, second].map(|cfg| {
+        B::seed(device, seed);
+        facegan_model::Generator::new(cfg, device)
+    })
+}
