@@ -686,7 +686,7 @@ fn checkpoints_of_earlier_layouts_sample_the_same_faces_and_resume() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     make_faces_shard(d, 40, 2);
-    for name in ["v1-tiny", "v1-resize", "v2-tiny"] {
+    for name in ["v1-tiny", "v1-resize", "v2-tiny", "v3-tiny"] {
         let run = d.join(name);
         copy_tree(&fixtures.join(name), &run);
         let run_arg = run.to_str().unwrap();

@@ -141,8 +141,8 @@ class Generator(nn.Module):
     one `Stage` per entry of `g_channels`, then a 3x3 convolution to RGB and a sigmoid. With
     `g_skip`, a 3x3 RGB convolution after every stage but the last too (`to_rgb_steps.N`): each
     stage's RGB is added to the running sum upsampled x2 (bilinear), the sigmoid taken of the
-    total. With `g_sle`, the output of stage `i + 3` is gated by stage `i`'s (0: the bottom map;
-    `excitations.N`). Tensor names are facegan's (`project`, `blocks.N.conv...`, `to_rgb`)."""
+    total. With `g_sle`, `excitations.N` gates stage N+2's output with the bottom map (N = 0) or
+    stage N-1's output. Tensor names are facegan's (`project`, `blocks.N.conv...`, `to_rgb`)."""
 
     def __init__(self, cfg: dict):
         super().__init__()

@@ -39,8 +39,8 @@ pub struct GeneratorBlock<B: Backend> {
     pub refine: Vec<GeneratorRefine<B>>,
 }
 
-/// How many resolution steps an [`Excitation`] spans: step `i`'s output (counting the bottom
-/// feature map as output 0) gates the output of step `i + 3`, 8x finer.
+/// How many resolution steps an [`Excitation`] spans: output `i` (the bottom feature map is
+/// output 0, `blocks[j]`'s output `j + 1`) gates output `i + 3`, 8x finer.
 pub const EXCITATION_SPAN: usize = 3;
 
 /// The side of the grid a coarse feature map is average-pooled to before its gates are computed
@@ -93,8 +93,9 @@ pub struct Generator<B: Backend> {
     /// each sum upsampled x2 before the next step's is added. A constant from the config (an
     /// empty record: checkpoints written before it existed load unchanged).
     pub skip: bool,
-    /// Skip-layer excitations (`g_sle`): `excitations[i]` gates step `i + 3`'s output with the
-    /// feature map of step `i` (0: the bottom map); empty unless the config sets `g_sle`.
+    /// Skip-layer excitations (`g_sle`): counting the bottom map as output 0 and `blocks[j]`'s
+    /// as output `j + 1`, `excitations[i]` gates output `i + 3` (that of `blocks[i + 2]`) with
+    /// output `i`; empty unless the config sets `g_sle`.
     pub excitations: Vec<Excitation<B>>,
 }
 

@@ -14,7 +14,7 @@
 //!   generator's last field, `skip`, is a constant from the config: its empty record is one
 //!   `None` byte, and a file written before it existed ends where it would start, which
 //!   `EmptyRecord`'s reader accepts, so those files parse as v3 unchanged
-//!   (`crates/model/tests/skip.rs` pins it).
+//!   (`crates/model/tests/sle.rs` pins it).
 //! - **v4** (now): the generator ends with `excitations`, a list (empty unless `g_sle`).
 //!
 //! An older record converts to today's field by field; `crop_end` is not data (it follows from
