@@ -17,11 +17,12 @@
 //!   (`crates/model/tests/sle.rs` pins it).
 //! - **v4** (now): the generator ends with `excitations`, a list (empty unless `g_sle`).
 //!
-//! An older record converts to today's field by field; `crop_end` is not data (it follows from
-//! the config) and the extra layers of a model that does not grow are empty lists, so nothing is
+//! Each older generator record converts to the next layout field by field (v1 to v2 to v3 to
+//! today's), so a new layout adds one conversion; `crop_end` is not data (it follows from the
+//! config) and the extra layers of a model that does not grow are empty lists, so nothing is
 //! invented. `tests/e2e.rs`
-//! (`checkpoints_of_earlier_layouts_sample_the_same_faces_and_resume`) loads real v1 checkpoints
-//! written by that older binary (`tests/fixtures/checkpoints/`).
+//! (`checkpoints_of_earlier_layouts_sample_the_same_faces_and_resume`) loads real v1, v2 and v3
+//! checkpoints written by the builds that had those layouts (`tests/fixtures/checkpoints/`).
 
 use burn::module::{EmptyRecord, Module};
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
@@ -61,9 +62,9 @@ pub struct GeneratorRecordV1<B: Backend> {
     pub residual: <bool as Module<B>>::Record,
 }
 
-impl<B: Backend> From<GeneratorRecordV1<B>> for GeneratorRecord<B> {
+impl<B: Backend> From<GeneratorRecordV1<B>> for GeneratorRecordV2<B> {
     fn from(v1: GeneratorRecordV1<B>) -> Self {
-        GeneratorRecord {
+        GeneratorRecordV2 {
             project: v1.project,
             blocks: v1
                 .blocks
@@ -82,10 +83,13 @@ impl<B: Backend> From<GeneratorRecordV1<B>> for GeneratorRecord<B> {
             start: v1.start,
             slope: v1.slope,
             residual: v1.residual,
-            to_rgb_steps: Vec::new(),
-            skip: EmptyRecord::new(),
-            excitations: Vec::new(),
         }
+    }
+}
+
+impl<B: Backend> From<GeneratorRecordV1<B>> for GeneratorRecord<B> {
+    fn from(v1: GeneratorRecordV1<B>) -> Self {
+        GeneratorRecordV2::from(v1).into()
     }
 }
 
@@ -100,9 +104,9 @@ pub struct GeneratorRecordV2<B: Backend> {
     pub residual: <bool as Module<B>>::Record,
 }
 
-impl<B: Backend> From<GeneratorRecordV2<B>> for GeneratorRecord<B> {
+impl<B: Backend> From<GeneratorRecordV2<B>> for GeneratorRecordV3<B> {
     fn from(v2: GeneratorRecordV2<B>) -> Self {
-        GeneratorRecord {
+        GeneratorRecordV3 {
             project: v2.project,
             blocks: v2.blocks,
             to_rgb: v2.to_rgb,
@@ -111,8 +115,13 @@ impl<B: Backend> From<GeneratorRecordV2<B>> for GeneratorRecord<B> {
             residual: v2.residual,
             to_rgb_steps: Vec::new(),
             skip: EmptyRecord::new(),
-            excitations: Vec::new(),
         }
+    }
+}
+
+impl<B: Backend> From<GeneratorRecordV2<B>> for GeneratorRecord<B> {
+    fn from(v2: GeneratorRecordV2<B>) -> Self {
+        GeneratorRecordV3::from(v2).into()
     }
 }
 

@@ -7,7 +7,7 @@ mod common;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Distribution, Tensor};
 use facegan_model::generator::upsample2;
-use facegan_model::{ops, Discriminator, Generator, Level, ModelConfig};
+use facegan_model::{Discriminator, Generator, Level, ModelConfig};
 
 type B = Flex;
 type AD = Autodiff<Flex>;
@@ -54,7 +54,7 @@ fn every_level_runs_at_its_size_on_the_cpu_fast_path() {
     ] {
         level.validate(&cfg).unwrap();
         assert_eq!(level.size(&cfg), (size[0], size[1]));
-        let (fast, fallbacks) = (ops::fast_path_calls(), ops::fallbacks());
+        let mark = common::FastPathMark::now();
         let z = Tensor::<AD, 2>::random([4, cfg.latent], Distribution::Normal(0.0, 1.0), &device);
         let images = g.forward_at(z, level);
         assert_eq!(images.dims(), [4, 3, size[0], size[1]], "{level:?}");
@@ -64,12 +64,7 @@ fn every_level_runs_at_its_size_on_the_cpu_fast_path() {
         let g_grad = g.project.weight.grad(&grads).expect("G learns");
         let d_grad = d.head.weight.grad(&grads).expect("D learns");
         assert!(g_grad.abs().sum().into_scalar() > 0.0 && d_grad.abs().sum().into_scalar() > 0.0);
-        assert!(
-            ops::fast_path_calls() > fast && ops::fallbacks() == fallbacks,
-            "{level:?}: {} fast calls, {} fallbacks",
-            ops::fast_path_calls() - fast,
-            ops::fallbacks() - fallbacks
-        );
+        mark.assert_fast_since(&format!("{level:?}"));
     }
 }
 

@@ -8,7 +8,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::Param;
 use burn::tensor::{Distribution, Tensor, TensorData};
 use facegan_model::generator::upsample2_bilinear;
-use facegan_model::{ops, Generator, ModelConfig};
+use facegan_model::{Generator, ModelConfig};
 
 type B = Flex;
 type AD = Autodiff<Flex>;
@@ -30,7 +30,7 @@ fn a_skip_generator_trains_on_the_cpu_fast_path() {
     let _turn = common::rng_turn();
     let g = Generator::<AD>::new(&cfg, &device);
     assert!(!g.grows(), "a skip generator does not grow");
-    let (fast, fallbacks) = (ops::fast_path_calls(), ops::fallbacks());
+    let mark = common::FastPathMark::now();
     let z = Tensor::<AD, 2>::random([4, cfg.latent], Distribution::Normal(0.0, 1.0), &device);
     let images = g.forward(z);
     assert_eq!(images.dims(), [4, 3, 16, 16]);
@@ -50,12 +50,7 @@ fn a_skip_generator_trains_on_the_cpu_fast_path() {
         .grad(&grads)
         .expect("the dense layer learns");
     assert!(rgb0.abs().sum().into_scalar() > 0.0 && project.abs().sum().into_scalar() > 0.0);
-    assert!(
-        ops::fast_path_calls() > fast && ops::fallbacks() == fallbacks,
-        "{} fast calls, {} fallbacks",
-        ops::fast_path_calls() - fast,
-        ops::fallbacks() - fallbacks
-    );
+    mark.assert_fast_since("the skip generator");
 }
 
 /// x2 bilinear upsampling with half-pixel centres gives PyTorch's numbers:

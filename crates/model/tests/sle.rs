@@ -10,7 +10,7 @@ use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::{Distribution, Tensor, TensorData};
 use facegan_model::generator::{Excitation, GeneratorRecord};
 use facegan_model::legacy::GeneratorRecordV3;
-use facegan_model::{ops, Generator, ModelConfig};
+use facegan_model::{Generator, ModelConfig};
 
 type B = Flex;
 type AD = Autodiff<Flex>;
@@ -40,7 +40,7 @@ fn an_excited_generator_trains_on_the_cpu_fast_path() {
     let _turn = common::rng_turn();
     let g = Generator::<AD>::new(&cfg, &device);
     assert_eq!(g.excitations.len(), 1, "bottom map -> step 3");
-    let (fast, fallbacks) = (ops::fast_path_calls(), ops::fallbacks());
+    let mark = common::FastPathMark::now();
     let z = Tensor::<AD, 2>::random([4, cfg.latent], Distribution::Normal(0.0, 1.0), &device);
     let images = g.forward(z);
     assert_eq!(images.dims(), [4, 3, 32, 32]);
@@ -60,12 +60,7 @@ fn an_excited_generator_trains_on_the_cpu_fast_path() {
     learns(g.excitations[0].squeeze.weight.grad(&grads), "squeeze");
     learns(g.excitations[0].excite.weight.grad(&grads), "excite");
     learns(g.project.weight.grad(&grads), "the dense layer");
-    assert!(
-        ops::fast_path_calls() > fast && ops::fallbacks() == fallbacks,
-        "{} fast calls, {} fallbacks",
-        ops::fast_path_calls() - fast,
-        ops::fallbacks() - fallbacks
-    );
+    mark.assert_fast_since("the excited generator");
 }
 
 /// One excitation on fixed numbers gives PyTorch's: a 2-channel 6x5 map (overlapping adaptive

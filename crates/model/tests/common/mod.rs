@@ -36,3 +36,32 @@ pub fn generators_from_one_seed<B: burn::tensor::backend::Backend>(
         facegan_model::Generator::new(cfg, device)
     })
 }
+
+/// The CPU fast path's counters at one moment ([`facegan_model::ops::fast_path_calls`],
+/// [`facegan_model::ops::fallbacks`]), to check the ops run since then.
+#[allow(dead_code)] // used by the tests of networks that must train on the fast path
+pub struct FastPathMark {
+    fast: u64,
+    fallbacks: u64,
+}
+
+#[allow(dead_code)]
+impl FastPathMark {
+    pub fn now() -> Self {
+        FastPathMark {
+            fast: facegan_model::ops::fast_path_calls(),
+            fallbacks: facegan_model::ops::fallbacks(),
+        }
+    }
+
+    /// Asserts that the CPU kernels ran since the mark and no op fell back to Burn's; `what`
+    /// names the case in the message.
+    pub fn assert_fast_since(&self, what: &str) {
+        let fast = facegan_model::ops::fast_path_calls() - self.fast;
+        let fallbacks = facegan_model::ops::fallbacks() - self.fallbacks;
+        assert!(
+            fast > 0 && fallbacks == 0,
+            "{what}: {fast} fast calls, {fallbacks} fallbacks"
+        );
+    }
+}
