@@ -21,6 +21,9 @@ pub(crate) struct RunPlan {
     pub(crate) cfg: TrainConfig,
     pub(crate) train_ids: Vec<usize>,
     pub(crate) batches_per_epoch: usize,
+    /// What the session prints and logs about the plan before it trains (a resumed run whose
+    /// preset has changed since it began).
+    pub(crate) note: Option<String>,
 }
 
 /// Decides resume-or-start and resolves the config (the run's own when resuming, else the one
@@ -32,8 +35,9 @@ pub(crate) fn plan_run(opts: &TrainOptions, shard: &Shard) -> Result<RunPlan> {
     } else {
         usable_checkpoint(&opts.run)?
     };
+    let mut note = None;
     if let Some((_, state)) = &resume {
-        check_resume_matches(opts, state)?;
+        note = check_resume_matches(opts, state)?;
     } else if !opts.new {
         refuse_to_overwrite_history(&opts.run)?;
     }
@@ -90,6 +94,7 @@ pub(crate) fn plan_run(opts: &TrainOptions, shard: &Shard) -> Result<RunPlan> {
         cfg,
         train_ids,
         batches_per_epoch: nb,
+        note,
     })
 }
 
@@ -159,18 +164,42 @@ pub fn check_resumable(run: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A resumed run keeps its preset, `--batch` and `--seed`: a different one asked for
-/// explicitly is refused rather than ignored.
-fn check_resume_matches(opts: &TrainOptions, state: &TrainState) -> Result<()> {
+/// A resumed run keeps its preset, its networks, `--batch` and `--seed`: a different one asked
+/// for explicitly is refused rather than ignored. Asking for the run's own preset by name when
+/// the run's networks are not today's preset's (the preset changed in a newer facegan, or the
+/// run began from a config file on that preset) resumes the run as it began, with a note naming
+/// the differences (returned for the session to print).
+fn check_resume_matches(opts: &TrainOptions, state: &TrainState) -> Result<Option<String>> {
     let run = &opts.run;
+    let mut note = None;
     if let Some(asked) = &opts.config {
-        if state.config.preset != asked.preset || state.config.model != asked.model {
+        if state.config.preset != asked.preset {
             bail!(
                 "{}: this run was trained with preset {:?}, not {:?}; pass --new to start over or use another --run",
                 run.display(),
                 state.config.preset,
                 asked.preset
             );
+        }
+        if state.config.model != asked.model {
+            let differ =
+                facegan_rundir::config::model_differences(&state.config.model, &asked.model)
+                    .join("; ");
+            let todays_preset = TrainConfig::preset(&asked.preset).ok();
+            if todays_preset.is_some_and(|p| p.model == asked.model) {
+                note = Some(format!(
+                    "this run's networks differ from today's preset {p:?} ({differ}: this run's \
+                     vs the preset's); the run goes on with the networks it began with (--new \
+                     starts over with today's {p})",
+                    p = asked.preset
+                ));
+            } else {
+                bail!(
+                    "{}: this run's networks differ from the config asked for ({differ}: this \
+                     run's vs asked); pass --new to start over with it or use another --run",
+                    run.display()
+                );
+            }
         }
     }
     let asked = [
@@ -190,5 +219,5 @@ fn check_resume_matches(opts: &TrainOptions, state: &TrainState) -> Result<()> {
             );
         }
     }
-    Ok(())
+    Ok(note)
 }

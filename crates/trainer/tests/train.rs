@@ -726,6 +726,49 @@ fn wrong_size_shard_and_mismatched_preset_are_refused() {
     assert!(err.contains("was trained with preset \"tiny\""), "{err}");
 }
 
+/// A run resumed by its own preset's name whose networks are not today's preset's (the preset
+/// changed in a newer facegan) goes on with the networks it began with, saying so in train.log;
+/// a config on the same preset that asks for other networks is refused, naming the difference.
+#[test]
+fn a_run_resumed_by_its_preset_name_keeps_the_networks_it_began_with() {
+    let _turn = rng_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let shard = tiny_shard(dir.path(), 40);
+    let run = dir.path().join("t");
+    // `tiny` as an older facegan might have defined it: a wider start of G.
+    let mut older = TrainConfig::preset("tiny").unwrap();
+    older.model.g_start_channels = 32;
+    let mut first = opts(&shard, &run, older.clone());
+    first.max_steps = Some(1);
+    train::<AD>(&first, &Default::default()).unwrap();
+
+    let mut again = opts(&shard, &run, TrainConfig::preset("tiny").unwrap());
+    again.max_steps = Some(2);
+    let summary = train::<AD>(&again, &Default::default()).unwrap();
+    assert_eq!(summary.state.step, 2, "the run resumed");
+    assert_eq!(
+        summary.state.config.model, older.model,
+        "with its own networks"
+    );
+    let log = std::fs::read_to_string(run.join("train.log")).unwrap();
+    assert!(
+        log.contains("differ from today's preset \"tiny\" (g_start_channels 32 vs 16"),
+        "{log}"
+    );
+
+    let mut other = TrainConfig::preset("tiny").unwrap();
+    other.model.g_start_channels = 24;
+    let mut o = opts(&shard, &run, other);
+    o.max_steps = Some(3);
+    let err = train::<AD>(&o, &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("networks differ from the config asked for (g_start_channels 32 vs 24"),
+        "{err}"
+    );
+}
+
 #[test]
 fn partial_toml_config_overrides_a_preset() {
     let cfg =

@@ -41,6 +41,7 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
             cfg,
             train_ids,
             batches_per_epoch,
+            note,
         } = plan;
         if resume.is_none() {
             // A new run: first remove what an earlier run left in the directory.
@@ -68,6 +69,9 @@ impl<'a, B: AutodiffBackend> Session<'a, B> {
         );
         if opts.config.is_none() && resumed_from.is_none() {
             announce_preset_by_size(run, &cfg);
+        }
+        if let Some(note) = note {
+            print_and_log(run, &format!("note: {note}"));
         }
         let curve: Vec<QualityPoint> = quality::read_quality(&run.join("quality.csv"))?
             .into_iter()
