@@ -227,7 +227,9 @@ fn pipeline_survives_a_kill_and_produces_every_artifact() {
         (probe_swd - eval_swd).abs() <= 1e-9 * eval_swd,
         "probe {probe_swd} vs eval {eval_swd}"
     );
-    // The best checkpoint by that curve evaluates too.
+    // The best checkpoint by that curve evaluates too, into a folder of its own (`--out`): the
+    // latest checkpoint's report stays, and the page still shows the run's charts.
+    let latest_report = std::fs::read(d.join("run/eval/report.json")).unwrap();
     let text = ok(
         &[
             "eval",
@@ -239,11 +241,23 @@ fn pipeline_survives_a_kill_and_produces_every_artifact() {
             "64",
             "--device",
             "cpu",
+            "--out",
+            "best-eval",
         ],
         d,
     );
     assert!(text.contains("SWD"), "{text}");
-    let html = std::fs::read_to_string(d.join("run/eval/report.html")).unwrap();
+    assert!(text.contains("best-eval/report.html"), "{text}");
+    assert_eq!(
+        std::fs::read(d.join("run/eval/report.json")).unwrap(),
+        latest_report
+    );
+    let best = read_json(&d.join("best-eval/report.json"));
+    assert!(best["checkpoint"]["dir"]
+        .as_str()
+        .unwrap()
+        .ends_with("best"));
+    let html = std::fs::read_to_string(d.join("best-eval/report.html")).unwrap();
     assert!(html.contains("Quality during training"));
     // The trainer's loss.png is the page's loss chart.
     assert!(html.contains("data:image/png;base64,") && html.contains(r#"alt="loss.png""#));

@@ -52,9 +52,9 @@ pub(crate) fn resolve(opts: &EvalOptions) -> Result<Sources> {
     Ok(Sources { ckpt, data, shard })
 }
 
-/// Creates `RUN/eval/` (and `RUN` when it does not exist) and returns it.
-pub(crate) fn create_out_dir(run: &Path) -> Result<PathBuf> {
-    let out_dir = run.join("eval");
+/// Creates the report's folder, `out` or else `RUN/eval/` (with its parents), and returns it.
+pub(crate) fn create_out_dir(run: &Path, out: Option<&Path>) -> Result<PathBuf> {
+    let out_dir = out.map_or_else(|| run.join("eval"), Path::to_path_buf);
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("{}: cannot create", out_dir.display()))?;
     Ok(out_dir)

@@ -73,6 +73,8 @@ pub struct EvalOptions {
     pub fid_resize: FidResize,
     /// Also score the fakes at each truncation PSI (`--truncation-sweep`).
     pub truncation_sweep: bool,
+    /// Where the report and its images go (`--out`); `None`: `RUN/eval/`.
+    pub out: Option<PathBuf>,
 }
 
 /// Runs the whole evaluation on backend `B` (an inference backend: BatchNorm uses running stats).
@@ -93,7 +95,7 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
         }
     };
     let src = inputs::resolve(opts)?;
-    let out_dir = inputs::create_out_dir(&opts.run)?;
+    let out_dir = inputs::create_out_dir(&opts.run, opts.out.as_deref())?;
     let reals = inputs::sample_reals(&src.shard, opts.n, opts.seed);
     let models = src.ckpt.as_ref().map(|c| Models::<B>::load(c, device));
     let models = models.transpose()?;

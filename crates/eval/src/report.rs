@@ -109,7 +109,8 @@ pub(crate) fn settings_json(opts: &EvalOptions, images_per_side: usize) -> serde
                 "dir_repeats": swd::DIR_REPEATS, "dirs_per_repeat": swd::DIRS_PER_REPEAT}})
 }
 
-/// Writes `report.json` and `report.html` into `dir` (the run's `eval/` folder).
+/// Writes `report.json` and `report.html` into `dir` (the report's folder: `RUN/eval/` unless
+/// `--out` named another).
 pub fn write(dir: &Path, r: &EvalReport) -> Result<()> {
     write_atomic(
         &dir.join("report.json"),
@@ -138,11 +139,11 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// A chart the trainer drew into the run folder (the parent of the `eval/` folder `dir`),
-/// inlined with its caption, or `missing` when the run has no such file.
-fn run_chart(dir: &Path, file: &str, caption: &str, missing: &str) -> String {
-    match dir.parent().map(|run| run.join(file)) {
-        Some(p) if p.is_file() => format!(
+/// A chart the trainer drew into the run folder `run`, inlined with its caption, or `missing`
+/// when the run has no such file.
+fn run_chart(run: &Path, file: &str, caption: &str, missing: &str) -> String {
+    match run.join(file) {
+        p if p.is_file() => format!(
             "<figure>{}<figcaption>{caption}</figcaption></figure>",
             inline_image(&p, "image/png")
         ),
@@ -150,9 +151,9 @@ fn run_chart(dir: &Path, file: &str, caption: &str, missing: &str) -> String {
     }
 }
 
-fn quality_figure(dir: &Path) -> String {
+fn quality_figure(run: &Path) -> String {
     run_chart(
-        dir,
+        run,
         "quality.png",
         "SWD of the sampling generator against the holdout while training \
          (quality.png; the best point is kept as checkpoints/best)",
@@ -160,9 +161,9 @@ fn quality_figure(dir: &Path) -> String {
     )
 }
 
-fn loss_figure(dir: &Path) -> String {
+fn loss_figure(run: &Path) -> String {
     run_chart(
-        dir,
+        run,
         "loss.png",
         "Per-epoch losses and mean D outputs (loss.png, drawn by the trainer)",
         "No loss chart (the run has no loss.png).",
@@ -320,7 +321,8 @@ fn neighbours_list(r: &EvalReport) -> String {
         .collect()
 }
 
-/// Writes the self-contained `report.html` into `dir` (the run's `eval/` folder).
+/// Writes the self-contained `report.html` into `dir` (the report's folder), with the charts of
+/// the run the report names.
 pub fn write_html(dir: &Path, r: &EvalReport) -> Result<()> {
     let html = format!(
         r#"<!doctype html>
@@ -356,8 +358,8 @@ th {{ background: #eee; font-weight: 600; }}
         interp = inline_image(&dir.join("interp.png"), "image/png"),
         gif = inline_image(&dir.join("interp.gif"), "image/gif"),
         nn = inline_image(&dir.join("nn.png"), "image/png"),
-        losses = loss_figure(dir),
-        quality = quality_figure(dir),
+        losses = loss_figure(Path::new(&r.run)),
+        quality = quality_figure(Path::new(&r.run)),
         rows = metrics_rows(r),
         nn_text = neighbours_list(r),
         nh = r.nn_level.0,

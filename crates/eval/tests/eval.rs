@@ -195,6 +195,7 @@ fn fake_dir_without_a_checkpoint_scores_real_faces_near_the_floor() {
             inception_sha256: None,
             fid_resize: Default::default(),
             truncation_sweep: false,
+            out: None,
         };
         facegan_eval::evaluate::<Flex>(&opts, &Default::default()).unwrap()
     };
@@ -275,6 +276,7 @@ fn fakes_can_be_scored_against_the_train_split_or_a_folder() {
             inception_sha256: None,
             fid_resize: Default::default(),
             truncation_sweep: false,
+            out: None,
         };
         facegan_eval::evaluate::<Flex>(&opts, &Default::default()).unwrap()
     };

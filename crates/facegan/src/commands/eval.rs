@@ -55,6 +55,10 @@ pub struct EvalArgs {
     /// Writes truncation.png (a row of faces per PSI).
     #[arg(long)]
     truncation_sweep: bool,
+    /// Folder for the report and its images (default: RUN/eval), so the checkpoints of one run
+    /// (say `images:43600` and `images:87100`) can be scored side by side.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
@@ -70,6 +74,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         inception_sha256: a.inception_sha256,
         fid_resize: facegan_eval::FidResize::parse(&a.fid_resize)?,
         truncation_sweep: a.truncation_sweep,
+        out: a.out,
     };
     let dev = pick_device(&a.device)?;
     let report = with_backend!(dev, inference, |B, device| facegan_eval::evaluate::<B>(
