@@ -98,10 +98,9 @@ score() { # RUN
   local run=$1 at
   for at in "${kept[@]}"; do
     [ -f "$run/eval-$at/report.json" ] && continue
-    rm -rf "$run/eval"
-    RAYON_NUM_THREADS=1 "$bin" eval --run "$run" --checkpoint "images:$at" --n 2000 >>"$run.log" 2>&1 \
+    RAYON_NUM_THREADS=1 "$bin" eval --run "$run" --checkpoint "images:$at" --n 2000 \
+      --out "$run/eval-$at" >>"$run.log" 2>&1 \
       || { echo "$(date +%T) $run: eval at $at images failed (see $run.log)" >&2; return 1; }
-    mv "$run/eval" "$run/eval-$at"
   done
 }
 (score "$runs/photos-scratch" && score "$runs/synth-scratch") &

@@ -9,8 +9,8 @@ Usage:
 PROTOCOL is experiments/quality-runs.sh's job file (default experiments/holdout25.txt). For each
 run in it (or only those named by --only) and each checkpoint it kept (`checkpoints/images_N`,
 written by `train --keep-at`) this
-- runs `facegan eval --run RUN --data SHARD --checkpoint images:N --n 1980` and moves RUN/eval to
-  RUN/eval-N, unless RUN/eval-N/report.json is there already. A growing run's checkpoint from
+- runs `facegan eval --run RUN --data SHARD --checkpoint images:N --n 1980 --out RUN/eval-N`,
+  unless RUN/eval-N/report.json already scores that checkpoint. A growing run's checkpoint from
   before it reached its full size is refused by eval; its row is then the live probe nearest N
   from RUN/quality.csv, at the size it trained at, and says so;
 - keeps the eval report as RECORDS/NAME/eval-N.json and the live curve as RECORDS/NAME/quality.csv
@@ -54,9 +54,9 @@ def evaluate(bin_path, r, count):
     checkpoint because the run was still growing there (its message is printed)."""
     dest = os.path.join(r["run"], f"eval-{count}")
     report = os.path.join(dest, "report.json")
-    if not os.path.exists(report):
+    if not scores(report, os.path.join(r["run"], "checkpoints", f"images_{count:09}")):
         cmd = [bin_path, "eval", "--run", r["run"], "--data", r["shard"],
-               "--checkpoint", f"images:{count}", "--n", "1980"]
+               "--checkpoint", f"images:{count}", "--n", "1980", "--out", dest]
         print("+", " ".join(cmd), file=sys.stderr)
         done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if done.returncode != 0:
@@ -65,11 +65,18 @@ def evaluate(bin_path, r, count):
                 return None
             sys.exit(f"kept_report: facegan eval failed on {r['run']} images:{count}:\n"
                      f"{done.stderr}")
-        if os.path.exists(dest):
-            shutil.rmtree(dest)
-        os.rename(os.path.join(r["run"], "eval"), dest)
     with open(report) as f:
         return json.load(f)
+
+
+def scores(report, checkpoint):
+    """Whether REPORT exists and scores CHECKPOINT (a run trained again from scratch keeps
+    its old eval folders, which score checkpoints that are gone)."""
+    if not os.path.exists(report):
+        return False
+    with open(report) as f:
+        scored = json.load(f)["checkpoint"]["dir"]
+    return os.path.normpath(scored) == os.path.normpath(checkpoint)
 
 
 def nearest_probe(run, count):

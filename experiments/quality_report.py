@@ -14,9 +14,7 @@ lines of RUN SHARD PRESET SEED IMAGES IMG_PER_S [LABEL]. For each run this
   checkpoint (2,000 samples per side at 96x80 and larger, as docs/results.md; the default at
   48x40);
 - prints one row: images, quiet minutes (images / IMG_PER_S), SWD and its ratio to the
-  train-vs-holdout floor, the finest level and its ratio, held-out balanced D accuracy;
-- scores each checkpoint the run keeps for good (`--keep-at`, at 15, 30, 60 and 180 quiet
-  minutes) into RUN/eval-COUNT/, once, and prints its row too.
+  train-vs-holdout floor, the finest level and its ratio, held-out balanced D accuracy.
 Then it draws the quality-over-time chart (experiments/quality_chart.py; SWD against quiet
 minutes) of the 48x40 runs that reached IMAGES (with --unfinished, the others too) into
 OUT/quality-over-time.png, one series per run named LABEL (default: the preset, or the config
@@ -28,7 +26,7 @@ the 96x80 runs.
 
 Runs do not survive a fresh checkout (runs/ is ignored), so each scored run's record is kept in
 the repository: RECORDS/NAME/ (--records, default experiments/runs) holds its quality.csv (the
-live curve), eval report.json and each kept checkpoint's eval-COUNT.json. A protocol run whose directory is gone but whose record is
+live curve) and eval report.json. A protocol run whose directory is gone but whose record is
 there is reported and charted from the record, so the chart can be redrawn after its runs are
 deleted. A --points FILE (experiments/chart-points.txt) adds series by hand, in
 quality_chart.py's `points:` form, for runs that have scores but no record.
@@ -107,42 +105,12 @@ def evaluate(bin_path, r, ckpt):
             rep = json.load(f)
         if os.path.normpath(rep["checkpoint"]["dir"]) == os.path.normpath(ckpt):
             return rep
-    cmd = [bin_path, "eval", "--run", r["run"], "--data", r["shard"]] + sample_args(r)
+    cmd = [bin_path, "eval", "--run", r["run"], "--data", r["shard"]]
+    if "96x80" in r["shard"] or "64x64" in r["shard"]:
+        cmd += ["--n", "2000"]
     print("+", " ".join(cmd), file=sys.stderr)
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     with open(report) as f:
-        return json.load(f)
-
-
-def sample_args(r):
-    """eval's images per side: 2,000 at 96x80 and larger (docs/results.md; the holdout caps
-    it), eval's default at 48x40."""
-    return ["--n", "2000"] if "96x80" in r["shard"] or "64x64" in r["shard"] else []
-
-
-def kept_counts(run):
-    """The image counts of the checkpoints RUN keeps for good (`--keep-at`: checkpoints/
-    images_COUNT/, finished)."""
-    dirs = glob.glob(os.path.join(run, "checkpoints", "images_*"))
-    return sorted(int(os.path.basename(d).split("_")[1]) for d in dirs
-                  if os.path.exists(os.path.join(d, "DONE")))
-
-
-def evaluate_kept(bin_path, r, count, records):
-    """facegan eval of the checkpoint kept at COUNT images into RUN/eval-COUNT/, its report
-    kept as RECORDS/NAME/eval-COUNT.json; a count with that record is not scored again."""
-    kept = os.path.join(record_dir(r, records), f"eval-{count}.json")
-    if not os.path.exists(kept):
-        out = os.path.join(r["run"], f"eval-{count}")
-        report = os.path.join(out, "report.json")
-        if not os.path.exists(report):
-            cmd = [bin_path, "eval", "--run", r["run"], "--data", r["shard"],
-                   "--checkpoint", f"images:{count}", "--out", out] + sample_args(r)
-            print("+", " ".join(cmd), file=sys.stderr)
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        os.makedirs(os.path.dirname(kept), exist_ok=True)
-        shutil.copyfile(report, kept)
-    with open(kept) as f:
         return json.load(f)
 
 
@@ -284,14 +252,6 @@ def main():
                 scored.append(r)
         if curve_dir and os.path.exists(os.path.join(curve_dir, "quality.csv")):
             curves[r["run"]] = curve_dir
-        # The checkpoints kept at 15, 30, 60 and 180 quiet minutes, each scored once (from the
-        # record where the run directory is gone).
-        recorded = glob.glob(os.path.join(record_dir(r, args.records), "eval-*.json"))
-        counts = set(kept_counts(r["run"]))
-        counts |= {int(os.path.basename(p)[len("eval-"):-len(".json")]) for p in recorded}
-        for count in sorted(counts):
-            rep = evaluate_kept(args.bin, r, count, args.records)
-            print(row(r, rep, f"kept at {count:,} (eval-{count}.json)"))
     charted = [r for r in runs if "48x40" in r["shard"] and label(r) != "-"]
     series = [f"{label(r)} s{r['seed']}@{r['speed']}={curves[r['run']]}" for r in charted
               if r["run"] in curves]

@@ -252,6 +252,19 @@ fn pipeline_survives_a_kill_and_produces_every_artifact() {
         std::fs::read(d.join("run/eval/report.json")).unwrap(),
         latest_report
     );
+    let err = fails(
+        &[
+            "eval",
+            "--run",
+            "run",
+            "--out",
+            "run/checkpoints/mine",
+            "--device",
+            "cpu",
+        ],
+        d,
+    );
+    assert!(err.contains("inside a run's checkpoints folder"), "{err}");
     let best = read_json(&d.join("best-eval/report.json"));
     assert!(best["checkpoint"]["dir"]
         .as_str()

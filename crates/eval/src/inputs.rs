@@ -53,11 +53,44 @@ pub(crate) fn resolve(opts: &EvalOptions) -> Result<Sources> {
 }
 
 /// Creates the report's folder, `out` or else `RUN/eval/` (with its parents), and returns it.
+/// An `out` inside a run's checkpoints, or another run's `eval/`, is refused: the report would
+/// sit among checkpoint files, or pass for that run's own.
 pub(crate) fn create_out_dir(run: &Path, out: Option<&Path>) -> Result<PathBuf> {
+    if let Some(out) = out {
+        check_out_dir(run, out)?;
+    }
     let out_dir = out.map_or_else(|| run.join("eval"), Path::to_path_buf);
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("{}: cannot create", out_dir.display()))?;
     Ok(out_dir)
+}
+
+fn check_out_dir(run: &Path, out: &Path) -> Result<()> {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let (run_abs, out_abs) = (absolute(run), absolute(out));
+    let a_runs_checkpoints = |a: &Path| {
+        a.file_name().is_some_and(|n| n == "checkpoints")
+            && a.parent()
+                .is_some_and(|r| r == run_abs || r.join("config.toml").is_file())
+    };
+    if out_abs.ancestors().any(a_runs_checkpoints) {
+        bail!(
+            "--out {}: inside a run's checkpoints folder; pick a folder of its own (say {})",
+            out.display(),
+            run.join("eval-NAME").display()
+        );
+    }
+    if let Some(other) = out_abs.parent() {
+        let is_eval = out_abs.file_name().is_some_and(|n| n == "eval");
+        if is_eval && other != run_abs && other.join("checkpoints").is_dir() {
+            bail!(
+                "--out {}: the eval folder of another run ({}); pick a folder of its own",
+                out.display(),
+                other.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Real images sampled from the shard, `[3, h, w]` f32 planes in [0, 1] back to back.

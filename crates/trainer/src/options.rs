@@ -23,6 +23,10 @@ pub struct TrainOptions {
     /// resumed run must match it; `None`: the recommended preset for the shard's image size
     /// (see [`TrainConfig::recommended_preset`]) for a new run, the run's own when resuming.
     pub config: Option<TrainConfig>,
+    /// `config` came from a `--config` file, whose networks are asked for explicitly; `false`:
+    /// from a `--preset` name (or none), which a resumed run may have begun with an older
+    /// definition of.
+    pub config_from_file: bool,
     /// `--batch` and `--seed` as given on the command line: a resumed run keeps its own, so
     /// a different value is refused rather than ignored.
     pub asked_batch: Option<usize>,

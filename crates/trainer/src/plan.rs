@@ -165,10 +165,11 @@ pub fn check_resumable(run: &Path) -> Result<()> {
 }
 
 /// A resumed run keeps its preset, its networks, `--batch` and `--seed`: a different one asked
-/// for explicitly is refused rather than ignored. Asking for the run's own preset by name when
-/// the run's networks are not today's preset's (the preset changed in a newer facegan, or the
-/// run began from a config file on that preset) resumes the run as it began, with a note naming
-/// the differences (returned for the session to print).
+/// for explicitly (a `--config` file's networks included) is refused rather than ignored.
+/// Asking for the run's own preset by name (`--preset`) when the run's networks are not today's
+/// preset's (the preset changed in a newer facegan, or the run began from a config file on that
+/// preset) resumes the run as it began, with a note naming the differences (returned for the
+/// session to print).
 fn check_resume_matches(opts: &TrainOptions, state: &TrainState) -> Result<Option<String>> {
     let run = &opts.run;
     let mut note = None;
@@ -186,7 +187,7 @@ fn check_resume_matches(opts: &TrainOptions, state: &TrainState) -> Result<Optio
                 facegan_rundir::config::model_differences(&state.config.model, &asked.model)
                     .join("; ");
             let todays_preset = TrainConfig::preset(&asked.preset).ok();
-            if todays_preset.is_some_and(|p| p.model == asked.model) {
+            if !opts.config_from_file && todays_preset.is_some_and(|p| p.model == asked.model) {
                 note = Some(format!(
                     "this run's networks differ from today's preset {p:?} ({differ}: this run's \
                      vs the preset's); the run goes on with the networks it began with (--new \

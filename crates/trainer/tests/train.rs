@@ -728,7 +728,8 @@ fn wrong_size_shard_and_mismatched_preset_are_refused() {
 
 /// A run resumed by its own preset's name whose networks are not today's preset's (the preset
 /// changed in a newer facegan) goes on with the networks it began with, saying so in train.log;
-/// a config on the same preset that asks for other networks is refused, naming the difference.
+/// a config on the same preset that asks for other networks, or a config file's networks that
+/// differ from the run's, is refused, naming the difference.
 #[test]
 fn a_run_resumed_by_its_preset_name_keeps_the_networks_it_began_with() {
     let _turn = rng_turn();
@@ -765,6 +766,17 @@ fn a_run_resumed_by_its_preset_name_keeps_the_networks_it_began_with() {
         .to_string();
     assert!(
         err.contains("networks differ from the config asked for (g_start_channels 32 vs 24"),
+        "{err}"
+    );
+    // A config file's networks are asked for explicitly, even when they are today's preset's.
+    let mut o = opts(&shard, &run, TrainConfig::preset("tiny").unwrap());
+    o.config_from_file = true;
+    o.max_steps = Some(3);
+    let err = train::<AD>(&o, &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("networks differ from the config asked for (g_start_channels 32 vs 16"),
         "{err}"
     );
 }

@@ -96,6 +96,7 @@ fn states(scratch: &Path) -> Result<Vec<Vec<u8>>> {
         data,
         run: run.clone(),
         config: Some(TrainConfig::preset("tiny")?),
+        config_from_file: false,
         asked_batch: None,
         asked_seed: None,
         epochs_override: None,

@@ -126,6 +126,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         data: a.data,
         run: a.run,
         config: cfg,
+        config_from_file: a.config.is_some(),
         asked_batch: a.batch,
         asked_seed: a.seed,
         // A time budget without --epochs: time, not the preset's epoch count, ends the run.

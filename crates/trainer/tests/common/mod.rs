@@ -54,6 +54,7 @@ pub fn train_options(data: &Path, run: &Path, cfg: TrainConfig) -> TrainOptions 
         data: data.to_path_buf(),
         run: run.to_path_buf(),
         config: Some(cfg),
+        config_from_file: false,
         asked_batch: None,
         asked_seed: None,
         epochs_override: None,
