@@ -126,6 +126,7 @@ def main():
     args = ap.parse_args()
     args.protocol, args.out, args.records = (os.path.abspath(p) for p in
                                              (args.protocol, args.out, args.records))
+    os.makedirs(args.out, exist_ok=True)
     os.chdir(ROOT)
     only = set(args.only.split(",")) if args.only else None
     print("| quiet minutes (images) | run | SWD ± spread (x floor) | finest level ± spread "
