@@ -143,9 +143,9 @@ def main():
             if rep is None:
                 print(probe_row(r, minutes, count, nearest_probe(r["run"], count)))
                 continue
-            os.makedirs(record, exist_ok=True)
-            with open(os.path.join(record, f"eval-{count}.json"), "w") as f:
-                json.dump(rep, f, indent=1)
+            os.makedirs(record, exist_ok=True)  # the report as eval wrote it
+            shutil.copyfile(os.path.join(r["run"], f"eval-{count}", "report.json"),
+                            os.path.join(record, f"eval-{count}.json"))
             zoom(sys.executable, os.path.join(r["run"], f"eval-{count}", "grid.png"),
                  os.path.join(args.out, f"{args.prefix}{name}-{minutes}min"))
             print(eval_row(r, minutes, rep))
