@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
-use facegan_rundir::checkpoint::CheckpointInfo;
+use facegan_rundir::checkpoint::{checkpoints_dir, CheckpointInfo};
 pub use facegan_rundir::choice::{find_checkpoint, CheckpointChoice};
 use facegan_rundir::TrainState;
 use facegan_shard::{Shard, Split};
@@ -69,9 +69,9 @@ fn check_out_dir(run: &Path, out: &Path) -> Result<()> {
     let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let (run_abs, out_abs) = (absolute(run), absolute(out));
     let a_runs_checkpoints = |a: &Path| {
-        a.file_name().is_some_and(|n| n == "checkpoints")
-            && a.parent()
-                .is_some_and(|r| r == run_abs || r.join("config.toml").is_file())
+        a.parent().is_some_and(|r| {
+            a == checkpoints_dir(r) && (r == run_abs || r.join("config.toml").is_file())
+        })
     };
     if out_abs.ancestors().any(a_runs_checkpoints) {
         bail!(
@@ -82,7 +82,7 @@ fn check_out_dir(run: &Path, out: &Path) -> Result<()> {
     }
     if let Some(other) = out_abs.parent() {
         let is_eval = out_abs.file_name().is_some_and(|n| n == "eval");
-        if is_eval && other != run_abs && other.join("checkpoints").is_dir() {
+        if is_eval && other != run_abs && checkpoints_dir(other).is_dir() {
             bail!(
                 "--out {}: the eval folder of another run ({}); pick a folder of its own",
                 out.display(),

@@ -21,8 +21,8 @@ pub(crate) struct RunPlan {
     pub(crate) cfg: TrainConfig,
     pub(crate) train_ids: Vec<usize>,
     pub(crate) batches_per_epoch: usize,
-    /// What the session prints and logs about the plan before it trains (a resumed run whose
-    /// preset has changed since it began).
+    /// What the session prints and logs about the plan before it trains (a run resumed by its
+    /// preset's name whose networks are not that preset's today).
     pub(crate) note: Option<String>,
 }
 
